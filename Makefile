@@ -1,0 +1,35 @@
+# Fresh machine: `make demo` runs the main job, `make test` runs the checks (CI calls `make test`).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch first, pinned: the CPU build comes from a local file; an unpinned torch would pull CUDA wheels.
+TORCH ?= torch==2.13.0
+
+.PHONY: venv demo test lint typecheck pytest bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: venv
+	$(VENV)/bin/hificodec demo
+
+lint: venv
+	$(PY) -m ruff check src tests bench
+
+typecheck: venv
+	$(PY) -m mypy
+
+pytest: venv
+	$(PY) -m pytest
+
+test: lint typecheck pytest
+
+bench: venv
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,125 @@
+"""The codec interface every model family (HiFi-Codec, Encodec, SoundStream) implements."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class CodecOutput:
+    """What `CodecModel.forward` returns for training.
+
+    audio:      [B, 1, T] reconstruction, same length as the input
+    codes:      [B, n_q, F] codes used for this reconstruction
+    losses:     quantizer losses by name ("commitment", "codebook"), unweighted scalars
+    perplexity: [n_q] per-codebook perplexity in this batch
+    usage:      [n_q] per-codebook fraction of entries used in this batch
+    latent:     [B, D, F] encoder output before quantization (for analysis / extra losses)
+    """
+
+    audio: torch.Tensor
+    codes: torch.Tensor
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    perplexity: torch.Tensor | None = None
+    usage: torch.Tensor | None = None
+    latent: torch.Tensor | None = None
+
+
+class CodecModel(nn.Module, ABC):
+    """A waveform codec: wav [B, 1, T] -> codes [B, n_q, F] (int64) -> wav [B, 1, T].
+
+    Subclasses set `sample_rate`, `hop_length`, `codebook_size`, `max_codebooks`, `config`, and
+    implement `encode`, `decode`, `forward`, `_set_active_codebooks`.
+    """
+
+    sample_rate: int
+    hop_length: int
+    codebook_size: int
+    max_codebooks: int
+    #: codebooks must be kept in multiples of this (GRVQ keeps the same depth in every group)
+    codebook_step: int = 1
+    #: True when the output at time t depends only on input up to t (streamable with state)
+    causal: bool = False
+    #: the full config the model was built from (saved with checkpoints)
+    config: dict[str, Any]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._num_codebooks: int | None = None
+
+    # ---- rate properties -------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name", type(self).__name__))
+
+    @property
+    def frame_rate(self) -> float:
+        """Code frames per second."""
+        return self.sample_rate / self.hop_length
+
+    @property
+    def num_codebooks(self) -> int:
+        """Codebooks used by `encode` (and by `forward` outside training)."""
+        return self._num_codebooks if self._num_codebooks is not None else self.max_codebooks
+
+    @property
+    def bits_per_code(self) -> int:
+        return math.ceil(math.log2(self.codebook_size))
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second at the current number of codebooks."""
+        return self.frame_rate * self.num_codebooks * self.bits_per_code
+
+    @property
+    def bandwidths(self) -> list[float]:
+        """Selectable bitrates in kbps (one per valid codebook count)."""
+        steps = range(self.codebook_step, self.max_codebooks + 1, self.codebook_step)
+        return [self.frame_rate * n * self.bits_per_code / 1000 for n in steps]
+
+    def set_num_codebooks(self, n: int) -> None:
+        """Use the first `n` codebooks (variable bitrate); must be a positive multiple of `codebook_step`."""
+        if not (0 < n <= self.max_codebooks) or n % self.codebook_step:
+            raise ValueError(
+                f"{self.name}: num_codebooks must be a multiple of {self.codebook_step} "
+                f"between {self.codebook_step} and {self.max_codebooks}, got {n}"
+            )
+        self._num_codebooks = n
+        self._set_active_codebooks(n)
+
+    def set_target_bandwidth(self, kbps: float) -> None:
+        """Pick the largest codebook count whose bitrate does not exceed `kbps`."""
+        per_step = self.frame_rate * self.codebook_step * self.bits_per_code / 1000
+        n = int(math.floor(kbps / per_step + 1e-9)) * self.codebook_step
+        if n < self.codebook_step:
+            raise ValueError(
+                f"{self.name}: {kbps} kbps is below the lowest bitrate {per_step:g} kbps "
+                f"(available: {', '.join(f'{b:g}' for b in self.bandwidths)})"
+            )
+        self.set_num_codebooks(min(n, self.max_codebooks))
+
+    def num_frames(self, num_samples: int) -> int:
+        """Code frames for an input of `num_samples` (the input is padded up to a multiple of the hop)."""
+        return math.ceil(num_samples / self.hop_length)
+
+    # ---- the codec -------------------------------------------------------------------------
+    @abstractmethod
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        """wav [B, 1, T] float in [-1, 1] -> codes [B, num_codebooks, ceil(T / hop)] int64."""
+
+    @abstractmethod
+    def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """codes [B, n_q, F] (n_q <= max_codebooks) -> wav [B, 1, length or F * hop]."""
+
+    @abstractmethod
+    def forward(self, wav: torch.Tensor) -> CodecOutput:  # type: ignore[override]
+        """Training pass: encode, quantize (with quantizer dropout when enabled), decode."""
+
+    @abstractmethod
+    def _set_active_codebooks(self, n: int) -> None: ...
