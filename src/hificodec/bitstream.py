@@ -1,0 +1,362 @@
+"""The `.hfc` bitstream: codec codes in a versioned, checksummed, bit-packed binary file.
+
+Layout (all integers little-endian; full description in docs/format.md):
+
+    magic           4 bytes   b"\\x89HFC"
+    version         u16       FORMAT_VERSION
+    header_size     u16       size H of the header body that follows
+    header body     H bytes   fixed fields (HEADER_STRUCT) + model name + weights hash
+    header_crc      u32       zlib.crc32 of every byte before it (magic .. header body)
+    frame groups    ...       ceil(num_frames / group_frames) groups; group g holds frames
+                              [g * group_frames, min((g + 1) * group_frames, num_frames)) of every
+                              channel as codes[channel, codebook, frame] in C order, each code packed
+                              MSB-first into `bits` = max(1, ceil(log2(codebook_size))) bits, the
+                              group zero-padded to a whole byte, then a u32 CRC chained from the
+                              previous CRC: crc_g = zlib.crc32(group_bytes, crc_{g-1}), crc_{-1} =
+                              header_crc (so reordered, dropped or spliced groups are caught too).
+
+Groups let the writer and the reader work with one group in memory at a time (`HfcWriter`,
+`HfcReader`); `write_codes` / `read_codes` are the whole-array conveniences.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import BinaryIO
+
+import numpy as np
+
+from .errors import HificodecError
+
+MAGIC = b"\x89HFC"
+FORMAT_VERSION = 1
+#: frames per group unless the writer is told otherwise (about 2-4 s of audio at 50-75 Hz)
+DEFAULT_GROUP_FRAMES = 256
+
+# sample_rate, hop_length, source_sample_rate, num_samples, source_num_samples, num_frames,
+# channels, num_codebooks, codebook_size, group_frames
+HEADER_STRUCT = struct.Struct("<IIIQQQHHII")
+_PREFIX = struct.Struct("<4sHH")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+
+# Sanity limits: a corrupt header must never make the reader allocate gigabytes.
+MAX_GROUP_BYTES = 64 * 1024 * 1024
+MAX_TEXT_BYTES = 1024
+
+
+class FormatError(HificodecError):
+    """A .hfc file (or byte string) is not a valid bitstream."""
+
+
+class BadMagicError(FormatError):
+    """The data does not start with the .hfc magic bytes."""
+
+
+class UnsupportedVersionError(FormatError):
+    """The file was written by a different version of the format."""
+
+
+class TruncatedError(FormatError):
+    """The data ends before the header says it should."""
+
+
+class ChecksumError(FormatError):
+    """A CRC32 does not match: the file is corrupt."""
+
+
+class ModelMismatchError(FormatError):
+    """The file was made by a different model (name or weights) than the one decoding it."""
+
+
+@dataclass(frozen=True)
+class HfcHeader:
+    """Everything needed to decode a .hfc file besides the model weights.
+
+    sample_rate / num_samples:               the model's rate and the coded length at that rate
+    source_sample_rate / source_num_samples: the input's rate and length (decode restores them)
+    """
+
+    model_name: str
+    model_hash: str
+    sample_rate: int
+    hop_length: int
+    num_samples: int
+    num_frames: int
+    channels: int
+    num_codebooks: int
+    codebook_size: int
+    source_sample_rate: int
+    source_num_samples: int
+    group_frames: int = DEFAULT_GROUP_FRAMES
+
+    @property
+    def bits_per_code(self) -> int:
+        return max(1, (self.codebook_size - 1).bit_length())
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio."""
+        return self.num_samples / self.sample_rate
+
+    @property
+    def num_groups(self) -> int:
+        return -(-self.num_frames // self.group_frames)
+
+    @property
+    def payload_bits(self) -> int:
+        """Bits of code payload (no header, padding or CRCs)."""
+        return self.num_frames * self.channels * self.num_codebooks * self.bits_per_code
+
+    @property
+    def bitrate(self) -> float:
+        """Payload bits per second of audio (all channels)."""
+        return self.payload_bits / self.duration if self.num_samples else 0.0
+
+    def group_size(self, group: int) -> int:
+        """Frames in group `group`."""
+        return min(self.group_frames, self.num_frames - group * self.group_frames)
+
+    def group_bytes(self, frames: int) -> int:
+        return -(-frames * self.channels * self.num_codebooks * self.bits_per_code // 8)
+
+    def validate(self) -> HfcHeader:
+        """Raise FormatError if the fields are inconsistent; return self."""
+        checks = [
+            (self.sample_rate > 0 and self.source_sample_rate > 0, "sample rates must be positive"),
+            (self.hop_length > 0, "hop length must be positive"),
+            (self.channels > 0, "channel count must be positive"),
+            (self.num_codebooks > 0, "codebook count must be positive"),
+            (self.codebook_size > 1, "codebook size must be at least 2"),
+            (self.group_frames > 0, "group size must be positive"),
+            (self.num_samples > 0 and self.source_num_samples > 0, "the audio length must be positive"),
+            (
+                self.num_frames == -(-self.num_samples // self.hop_length),
+                f"frame count {self.num_frames} does not match {self.num_samples} samples "
+                f"at hop {self.hop_length}",
+            ),
+            (self.group_bytes(self.group_frames) <= MAX_GROUP_BYTES, "frame groups are implausibly large"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise FormatError(f"invalid header: {msg}")
+        return self
+
+    # ---- serialisation --------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """Magic, version, header and header CRC."""
+        name, digest = self.model_name.encode("utf-8"), self.model_hash.encode("ascii")
+        if max(len(name), len(digest)) > MAX_TEXT_BYTES:
+            raise FormatError("model name or hash too long for the header")
+        fixed = HEADER_STRUCT.pack(
+            self.sample_rate, self.hop_length, self.source_sample_rate, self.num_samples,
+            self.source_num_samples, self.num_frames, self.channels, self.num_codebooks,
+            self.codebook_size, self.group_frames,
+        )
+        body = fixed + _U16.pack(len(name)) + name + _U16.pack(len(digest)) + digest
+        head = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(body)) + body
+        return head + _U32.pack(zlib.crc32(head))
+
+    @classmethod
+    def read_from(cls, f: BinaryIO) -> tuple[HfcHeader, int]:
+        """Parse and check the header at the current position; return (header, header_crc)."""
+        prefix = f.read(_PREFIX.size)
+        if len(prefix) >= 4 and prefix[:4] != MAGIC:
+            raise BadMagicError("not a .hfc file (wrong magic bytes)")
+        if len(prefix) < _PREFIX.size:
+            raise TruncatedError("truncated .hfc file: it ends inside the header")
+        _, version, size = _PREFIX.unpack(prefix)
+        if version != FORMAT_VERSION:
+            raise UnsupportedVersionError(
+                f"unsupported .hfc format version {version} (this hificodec reads version {FORMAT_VERSION})"
+            )
+        body = _read_exact(f, size, "the header")
+        crc_bytes = _read_exact(f, 4, "the header")
+        crc = zlib.crc32(prefix + body)
+        if _U32.unpack(crc_bytes)[0] != crc:
+            raise ChecksumError("corrupt .hfc file: header checksum mismatch")
+        return cls._parse_body(body), crc
+
+    @classmethod
+    def _parse_body(cls, body: bytes) -> HfcHeader:
+        try:
+            fields = HEADER_STRUCT.unpack_from(body, 0)
+            pos = HEADER_STRUCT.size
+            texts = []
+            for _ in range(2):
+                (n,) = _U16.unpack_from(body, pos)
+                raw = body[pos + 2 : pos + 2 + n]
+                if len(raw) != n:
+                    raise FormatError("invalid header: text field runs past the header")
+                texts.append(raw.decode("utf-8"))
+                pos += 2 + n
+        except (struct.error, UnicodeDecodeError) as e:
+            raise FormatError(f"invalid header ({e})") from None
+        if pos != len(body):
+            raise FormatError("invalid header: unexpected bytes at its end")
+        (sr, hop, src_sr, n, src_n, frames, ch, n_q, cb, group) = fields
+        return cls(
+            model_name=texts[0], model_hash=texts[1], sample_rate=sr, hop_length=hop, num_samples=n,
+            num_frames=frames, channels=ch, num_codebooks=n_q, codebook_size=cb, source_sample_rate=src_sr,
+            source_num_samples=src_n, group_frames=group,
+        ).validate()
+
+    def check_model(self, model_name: str, model_hash: str) -> None:
+        """Raise ModelMismatchError unless the file was made by this model (same weights)."""
+        if model_hash != self.model_hash:
+            raise ModelMismatchError(
+                f"this file was made by model '{self.model_name}' (weights {self.model_hash[:12]}), "
+                f"not by '{model_name}' (weights {model_hash[:12]}); decode it with the same model"
+            )
+
+
+# ---- bit packing -----------------------------------------------------------------------------
+def pack_codes(codes: np.ndarray, bits: int) -> bytes:
+    """Pack non-negative integers (< 2**bits) MSB-first into bytes, zero-padded to a whole byte."""
+    flat = np.ascontiguousarray(codes, dtype=np.uint64).reshape(-1)
+    shifts = np.arange(bits - 1, -1, -1, dtype=np.uint64)
+    bit_matrix = ((flat[:, None] >> shifts) & np.uint64(1)).astype(np.uint8)
+    return np.packbits(bit_matrix.reshape(-1)).tobytes()
+
+
+def unpack_codes(data: bytes, count: int, bits: int) -> np.ndarray:
+    """Inverse of `pack_codes`: the first `count` codes as int64. Raises FormatError on bad padding."""
+    bit_array = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+    if bit_array[count * bits :].any():
+        raise FormatError("corrupt .hfc file: non-zero padding bits")
+    bit_matrix = bit_array[: count * bits].reshape(count, bits).astype(np.int64)
+    weights = np.left_shift(np.int64(1), np.arange(bits - 1, -1, -1, dtype=np.int64))
+    return bit_matrix @ weights
+
+
+# ---- streaming writer / reader ---------------------------------------------------------------
+class HfcWriter:
+    """Write a .hfc stream group by group: `write(codes[channels, n_q, frames])` any number of times
+    (frames in any split), then `close()`, which checks that exactly `header.num_frames` were written."""
+
+    def __init__(self, f: BinaryIO, header: HfcHeader):
+        self.f = f
+        self.header = header.validate()
+        head = header.to_bytes()
+        self.f.write(head)
+        self._crc = _U32.unpack(head[-4:])[0]
+        self._pending: list[np.ndarray] = []
+        self._pending_frames = 0
+        self.frames_written = 0
+
+    def write(self, codes: np.ndarray) -> None:
+        h = self.header
+        codes = np.asarray(codes)
+        if codes.ndim != 3 or codes.shape[:2] != (h.channels, h.num_codebooks):
+            raise FormatError(
+                f"codes must be shaped [channels={h.channels}, codebooks={h.num_codebooks}, frames], "
+                f"got {list(codes.shape)}"
+            )
+        if codes.size and (codes.min() < 0 or codes.max() >= h.codebook_size):
+            raise FormatError(f"codes must lie in [0, {h.codebook_size})")
+        if self.frames_written + self._pending_frames + codes.shape[2] > h.num_frames:
+            raise FormatError(f"more frames written than the header's {h.num_frames}")
+        self._pending.append(codes)
+        self._pending_frames += codes.shape[2]
+        while self._pending_frames >= h.group_frames:
+            self._flush(h.group_frames)
+
+    def _flush(self, frames: int) -> None:
+        buf = np.concatenate(self._pending, axis=2) if len(self._pending) > 1 else self._pending[0]
+        group, rest = buf[:, :, :frames], buf[:, :, frames:]
+        self._pending = [rest] if rest.shape[2] else []
+        self._pending_frames -= frames
+        data = pack_codes(group, self.header.bits_per_code)
+        self._crc = zlib.crc32(data, self._crc)
+        self.f.write(data)
+        self.f.write(_U32.pack(self._crc))
+        self.frames_written += frames
+
+    def close(self) -> None:
+        if self._pending_frames:
+            self._flush(self._pending_frames)
+        if self.frames_written != self.header.num_frames:
+            raise FormatError(f"wrote {self.frames_written} frames, the header says {self.header.num_frames}")
+
+
+class HfcReader:
+    """Read a .hfc stream: the header on construction, then `groups()` yields verified
+    codes[channels, n_q, frames] (int64) one group at a time; the end of data is checked too."""
+
+    def __init__(self, f: BinaryIO):
+        self.f = f
+        self.header, self._crc = HfcHeader.read_from(f)
+
+    def groups(self) -> Iterator[np.ndarray]:
+        h = self.header
+        crc = self._crc
+        for g in range(h.num_groups):
+            frames = h.group_size(g)
+            data = _read_exact(self.f, h.group_bytes(frames), f"frame group {g + 1} of {h.num_groups}")
+            stored = _U32.unpack(_read_exact(self.f, 4, f"frame group {g + 1} of {h.num_groups}"))[0]
+            crc = zlib.crc32(data, crc)
+            if stored != crc:
+                raise ChecksumError(f"corrupt .hfc file: checksum mismatch in frame group {g + 1}")
+            codes = unpack_codes(data, frames * h.channels * h.num_codebooks, h.bits_per_code)
+            if codes.size and codes.max() >= h.codebook_size:
+                raise FormatError(f"corrupt .hfc file: code out of range in frame group {g + 1}")
+            yield codes.reshape(h.channels, h.num_codebooks, frames)
+        if self.f.read(1):
+            raise FormatError("corrupt .hfc file: unexpected data after the last frame group")
+
+    def read_all(self) -> np.ndarray:
+        h = self.header
+        out = np.empty((h.channels, h.num_codebooks, h.num_frames), dtype=np.int64)
+        pos = 0
+        for codes in self.groups():
+            out[:, :, pos : pos + codes.shape[2]] = codes
+            pos += codes.shape[2]
+        return out
+
+
+# ---- whole-array conveniences ----------------------------------------------------------------
+def write_codes(codes: np.ndarray, header: HfcHeader) -> bytes:
+    """codes [channels, n_q, frames] -> .hfc bytes. The header's frame count is taken from `codes`."""
+    header = replace(header, num_frames=int(np.asarray(codes).shape[-1]))
+    buf = io.BytesIO()
+    writer = HfcWriter(buf, header)
+    writer.write(codes)
+    writer.close()
+    return buf.getvalue()
+
+
+def read_codes(data: bytes) -> tuple[HfcHeader, np.ndarray]:
+    """.hfc bytes -> (header, codes [channels, n_q, frames] int64); raises FormatError subclasses."""
+    reader = HfcReader(io.BytesIO(data))
+    return reader.header, reader.read_all()
+
+
+def read_header(path: str | os.PathLike) -> HfcHeader:
+    """Header of a .hfc file (checked) without reading the codes."""
+    with open_hfc(path) as f:
+        return HfcHeader.read_from(f)[0]
+
+
+def open_hfc(path: str | os.PathLike) -> BinaryIO:
+    """Open a .hfc file for reading, with clear errors for a missing file or a folder."""
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise HificodecError(f"{p}: no such file")
+    if os.path.isdir(p):
+        raise HificodecError(f"{p}: is a directory, expected a .hfc file")
+    try:
+        return open(p, "rb")
+    except OSError as e:
+        raise HificodecError(f"{p}: cannot open ({e.strerror})") from None
+
+
+def _read_exact(f: BinaryIO, n: int, where: str) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise TruncatedError(f"truncated .hfc file: it ends inside {where}")
+    return data

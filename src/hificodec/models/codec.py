@@ -1,0 +1,137 @@
+"""The encoder -> group-residual VQ -> decoder codec that all three families are configurations of.
+
+HiFi-Codec: HiFi-GAN-style encoder/decoder, GRVQ with 2 groups (gradient-learned codebooks).
+Encodec / SoundStream: SEANet encoder/decoder with LSTM, residual VQ (= 1 group) with EMA codebooks,
+k-means init and dead-code restart, and quantizer dropout over the target bandwidths. (SoundStream
+differs from Encodec in training only: clip mixing and feature-matching terms in its recipe.)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..modules.hifigan import HiFiGANEncoder, HiFiGANGenerator
+from ..modules.seanet import SEANetDecoder, SEANetEncoder
+from ..modules.vocos import VocosDecoder
+from ..quantization import GroupResidualVQ
+from .base import CodecModel, CodecOutput
+
+FAMILIES = ("hificodec", "encodec", "soundstream")
+
+
+def _build_encoder(cfg: dict[str, Any], latent_dim: int) -> nn.Module:
+    kw = {k: v for k, v in cfg.items() if k != "type"}
+    kind = cfg.get("type")
+    if kind == "hifigan":
+        return HiFiGANEncoder(out_channels=latent_dim, **kw)
+    if kind == "seanet":
+        return SEANetEncoder(dimension=latent_dim, **kw)
+    raise ConfigError(f"unknown encoder type '{kind}' (choose hifigan or seanet)")
+
+
+def _build_decoder(cfg: dict[str, Any], latent_dim: int, hop_length: int) -> nn.Module:
+    kw = {k: v for k, v in cfg.items() if k != "type"}
+    kind = cfg.get("type")
+    if kind == "hifigan":
+        return HiFiGANGenerator(in_channels=latent_dim, **kw)
+    if kind == "seanet":
+        return SEANetDecoder(dimension=latent_dim, **kw)
+    if kind == "vocos":
+        return VocosDecoder(in_channels=latent_dim, hop_length=hop_length, **kw)
+    raise ConfigError(f"unknown decoder type '{kind}' (choose hifigan, seanet or vocos)")
+
+
+def _dropout_choices(cfg: dict[str, Any], frame_rate: float, groups: int, bits: int) -> list[int] | None:
+    """Stage counts used by quantizer dropout, from the preset's target bandwidths (kbps) if given."""
+    bandwidths = cfg.get("bandwidths")
+    if not bandwidths:
+        return None
+    per_stage_kbps = frame_rate * groups * bits / 1000
+    return sorted({max(1, int(math.floor(b / per_stage_kbps + 1e-9))) for b in bandwidths})
+
+
+class Codec(CodecModel):
+    """Built from a config dict (see the YAML presets); `hificodec.build` is the usual entry point."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = copy.deepcopy(config)
+        try:
+            self._build(self.config)
+        except (KeyError, TypeError) as e:
+            raise ConfigError(f"invalid model config '{config.get('name', '?')}': {e}") from None
+
+    def _build(self, cfg: dict[str, Any]) -> None:
+        family = cfg.get("family")
+        if family not in FAMILIES:
+            raise ConfigError(f"unknown family '{family}' (choose from {', '.join(FAMILIES)})")
+        self.family = family
+        self.sample_rate = int(cfg["sample_rate"])
+        latent_dim = int(cfg["latent_dim"])
+        self.encoder = _build_encoder(cfg["encoder"], latent_dim)
+        self.hop_length = int(self.encoder.hop_length)
+        self.decoder = _build_decoder(cfg["decoder"], latent_dim, self.hop_length)
+        if self.decoder.hop_length != self.hop_length:
+            raise ConfigError(
+                f"encoder hop {self.hop_length} != decoder hop {self.decoder.hop_length}: "
+                "the decoder's rates must multiply to the encoder's"
+            )
+        self.causal = bool(cfg["encoder"].get("causal", False)) and bool(cfg["decoder"].get("causal", False))
+        q = dict(cfg["quantizer"])
+        groups, depth, size = int(q.pop("groups", 1)), int(q.pop("depth")), int(q.pop("codebook_size"))
+        self.codebook_size = size
+        self.max_codebooks = groups * depth
+        self.codebook_step = groups
+        choices = _dropout_choices(cfg, self.sample_rate / self.hop_length, groups, self.bits_per_code)
+        self.quantizer = GroupResidualVQ(latent_dim, groups, depth, size, dropout_choices=choices, **q)
+        # Latent normalisation guards the quantizer against early blow-ups and constant offsets.
+        self.latent_norm: nn.Module = (
+            nn.GroupNorm(1, latent_dim, affine=False) if cfg.get("latent_norm", False) else nn.Identity()
+        )
+        if "num_codebooks" in cfg:
+            self.set_num_codebooks(int(cfg["num_codebooks"]))
+
+    def _set_active_codebooks(self, n: int) -> None:
+        self.quantizer.set_num_codebooks(n)
+
+    def _pad(self, wav: torch.Tensor) -> torch.Tensor:
+        if wav.dim() != 3 or wav.shape[1] != 1:
+            raise ValueError(f"{self.name}: expected wav of shape [batch, 1, samples], got {tuple(wav.shape)}")
+        if wav.shape[-1] == 0:
+            raise ValueError(f"{self.name}: empty input")
+        extra = -wav.shape[-1] % self.hop_length
+        return F.pad(wav, (0, extra)) if extra else wav
+
+    def _latent(self, wav: torch.Tensor) -> torch.Tensor:
+        return self.latent_norm(self.encoder(self._pad(wav)))
+
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        return self.quantizer.encode(self._latent(wav))
+
+    def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        if codes.dim() != 3:
+            raise ValueError(f"{self.name}: expected codes of shape [batch, n_q, frames], got {tuple(codes.shape)}")
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
+            raise ValueError(f"{self.name}: codes must lie in [0, {self.codebook_size})")
+        wav = self.decoder(self.quantizer.decode(codes.long()))
+        return wav[..., :length] if length is not None else wav
+
+    def forward(self, wav: torch.Tensor) -> CodecOutput:  # type: ignore[override]
+        latent = self._latent(wav)
+        q = self.quantizer(latent)
+        audio = self.decoder(q.quantized)[..., : wav.shape[-1]]
+        return CodecOutput(
+            audio=audio,
+            codes=q.codes,
+            losses=q.losses,
+            perplexity=q.perplexity,
+            usage=q.usage,
+            latent=latent,
+        )

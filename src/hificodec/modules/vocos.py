@@ -1,0 +1,86 @@
+"""Frame-rate decoder with an inverse-STFT head (as in Vocos / WavTokenizer).
+
+All layers run at the code frame rate; one iSTFT turns predicted magnitude and phase into samples.
+Much cheaper on CPU than transposed-convolution upsampling.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ConvNeXtBlock(nn.Module):
+    def __init__(self, dim: int, hidden_dim: int, kernel_size: int = 7, layer_scale: float = 1e-2) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(hidden_dim, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), layer_scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dwconv(x).transpose(1, 2)
+        y = self.pwconv2(self.act(self.pwconv1(self.norm(y))))
+        return x + (self.gamma * y).transpose(1, 2)
+
+
+class ISTFTHead(nn.Module):
+    """Predict log-magnitude and phase per frame, then overlap-add with torch.istft."""
+
+    def __init__(self, dim: int, n_fft: int, hop_length: int) -> None:
+        super().__init__()
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.out = nn.Linear(dim, n_fft + 2)
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, dim, F] -> wav [B, 1, F * hop]."""
+        h = self.out(x.transpose(1, 2)).transpose(1, 2).float()
+        log_mag, phase = h.chunk(2, dim=1)
+        mag = torch.exp(log_mag).clamp(max=1e2)  # bounded: an exploding magnitude would ruin the OLA
+        spec = torch.polar(mag, phase)
+        frames = x.shape[-1]
+        wav = torch.istft(
+            spec,
+            self.n_fft,
+            self.hop_length,
+            window=self.window,
+            center=True,
+            length=frames * self.hop_length,
+        )
+        return wav.unsqueeze(1)
+
+
+class VocosDecoder(nn.Module):
+    """latent [B, in_channels, F] -> wav [B, 1, F * hop_length], every layer at frame rate."""
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        hop_length: int,
+        dim: int = 384,
+        hidden_dim: int = 1152,
+        num_layers: int = 8,
+        n_fft: int | None = None,
+        kernel_size: int = 7,
+    ) -> None:
+        super().__init__()
+        self.hop_length = hop_length
+        self.embed = nn.Conv1d(in_channels, dim, kernel_size, padding=kernel_size // 2)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.blocks = nn.ModuleList(
+            ConvNeXtBlock(dim, hidden_dim, kernel_size, layer_scale=1.0 / num_layers) for _ in range(num_layers)
+        )
+        self.final_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = ISTFTHead(dim, n_fft or 4 * hop_length, hop_length)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.embed(z).transpose(1, 2)).transpose(1, 2)
+        for block in self.blocks:
+            x = block(x)
+        x = self.final_norm(x.transpose(1, 2)).transpose(1, 2)
+        return self.head(x)

@@ -1,0 +1,183 @@
+"""Training losses, one small named function each.
+
+Reconstruction losses take (fake, real) waveforms [B, 1, T]; adversarial losses take lists of
+discriminator logits (one per sub-discriminator); feature matching takes lists of feature lists.
+Everything returns an unweighted scalar: weights live in the recipe (`loss_weights`, keyed by name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .mel import MelResolution, mel_spectrogram, stft
+
+# ---- waveform --------------------------------------------------------------------------------
+
+
+def waveform_l1(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    return F.l1_loss(fake.float(), real.float())
+
+
+def waveform_mse(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(fake.float(), real.float())
+
+
+# ---- spectral --------------------------------------------------------------------------------
+
+
+def multi_resolution_mel_loss(
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    sample_rate: int,
+    resolutions: Sequence[MelResolution],
+    style: str = "log_l1",
+) -> torch.Tensor:
+    """Sum over resolutions of `weight` x a mel distance.
+
+    style "log_l1": L1 between log-mels (HiFi-GAN / HiFi-Codec).
+    style "l1_log_rms": L1 between linear mels + sqrt(n_fft / 2) x RMS of the log-mel difference
+    (Encodec / SoundStream as AcademiCodec trains them).
+    """
+    total = fake.new_zeros((), dtype=torch.float32)
+    for res in resolutions:
+        m_fake = mel_spectrogram(fake, sample_rate, res)
+        m_real = mel_spectrogram(real, sample_rate, res)
+        if style == "log_l1":
+            term = F.l1_loss(torch.log(m_fake.clamp(min=1e-5)), torch.log(m_real.clamp(min=1e-5)))
+        elif style == "l1_log_rms":
+            log_diff = torch.log(m_fake + 1e-5) - torch.log(m_real + 1e-5)
+            rms = log_diff.square().mean(dim=1).add(1e-8).sqrt().mean()
+            term = F.l1_loss(m_fake, m_real) + (res.n_fft / 2) ** 0.5 * rms
+        else:
+            raise ValueError(f"unknown mel loss style '{style}' (use log_l1 or l1_log_rms)")
+        total = total + res.weight * term
+    return total
+
+
+@dataclass(frozen=True)
+class STFTResolution:
+    n_fft: int
+    hop_length: int
+    win_length: int
+    weight: float = 1.0
+
+
+def spectral_convergence(mag_fake: torch.Tensor, mag_real: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(mag_real - mag_fake) / torch.linalg.vector_norm(mag_real).clamp(min=1e-7)
+
+
+def log_magnitude_l1(mag_fake: torch.Tensor, mag_real: torch.Tensor) -> torch.Tensor:
+    return F.l1_loss(torch.log(mag_fake.clamp(min=1e-7)), torch.log(mag_real.clamp(min=1e-7)))
+
+
+def complex_stft_l1(spec_fake: torch.Tensor, spec_real: torch.Tensor, compress: float = 0.3) -> torch.Tensor:
+    """Phase-aware: L1 between power-law compressed complex spectra (|S|^c e^{i angle S})."""
+
+    def squash(s: torch.Tensor) -> torch.Tensor:
+        mag = s.abs().clamp(min=1e-7)
+        return torch.view_as_real(s * (mag.pow(compress) / mag))
+
+    return F.l1_loss(squash(spec_fake), squash(spec_real))
+
+
+def multi_resolution_stft_loss(
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    resolutions: Sequence[STFTResolution],
+    use_complex: bool = False,
+) -> torch.Tensor:
+    """Sum over resolutions of spectral convergence + log-magnitude L1 (+ complex L1 when asked)."""
+    total = fake.new_zeros((), dtype=torch.float32)
+    for res in resolutions:
+        s_fake = stft(fake, res.n_fft, res.hop_length, res.win_length)
+        s_real = stft(real, res.n_fft, res.hop_length, res.win_length)
+        m_fake = s_fake.abs().clamp(min=1e-7)
+        m_real = s_real.abs().clamp(min=1e-7)
+        term = spectral_convergence(m_fake, m_real) + log_magnitude_l1(m_fake, m_real)
+        if use_complex:
+            term = term + complex_stft_l1(s_fake, s_real)
+        total = total + res.weight * term
+    return total
+
+
+# ---- adversarial -----------------------------------------------------------------------------
+
+
+def lsgan_generator_loss(fake_logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    return sum((torch.mean((1 - d.float()) ** 2) for d in fake_logits), torch.zeros(()))
+
+
+def lsgan_discriminator_loss(
+    real_logits: Sequence[torch.Tensor], fake_logits: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    terms = (torch.mean((1 - r.float()) ** 2) + torch.mean(f.float() ** 2) for r, f in zip(real_logits, fake_logits))
+    return sum(terms, torch.zeros(()))
+
+
+def hinge_generator_loss(fake_logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    return sum((F.relu(1 - d.float()).mean() for d in fake_logits), torch.zeros(()))
+
+
+def hinge_discriminator_loss(
+    real_logits: Sequence[torch.Tensor], fake_logits: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    terms = (F.relu(1 - r.float()).mean() + F.relu(1 + f.float()).mean() for r, f in zip(real_logits, fake_logits))
+    return sum(terms, torch.zeros(()))
+
+
+ADVERSARIAL_LOSSES = {
+    "lsgan": (lsgan_generator_loss, lsgan_discriminator_loss),
+    "hinge": (hinge_generator_loss, hinge_discriminator_loss),
+}
+
+
+def adversarial_losses(kind: str):
+    """(generator_loss, discriminator_loss) functions for 'lsgan' or 'hinge'."""
+    if kind not in ADVERSARIAL_LOSSES:
+        raise ValueError(f"unknown adversarial loss '{kind}' (use {', '.join(ADVERSARIAL_LOSSES)})")
+    return ADVERSARIAL_LOSSES[kind]
+
+
+# ---- feature matching ------------------------------------------------------------------------
+
+
+def feature_matching_loss(
+    real_features: Sequence[Sequence[torch.Tensor]], fake_features: Sequence[Sequence[torch.Tensor]]
+) -> torch.Tensor:
+    """HiFi-GAN: sum over discriminators and layers of mean |real - fake| (real features are targets)."""
+    total = torch.zeros(())
+    for r_layers, f_layers in zip(real_features, fake_features):
+        for r, f in zip(r_layers, f_layers):
+            total = total + torch.mean(torch.abs(r.detach().float() - f.float()))
+    return total
+
+
+def relative_feature_matching_loss(
+    real_features: Sequence[Sequence[torch.Tensor]], fake_features: Sequence[Sequence[torch.Tensor]]
+) -> torch.Tensor:
+    """Encodec: mean over discriminators and layers of mean|real - fake| / mean|real|."""
+    total, count = torch.zeros(()), 0
+    for r_layers, f_layers in zip(real_features, fake_features):
+        for r, f in zip(r_layers, f_layers):
+            r = r.detach().float()
+            total = total + torch.mean(torch.abs(r - f.float())) / r.abs().mean().clamp(min=1e-5)
+            count += 1
+    return total / max(count, 1)
+
+
+def logit_matching_loss(real_logits: Sequence[torch.Tensor], fake_logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    """SoundStream's extra term: MSE between discriminator logits on real and fake audio."""
+    terms = (F.mse_loss(f.float(), r.detach().float()) for r, f in zip(real_logits, fake_logits))
+    return sum(terms, torch.zeros(()))
+
+
+# ---- quantizer -------------------------------------------------------------------------------
+
+
+def quantizer_losses(losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's own quantizer losses ("commitment", "codebook"), as float32 scalars."""
+    return {name: value.float() for name, value in losses.items()}
