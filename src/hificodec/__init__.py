@@ -1,13 +1,14 @@
 """hificodec: neural audio codecs (HiFi-Codec with group-residual VQ, Encodec, SoundStream).
 
-    import hificodec
-    model = hificodec.load("hificodec-16k")        # shipped model, or a checkpoint directory
-    codes = model.encode(wav)                     # wav [B, 1, T] -> codes [B, n_q, frames]
-    wav_hat = model.decode(codes, length=T)
-    untrained = hificodec.build("hificodec-16k-320d")   # any preset
+import hificodec
+model = hificodec.load("hificodec-16k")        # shipped model, or a checkpoint directory
+codes = model.encode(wav)                     # wav [B, 1, T] -> codes [B, n_q, frames]
+wav_hat = model.decode(codes, length=T)
+untrained = hificodec.build("hificodec-16k-320d")   # any preset
 """
 
 from .checkpoint import build, list_models, load, save, weights_hash
+from .compress import decompress
 from .config import list_presets
 from .errors import AudioError, CheckpointError, ConfigError, HificodecError
 from .models import Codec, CodecModel, CodecOutput
@@ -27,6 +28,7 @@ __all__ = [
     "ConfigError",
     "HificodecError",
     "build",
+    "decompress",
     "list_models",
     "list_presets",
     "load",

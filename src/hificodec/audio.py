@@ -69,9 +69,7 @@ def check_finite(audio: np.ndarray, name: str) -> None:
         raise AudioError(f"{name}: the audio holds NaN or infinite samples")
 
 
-def save_audio(
-    path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str | None = None
-) -> None:
+def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str | None = None) -> None:
     """Write [channels, samples] or [samples] audio atomically (temp file in the same folder, rename)."""
     p = Path(path)
     arr = np.asarray(audio, dtype=np.float32)
@@ -102,6 +100,10 @@ class atomic_output:
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self.tmp is not None
         if exc_type is None:
+            # mkstemp creates 0600 files; give the result the usual permissions (0666 minus umask).
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o666 & ~umask)
             os.replace(self.tmp, self.path)
         elif os.path.exists(self.tmp):
             os.unlink(self.tmp)

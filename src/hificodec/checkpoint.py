@@ -20,7 +20,7 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import dump_config, load_config
+from .config import dump_config, load_config, parse_yaml
 from .errors import CheckpointError, HificodecError
 from .models import Codec, CodecModel
 
@@ -124,21 +124,23 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
     if not config_path.is_file():
         raise CheckpointError(f"{directory}: missing {CONFIG_FILE}")
     try:
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        config = parse_yaml(config_path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise CheckpointError(f"{config_path}: invalid YAML ({e})") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{config_path}: expected a mapping")
     version = config.pop("format_version", None)
     if version != FORMAT_VERSION:
-        raise CheckpointError(f"{config_path}: checkpoint format version {version}, this hificodec reads {FORMAT_VERSION}")
+        raise CheckpointError(
+            f"{config_path}: checkpoint format version {version}, this hificodec reads {FORMAT_VERSION}"
+        )
     try:
         model = Codec(config)
     except HificodecError as e:
         raise CheckpointError(f"{config_path}: {e}") from None
     load_state_into(model, load_state(directory / WEIGHTS_FILE), str(directory))
     model.eval()
-    model._weights_hash = weights_hash(model)  # type: ignore[attr-defined]
+    setattr(model, "_weights_hash", weights_hash(model))  # noqa: B010 - nn.Module attribute, not a field
     return model.to(device)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,29 @@ import yaml
 from .errors import ConfigError
 
 PRESET_SUFFIX = ".yaml"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads `3e-4` and `1e5` as floats (YAML 1.1 wants a dot: `3.0e-4`)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """yaml.safe_load with scientific-notation floats."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def preset_dir() -> Path:
@@ -61,7 +85,7 @@ def load_config(name_or_path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -
     if path in _seen:
         raise ConfigError(f"{path}: 'extends' forms a cycle")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = parse_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML ({e})") from None
     if not isinstance(data, dict):
@@ -80,7 +104,7 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
             raise ConfigError(f"override '{item}' is not of the form key=value")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw)
+            value = parse_yaml(raw)
         except yaml.YAMLError:
             value = raw
         node = out

@@ -13,7 +13,9 @@ import pytest
 _VOWELS = [(730, 1090, 2440), (270, 2290, 3010), (530, 1840, 2480), (300, 870, 2240), (640, 1190, 2390)]
 
 
-def synth_speech(duration: float = 3.0, sample_rate: int = 16000, seed: int = 0, f0: float = 120.0) -> np.ndarray:
+def synth_speech(
+    duration: float = 3.0, sample_rate: int = 16000, seed: int = 0, f0: float = 120.0
+) -> np.ndarray:
     rng = np.random.default_rng(seed)
     n = int(duration * sample_rate)
     t = np.arange(n) / sample_rate
@@ -26,7 +28,7 @@ def synth_speech(duration: float = 3.0, sample_rate: int = 16000, seed: int = 0,
     k = int(0.03 * sample_rate)
     kernel = np.ones(k) / k
     formants = np.stack([np.convolve(formants[:, j], kernel, mode="same") for j in range(3)], axis=1)
-    pitch = f0 * (1 + 0.15 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)) + 0.05 * rng.standard_normal() )
+    pitch = f0 * (1 + 0.15 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)) + 0.05 * rng.standard_normal())
     phase = 2 * np.pi * np.cumsum(pitch) / sample_rate
     out = np.zeros(n)
     bandwidths = np.array([80.0, 120.0, 180.0])
@@ -37,7 +39,7 @@ def synth_speech(duration: float = 3.0, sample_rate: int = 16000, seed: int = 0,
         out += env * np.sin(h * phase)
     # Syllable envelope: raised cosine per syllable, every 5th syllable a pause.
     am = 0.5 - 0.5 * np.cos(2 * np.pi * (t * syllable_rate % 1.0))
-    am *= (syll % 5 != 4)
+    am *= syll % 5 != 4
     noise = rng.standard_normal(n) * 0.02
     x = am * out + am * noise
     return (0.5 * x / np.max(np.abs(x))).astype(np.float32)

@@ -15,6 +15,11 @@ from ..errors import HificodecError
 # Subcommand modules, in the order `--help` lists them.
 COMMAND_MODULES: list[str] = [
     "hificodec.cli.models_cmd",
+    "hificodec.cli.codec_cmd",
+    "hificodec.cli.tokenize_cmd",
+    "hificodec.cli.data_cmd",
+    "hificodec.cli.eval_cmd",
+    "hificodec.cli.train_cmd",
 ]
 
 

@@ -99,7 +99,7 @@ def write_manifest(path: str | os.PathLike, entries: Iterable[ManifestEntry]) ->
 def scan_audio(folder: str | os.PathLike) -> list[str]:
     """All audio files under a folder, sorted (hidden files and partial writes skipped)."""
     out = []
-    for root, dirs, files in os.walk(folder):
+    for root, dirs, files in os.walk(os.fspath(folder)):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith(".") and name.lower().endswith(AUDIO_EXTENSIONS):

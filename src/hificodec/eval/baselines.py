@@ -80,7 +80,9 @@ def parse_baselines(items: list[str]) -> list[BaselineSpec]:
         if codec not in CODECS:
             raise HificodecError(f"unknown baseline codec '{codec}' (known: {', '.join(CODECS)})")
         if not sep or not values.strip():
-            raise HificodecError(f"baseline '{item}': give settings after a colon, e.g. {codec}:{_example(codec)}")
+            raise HificodecError(
+                f"baseline '{item}': give settings after a colon, e.g. {codec}:{_example(codec)}"
+            )
         for v in values.split(","):
             v = v.strip()
             _validate(codec, v, item)
@@ -128,7 +130,9 @@ def _ffmpeg_capabilities(ffmpeg: str) -> tuple[frozenset[str], frozenset[str]]:
     """(encoders, muxers) this ffmpeg build offers."""
 
     def names(flag: str) -> frozenset[str]:
-        out = subprocess.run([ffmpeg, "-hide_banner", flag], capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run(
+            [ffmpeg, "-hide_banner", flag], capture_output=True, text=True, timeout=30
+        ).stdout
         found = set()
         for line in out.splitlines():
             parts = line.split()
@@ -170,7 +174,9 @@ class CodedAudio:
         return 8.0 * self.encoded_bytes / duration
 
 
-def run_baseline(audio: np.ndarray, sample_rate: int, spec: BaselineSpec, ffmpeg: str | None = None) -> CodedAudio:
+def run_baseline(
+    audio: np.ndarray, sample_rate: int, spec: BaselineSpec, ffmpeg: str | None = None
+) -> CodedAudio:
     """Encode then decode mono float audio with ffmpeg; raises HificodecError if ffmpeg fails."""
     reason = unavailable_reason(spec, ffmpeg)
     if reason is not None:
@@ -184,15 +190,50 @@ def run_baseline(audio: np.ndarray, sample_rate: int, spec: BaselineSpec, ffmpeg
         encoded = os.path.join(tmp, "coded" + recipe.suffix)
         t0 = time.perf_counter()
         _ffmpeg(
-            [path, "-v", "error", "-nostdin", "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", "pipe:0",
-             *rate_args, "-c:a", recipe.encoder, *spec.encoder_args(), "-f", recipe.muxer, "-y", encoded],
-            pcm, spec,
+            [
+                path,
+                "-v",
+                "error",
+                "-nostdin",
+                "-f",
+                "f32le",
+                "-ar",
+                str(sample_rate),
+                "-ac",
+                "1",
+                "-i",
+                "pipe:0",
+                *rate_args,
+                "-c:a",
+                recipe.encoder,
+                *spec.encoder_args(),
+                "-f",
+                recipe.muxer,
+                "-y",
+                encoded,
+            ],
+            pcm,
+            spec,
         )
         t1 = time.perf_counter()
         raw = _ffmpeg(
-            [path, "-v", "error", "-nostdin", "-i", encoded, "-ac", "1", "-ar", str(sample_rate),
-             "-f", "f32le", "pipe:1"],
-            None, spec,
+            [
+                path,
+                "-v",
+                "error",
+                "-nostdin",
+                "-i",
+                encoded,
+                "-ac",
+                "1",
+                "-ar",
+                str(sample_rate),
+                "-f",
+                "f32le",
+                "pipe:1",
+            ],
+            None,
+            spec,
         )
         t2 = time.perf_counter()
         size = os.path.getsize(encoded)
@@ -203,5 +244,7 @@ def _ffmpeg(cmd: list[str], stdin: bytes | None, spec: BaselineSpec) -> bytes:
     proc = subprocess.run(cmd, input=stdin if stdin is not None else b"", capture_output=True, timeout=600)
     if proc.returncode != 0:
         msg = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise HificodecError(f"ffmpeg failed for {spec.name}: {msg[-1] if msg else f'exit {proc.returncode}'}")
+        raise HificodecError(
+            f"ffmpeg failed for {spec.name}: {msg[-1] if msg else f'exit {proc.returncode}'}"
+        )
     return proc.stdout

@@ -52,10 +52,13 @@ def _pesq(ref: np.ndarray, deg: np.ndarray, sample_rate: int, mode: str, rate: i
     import pesq as pesq_lib
 
     r, d = _prepare(ref, deg, sample_rate, rate)
+    _check_not_silent(r)  # pesq would divide by a zero peak and feed NaNs to its C code
     try:
         return float(pesq_lib.pesq(rate, r.astype(np.float64), d.astype(np.float64), mode))
     except pesq_lib.PesqError as e:  # NoUtterancesError, BufferTooShortError, ...
-        raise MetricError(f"{type(e).__name__}: {str(e).strip() or 'pesq failed'}") from None
+        detail = e.args[0] if e.args else ""
+        detail = detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+        raise MetricError(f"{type(e).__name__}: {detail.strip() or 'pesq failed'}") from None
 
 
 def pesq_wb(ref: np.ndarray, deg: np.ndarray, sample_rate: int) -> float:

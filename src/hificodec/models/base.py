@@ -123,3 +123,34 @@ class CodecModel(nn.Module, ABC):
 
     @abstractmethod
     def _set_active_codebooks(self, n: int) -> None: ...
+
+    # ---- bitstreams, files and datasets (logic in hificodec.compress / hificodec.tokenize) ----------
+    def compress(self, wav: Any, sample_rate: int) -> bytes:
+        """Audio [samples] or [channels, samples] at any rate -> .hfc bytes (see docs/format.md)."""
+        from ..compress import compress
+
+        return compress(self, wav, sample_rate)
+
+    def decompress(self, data: bytes, sample_rate: int | None = None) -> tuple[Any, int]:
+        """.hfc bytes made by this model -> (audio [channels, samples] float32, sample rate)."""
+        from ..compress import decompress
+
+        return decompress(data, self, sample_rate)
+
+    def encode_file(self, src: Any, dst: Any, **kwargs: Any) -> Any:
+        """Audio file -> .hfc file in bounded memory; returns the header."""
+        from ..compress import encode_file
+
+        return encode_file(self, src, dst, **kwargs)
+
+    def decode_file(self, src: Any, dst: Any, **kwargs: Any) -> Any:
+        """.hfc file -> audio file in bounded memory; returns the header."""
+        from ..compress import decode_file
+
+        return decode_file(src, dst, model=self, **kwargs)
+
+    def tokenize(self, source: Any, out_dir: Any, **kwargs: Any) -> Any:
+        """Codes (.npy, int16) for every utterance of a folder or manifest; returns the stats."""
+        from ..tokenize import tokenize
+
+        return tokenize(self, source, out_dir, **kwargs)

@@ -114,7 +114,10 @@ class SEANetEncoder(nn.Module):
             mult *= 2
         if c.lstm:
             layers.append(SLSTM(mult * c.n_filters, c.lstm))
-        layers += [_activation(c.activation), SConv1d(mult * c.n_filters, c.dimension, c.last_kernel_size, **c.conv_kwargs)]
+        layers += [
+            _activation(c.activation),
+            SConv1d(mult * c.n_filters, c.dimension, c.last_kernel_size, **c.conv_kwargs),
+        ]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -53,9 +53,7 @@ class GroupResidualVQ(nn.Module):
         self.codebook_size = codebook_size
         self.quantizer_dropout = quantizer_dropout
         self.dropout_choices = list(dropout_choices) if dropout_choices else None
-        self.rvqs = nn.ModuleList(
-            ResidualVQ(dim // groups, depth, codebook_size, **vq_kwargs) for _ in range(groups)
-        )
+        self.rvqs = nn.ModuleList(ResidualVQ(dim // groups, depth, codebook_size, **vq_kwargs) for _ in range(groups))
 
     @property
     def num_codebooks(self) -> int:

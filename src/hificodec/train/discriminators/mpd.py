@@ -37,7 +37,7 @@ class PeriodDiscriminator(nn.Module):
         x = x.view(b, c, t // self.period, self.period)
         feats = []
         for conv in self.convs:
-            x = F.leaky_relu(conv(x), self.slope)
+            x = F.leaky_relu_(conv(x), self.slope)  # in place: saves a large allocation per layer
             feats.append(x)
         x = self.conv_post(x)
         feats.append(x)

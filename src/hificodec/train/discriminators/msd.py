@@ -36,7 +36,7 @@ class ScaleDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         feats = []
         for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
+            x = F.leaky_relu_(conv(x), 0.1)
             feats.append(x)
         x = self.conv_post(x)
         feats.append(x)

@@ -54,7 +54,7 @@ class STFTDiscriminator(nn.Module):
         z = self.spectrogram(x.float())
         feats = []
         for conv in self.convs:
-            z = F.leaky_relu_(conv(z), self.slope)
+            z = F.leaky_relu_(conv(z), self.slope)  # in place: a fresh 10-60 MB tensor costs page faults
             feats.append(z)
         z = self.conv_post(z)
         return z.flatten(1, -1), feats

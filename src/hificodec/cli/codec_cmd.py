@@ -1,0 +1,191 @@
+"""`hificodec encode | decode | reconstruct | info`: thin commands over hificodec.compress."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from ..bitstream import HfcReader, open_hfc
+from ..compress import check_output_path, decode_file, encode_file
+from ..errors import CheckpointError, HificodecError
+from ..models.base import CodecModel
+
+
+def load_model(name: str | None, bandwidth: float | None = None, n_q: int | None = None) -> CodecModel:
+    """The model for --model (default hificodec.DEFAULT_MODEL), with a clear message when none is installed."""
+    import hificodec
+
+    chosen = name or hificodec.DEFAULT_MODEL
+    try:
+        model = hificodec.load(chosen)
+    except CheckpointError as e:
+        if name is None:
+            raise HificodecError(
+                f"no trained model is installed (the default model '{chosen}' is not shipped with this "
+                "version); pass a checkpoint directory with --model DIR (one written by `hificodec train` "
+                "or hificodec.save)"
+            ) from None
+        raise HificodecError(str(e)) from None
+    try:
+        if n_q is not None:
+            model.set_num_codebooks(n_q)
+        elif bandwidth is not None:
+            model.set_target_bandwidth(bandwidth)
+    except ValueError as e:
+        raise HificodecError(str(e)) from None
+    return model
+
+
+def output_paths(inputs: list[str], output: str | None, out_dir: str | None, suffix: str) -> list[Path]:
+    """-o for a single input, --out-dir for many, else next to each input with `suffix`."""
+    if output and out_dir:
+        raise HificodecError("give either -o/--output or --out-dir, not both")
+    if output:
+        if len(inputs) > 1:
+            raise HificodecError("-o/--output takes one input; use --out-dir for several")
+        return [Path(output)]
+    if out_dir:
+        folder = Path(out_dir)
+        if not folder.is_dir():
+            raise HificodecError(f"{folder}: output folder does not exist")
+        return [folder / (Path(p).stem + suffix) for p in inputs]
+    return [Path(p).with_suffix(suffix) for p in inputs]
+
+
+def _add_io(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("-o", "--output", help=f"output {what} (one input only)")
+    p.add_argument("--out-dir", help=f"folder for the {what}s (named after the inputs)")
+    p.add_argument("--force", action="store_true", help="overwrite existing files (even an input)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(text)
+
+
+def _check_outputs(inputs: list[str], outputs: list[Path], force: bool) -> None:
+    if len(set(outputs)) != len(outputs):
+        raise HificodecError("several inputs map to the same output name; use -o per file or rename them")
+    for out in outputs:
+        check_output_path(out, inputs, force)
+
+
+# ---- encode --------------------------------------------------------------------------------------
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="shipped model name or checkpoint directory (default: hificodec.DEFAULT_MODEL)")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--bandwidth", type=float, metavar="KBPS", help="target bitrate (largest one not above it)")
+    rate.add_argument("--n-q", type=int, metavar="N", help="number of codebooks to use")
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    outputs = output_paths(args.inputs, args.output, args.out_dir, ".hfc")
+    _check_outputs(args.inputs, outputs, args.force)
+    model = load_model(args.model, args.bandwidth, args.n_q)
+    for src, dst in zip(args.inputs, outputs):
+        h = encode_file(model, src, dst, force=args.force, progress=not args.quiet)
+        size = os.path.getsize(dst)
+        _say(args, f"{src} -> {dst}: {h.duration:.2f} s, {h.channels} ch, {h.bitrate / 1000:.2f} kbps, {size} bytes")
+    return 0
+
+
+# ---- decode --------------------------------------------------------------------------------------
+def run_decode(args: argparse.Namespace) -> int:
+    outputs = output_paths(args.inputs, args.output, args.out_dir, ".wav")
+    _check_outputs(args.inputs, outputs, args.force)
+    model = load_model(args.model) if args.model else None
+    for src, dst in zip(args.inputs, outputs):
+        h = decode_file(src, dst, model=model, sample_rate=args.sample_rate, force=args.force, progress=not args.quiet)
+        rate = args.sample_rate or h.source_sample_rate
+        _say(args, f"{src} -> {dst}: {h.duration:.2f} s, {h.channels} ch, {rate} Hz")
+    return 0
+
+
+# ---- reconstruct ---------------------------------------------------------------------------------
+def run_reconstruct(args: argparse.Namespace) -> int:
+    outputs = output_paths(args.inputs, args.output, args.out_dir, ".reconstructed.wav")
+    _check_outputs(args.inputs, outputs, args.force)
+    model = load_model(args.model, args.bandwidth, args.n_q)
+    for src, dst in zip(args.inputs, outputs):
+        with tempfile.TemporaryDirectory(prefix="hificodec-") as tmp:
+            hfc = Path(tmp) / "codes.hfc"
+            h = encode_file(model, src, hfc, progress=not args.quiet)
+            size = os.path.getsize(hfc)
+            decode_file(hfc, dst, model=model, sample_rate=args.sample_rate, force=args.force, progress=not args.quiet)
+        _say(
+            args,
+            f"{src} -> {dst}: {h.bitrate / 1000:.3f} kbps ({h.num_codebooks} codebooks x {h.bits_per_code} bits x "
+            f"{h.sample_rate / h.hop_length:g} Hz x {h.channels} ch); .hfc would be {size} bytes "
+            f"= {size * 8 / h.duration / 1000:.3f} kbps with header and checksums",
+        )
+    return 0
+
+
+# ---- info ----------------------------------------------------------------------------------------
+def run_info(args: argparse.Namespace) -> int:
+    for i, path in enumerate(args.inputs):
+        with open_hfc(path) as f:
+            reader = HfcReader(f)
+            h = reader.header
+            for _ in reader.groups():  # verifies every checksum
+                pass
+        size = os.path.getsize(path)
+        if i:
+            print()
+        print(
+            f"{path}\n"
+            f"  format       .hfc version 1, {size} bytes, checksums OK\n"
+            f"  model        {h.model_name} (weights {h.model_hash})\n"
+            f"  duration     {h.duration:.3f} s ({h.source_num_samples} samples at {h.source_sample_rate} Hz; "
+            f"coded at {h.sample_rate} Hz)\n"
+            f"  channels     {h.channels}\n"
+            f"  codes        {h.num_frames} frames x {h.num_codebooks} codebooks of {h.codebook_size} "
+            f"({h.bits_per_code} bits), {h.sample_rate / h.hop_length:g} frames/s\n"
+            f"  bitrate      {h.bitrate / 1000:.3f} kbps payload, {size * 8 / h.duration / 1000:.3f} kbps file"
+        )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "encode", help="compress audio files to .hfc bitstreams",
+        description="Compress audio (any format soundfile reads, any rate, any channel count) to .hfc files "
+        "(see docs/format.md). Long files are processed in chunks in bounded memory.",
+    )  # fmt: skip
+    p.add_argument("inputs", nargs="+", metavar="IN", help="audio files")
+    _add_model_args(p)
+    _add_io(p, ".hfc file")
+    p.set_defaults(func=run_encode)
+
+    p = subparsers.add_parser(
+        "decode", help="decode .hfc bitstreams to audio",
+        description="Decode .hfc files to audio (format from the extension: .wav, .flac, ...), at the original "
+        "sample rate and length unless --sample-rate is given. The model named in the file is used unless "
+        "--model is given; a file made by other weights is refused.",
+    )  # fmt: skip
+    p.add_argument("inputs", nargs="+", metavar="IN.hfc", help=".hfc files")
+    p.add_argument("--model", help="shipped model name or checkpoint directory (default: the one in the file)")
+    p.add_argument("--sample-rate", type=int, metavar="SR", help="output sample rate (default: the original)")
+    _add_io(p, "audio file")
+    p.set_defaults(func=run_decode)
+
+    p = subparsers.add_parser(
+        "reconstruct", help="encode and decode in one go (hear the codec), print the bitrate",
+        description="Encode then decode audio files; writes IN.reconstructed.wav by default.",
+    )  # fmt: skip
+    p.add_argument("inputs", nargs="+", metavar="IN", help="audio files")
+    _add_model_args(p)
+    p.add_argument("--sample-rate", type=int, metavar="SR", help="output sample rate (default: the input's)")
+    _add_io(p, "audio file")
+    p.set_defaults(func=run_reconstruct)
+
+    p = subparsers.add_parser(
+        "info", help="show a .hfc file's header, bitrate and duration (and verify its checksums)",
+        description="Print the header of .hfc files and check every checksum.",
+    )  # fmt: skip
+    p.add_argument("inputs", nargs="+", metavar="FILE.hfc", help=".hfc files")
+    p.set_defaults(func=run_info)
+

@@ -1,0 +1,254 @@
+"""Audio <-> `.hfc` bitstream, in memory (`compress`/`decompress`) or file to file in bounded memory
+(`encode_file`/`decode_file`: audio is streamed through soxr and the chunked codec, one chunk at a time).
+
+Any sample rate goes in: audio is resampled to the model's rate, and decoding restores the original
+rate and length unless told otherwise. Each channel is coded separately (as one batch) in one file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+from tqdm import tqdm
+
+from .audio import atomic_output, audio_info, check_finite, resample
+from .bitstream import (
+    DEFAULT_GROUP_FRAMES,
+    HfcHeader,
+    HfcReader,
+    HfcWriter,
+    open_hfc,
+    read_codes,
+    write_codes,
+)
+from .checkpoint import load, weights_hash
+from .chunked import ChunkedDecoder, ChunkedEncoder, decode_chunked, encode_chunked
+from .errors import AudioError, CheckpointError, HificodecError
+from .models.base import CodecModel
+
+#: frames read from an input file per step when streaming
+READ_BLOCK = 1 << 16
+
+
+def resampled_length(num_samples: int, sr_in: int, sr_out: int) -> int:
+    """Length of `num_samples` at `sr_in` once resampled to `sr_out` (rounded, at least 1)."""
+    return max(1, (num_samples * sr_out + sr_in // 2) // sr_in)
+
+
+def make_header(model: CodecModel, channels: int, source_rate: int, source_samples: int) -> HfcHeader:
+    n = resampled_length(source_samples, source_rate, model.sample_rate)
+    return HfcHeader(
+        model_name=model.name, model_hash=weights_hash(model), sample_rate=model.sample_rate,
+        hop_length=model.hop_length, num_samples=n, num_frames=model.num_frames(n), channels=channels,
+        num_codebooks=model.num_codebooks, codebook_size=model.codebook_size,
+        source_sample_rate=source_rate, source_num_samples=source_samples, group_frames=DEFAULT_GROUP_FRAMES,
+    )  # fmt: skip
+
+
+def model_for(header: HfcHeader, model: CodecModel | str | os.PathLike | None = None) -> CodecModel:
+    """The model to decode `header` with: the given one (checked) or the shipped model named in the file."""
+    if model is None:
+        try:
+            model = load(header.model_name)
+        except CheckpointError:
+            raise CheckpointError(
+                f"this file was made by model '{header.model_name}', which is not installed; "
+                "pass its checkpoint directory (--model DIR)"
+            ) from None
+    elif not isinstance(model, CodecModel):
+        model = load(model)
+    header.check_model(model.name, weights_hash(model))
+    if header.sample_rate != model.sample_rate or header.hop_length != model.hop_length:
+        raise HificodecError("the file's sample rate or hop length does not match the model")
+    return model
+
+
+# ---- in memory --------------------------------------------------------------------------------
+def _as_channels(wav: np.ndarray | torch.Tensor) -> np.ndarray:
+    arr = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
+    arr = np.asarray(arr, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim == 3 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 2:
+        raise AudioError(f"expected audio shaped [samples] or [channels, samples], got {list(arr.shape)}")
+    if arr.shape[1] == 0:
+        raise AudioError("the audio holds no samples")
+    check_finite(arr, "input")
+    return arr
+
+
+def _fit_length(audio: np.ndarray, n: int) -> np.ndarray:
+    if audio.shape[-1] >= n:
+        return audio[..., :n]
+    return np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, n - audio.shape[-1])])
+
+
+def compress(model: CodecModel, wav: np.ndarray | torch.Tensor, sample_rate: int) -> bytes:
+    """Audio [samples] or [channels, samples] at any rate -> .hfc bytes."""
+    audio = _as_channels(wav)
+    header = make_header(model, audio.shape[0], sample_rate, audio.shape[1])
+    x = _fit_length(resample(audio, sample_rate, model.sample_rate), header.num_samples)
+    codes = encode_chunked(model, torch.from_numpy(np.ascontiguousarray(x)))
+    return write_codes(codes.numpy(), header)
+
+
+def decompress(
+    data: bytes, model: CodecModel | str | os.PathLike | None = None, sample_rate: int | None = None
+) -> tuple[np.ndarray, int]:
+    """.hfc bytes -> (audio [channels, samples] float32, sample rate). By default the original rate and
+    length are restored; `sample_rate` picks another rate (e.g. `header.sample_rate` for the model's)."""
+    header, codes = read_codes(data)
+    model = model_for(header, model)
+    wav = decode_chunked(model, torch.from_numpy(codes), length=header.num_samples)[:, 0].numpy()
+    sr_out = sample_rate or header.source_sample_rate
+    out = _fit_length(resample(wav, header.sample_rate, sr_out), _output_length(header, sr_out))
+    return np.clip(out, -1.0, 1.0), sr_out
+
+
+def _output_length(header: HfcHeader, sr_out: int) -> int:
+    if sr_out == header.source_sample_rate:
+        return header.source_num_samples
+    return resampled_length(header.num_samples, header.sample_rate, sr_out)
+
+
+# ---- file to file, streaming -------------------------------------------------------------------
+def check_output_path(dst: str | os.PathLike, inputs: list[str | os.PathLike], force: bool = False) -> Path:
+    """Refuse an output that is a folder, already exists, or is one of the inputs (unless `force`)."""
+    out = Path(dst)
+    if out.is_dir():
+        raise HificodecError(f"{out}: is a directory, expected an output file name")
+    if not force:
+        for src in inputs:
+            if Path(src).exists() and out.exists() and os.path.samefile(src, out):
+                raise HificodecError(f"{out}: would overwrite its input (use --force to allow)")
+        if out.exists():
+            raise HificodecError(f"{out}: already exists (use --force to overwrite)")
+    return out
+
+
+class _Resampler:
+    """Streaming soxr resampling to an exact total length (cut or zero-padded at the end)."""
+
+    def __init__(self, sr_in: int, sr_out: int, channels: int, total_out: int):
+        self.stream = None
+        if sr_in != sr_out:
+            self.stream = soxr.ResampleStream(sr_in, sr_out, channels, dtype="float32", quality="HQ")
+        self.remaining = total_out
+        self.channels = channels
+
+    def __call__(self, block: np.ndarray, last: bool) -> np.ndarray:
+        """block [channels, n] -> resampled [channels, m]."""
+        if self.stream is not None:
+            out = self.stream.resample_chunk(np.ascontiguousarray(block.T, dtype=np.float32), last=last)
+            block = np.asarray(out, dtype=np.float32).reshape(-1, self.channels).T
+        block = block[:, : self.remaining]
+        if last and block.shape[1] < self.remaining:
+            block = np.pad(block, [(0, 0), (0, self.remaining - block.shape[1])])
+        self.remaining -= block.shape[1]
+        return block
+
+
+def _read_blocks(path: Path, channels: int) -> Iterator[np.ndarray]:
+    """[channels, n] float32 blocks of an audio file; raises AudioError on unreadable or non-finite data."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while True:
+                block = f.read(READ_BLOCK, dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    return
+                if not np.isfinite(block).all():
+                    raise AudioError(f"{path}: the audio holds NaN or infinite samples")
+                yield np.ascontiguousarray(block.T)
+    except sf.LibsndfileError as e:
+        raise AudioError(f"{path}: cannot read audio ({e})") from None
+
+
+def encode_file(
+    model: CodecModel,
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    force: bool = False,
+    progress: bool = False,
+    chunk_frames: int | None = None,
+) -> HfcHeader:
+    """Encode an audio file to a .hfc file in bounded memory (one chunk of audio at a time)."""
+    src = Path(src)
+    sr_in, channels, frames = audio_info(src)
+    if frames <= 0:
+        raise AudioError(f"{src}: the file holds no audio samples")
+    out = check_output_path(dst, [src], force)
+    header = make_header(model, channels, sr_in, frames)
+    bar = tqdm(total=round(header.duration, 1), unit="s", desc=src.name, disable=not progress, leave=False)
+    with atomic_output(out) as tmp, open(tmp, "wb") as f, bar:
+        writer = HfcWriter(f, header)
+        encoder = ChunkedEncoder(model, header.num_samples, chunk_frames)
+        to_model_rate = _Resampler(sr_in, model.sample_rate, channels, header.num_samples)
+        pieces: list[torch.Tensor] = []
+        for block in _read_blocks(src, channels):
+            pieces += encoder.feed(torch.from_numpy(to_model_rate(block, last=False)))
+            pieces = _write_pieces(writer, pieces, bar, model)
+        pieces += encoder.feed(torch.from_numpy(to_model_rate(np.zeros((channels, 0), np.float32), last=True)))
+        pieces += encoder.finish()
+        _write_pieces(writer, pieces, bar, model)
+        writer.close()
+    return header
+
+
+def _write_pieces(writer: HfcWriter, pieces: list[torch.Tensor], bar: tqdm, model: CodecModel) -> list:
+    for codes in pieces:
+        writer.write(codes.numpy())
+        bar.update(round(codes.shape[-1] / model.frame_rate, 1))
+    return []
+
+
+def output_format(path: Path) -> str:
+    fmt = path.suffix.lstrip(".").upper()
+    if fmt not in sf.available_formats():
+        raise HificodecError(f"{path}: unsupported output extension '{path.suffix}' (try .wav or .flac)")
+    return fmt
+
+
+def decode_file(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    model: CodecModel | str | os.PathLike | None = None,
+    sample_rate: int | None = None,
+    force: bool = False,
+    progress: bool = False,
+    chunk_frames: int | None = None,
+) -> HfcHeader:
+    """Decode a .hfc file to audio (format from the extension) in bounded memory."""
+    out = check_output_path(dst, [src], force)
+    fmt = output_format(out)
+    with open_hfc(src) as f:
+        reader = HfcReader(f)
+        header = reader.header
+        model = model_for(header, model)
+        sr_out = sample_rate or header.source_sample_rate
+        to_out_rate = _Resampler(header.sample_rate, sr_out, header.channels, _output_length(header, sr_out))
+        decoder = ChunkedDecoder(model, header.num_frames, chunk_frames)
+        left = header.num_samples  # decoded audio beyond this is the padding of the last frame
+        bar = tqdm(total=round(header.duration, 1), unit="s", desc=Path(src).name, disable=not progress, leave=False)
+        with atomic_output(out) as tmp, bar, sf.SoundFile(
+            tmp, "w", samplerate=sr_out, channels=header.channels, format=fmt
+        ) as sink:
+            for i, codes in enumerate(reader.groups()):
+                last = i == header.num_groups - 1
+                pieces = decoder.feed(torch.from_numpy(codes)) + (decoder.finish() if last else [])
+                for wav in pieces:
+                    block = wav.numpy()[:, :left]
+                    left -= block.shape[1]
+                    sink.write(np.clip(to_out_rate(block, last=False), -1.0, 1.0).T)
+                    bar.update(round(block.shape[1] / header.sample_rate, 1))
+            sink.write(np.clip(to_out_rate(np.zeros((header.channels, 0), np.float32), last=True), -1.0, 1.0).T)
+    return header

@@ -1,0 +1,176 @@
+"""`evaluate()`: run every system (models, classical baselines) over a set of files and score them.
+
+Models run in this process (one copy of the weights; their real-time factor is timed here); metric
+computation and the ffmpeg baselines run in a pool of worker processes. Results come back as rows
+(one per file x system) plus a per-system summary; `write_report` turns them into files.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from ..audio import load_audio, resample
+from ..data.manifest import ManifestEntry, read_entries
+from ..errors import AudioError, HificodecError
+from .baselines import BaselineSpec, parse_baselines, unavailable_reason
+from .scoring import ScoreJob, ScoreResult, error_row, init_worker, score
+from .summary import summarise
+from .systems import ModelSystem, load_systems
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate. `source`: a folder of audio, a .jsonl manifest, a file list, or one file."""
+
+    source: str
+    models: list[str] = field(default_factory=list)  # shipped names or checkpoint dirs
+    presets: list[str] = field(default_factory=list)  # untrained presets (smoke tests only)
+    bandwidths: list[float] = field(default_factory=list)  # kbps; empty = each model's default
+    baselines: list[str] = field(default_factory=list)  # e.g. ["opus:6,8,12", "codec2:3200"]
+    split: str | None = None
+    limit: int | None = None
+    workers: int = 2  # 0 = score in this process
+    device: str = "cpu"
+    ffmpeg: str | None = None
+    max_delay_ms: float = 100.0
+    spectrogram_files: int = 3
+    progress: bool = True
+
+
+@dataclass
+class EvalReport:
+    rows: list[dict]
+    summary: dict
+    #: spectrogram material: file -> {"reference": (audio, sr), system: (audio, sr), ...}
+    examples: dict[str, dict[str, tuple[np.ndarray, int]]] = field(default_factory=dict)
+
+
+def evaluate(config: EvalConfig) -> EvalReport:
+    entries = read_entries(config.source, split=config.split)
+    if config.limit is not None:
+        if config.limit < 1:
+            raise HificodecError(f"--limit must be at least 1, got {config.limit}")
+        entries = entries[: config.limit]
+    specs = parse_baselines(config.baselines)
+    if config.workers < 0:
+        raise HificodecError(f"--workers must be 0 or more, got {config.workers}")
+    systems = load_systems(config.models, config.presets, config.bandwidths, config.device)
+    notes: list[str] = []
+    runnable: list[BaselineSpec] = []
+    for spec in specs:
+        reason = unavailable_reason(spec, config.ffmpeg)
+        if reason is None:
+            runnable.append(spec)
+        else:
+            notes.append(reason)
+            print(f"hificodec eval: {reason}", file=sys.stderr)
+    if not systems and not runnable:
+        raise HificodecError(
+            "nothing to evaluate: give --model, --preset or --baselines"
+            + (f" ({'; '.join(notes)})" if notes else "")
+        )
+    for s in systems:
+        s.warm_up()
+
+    order = [s.name for s in systems] + [b.name for b in runnable]
+    results: list[ScoreResult] = []
+    examples: dict[str, dict[str, tuple[np.ndarray, int]]] = {}
+    total = len(entries) * len(order)
+    with tqdm(total=total, desc="eval", unit="file", disable=not config.progress, file=sys.stderr) as bar:
+        for result in _run(config, entries, systems, runnable, examples):
+            results.append(result)
+            bar.update(1)
+    for r in results:
+        if r.audio is not None:
+            examples[r.row["file"]][r.row["system"]] = (r.audio, int(r.row["sample_rate"]))
+    rank = {name: i for i, name in enumerate(order)}
+    file_rank = {e.path: i for i, e in enumerate(entries)}
+    rows = sorted((r.row for r in results), key=lambda row: (rank[row["system"]], file_rank[row["file"]]))
+    summary = summarise(rows, order, systems, runnable, notes, config, n_files=len(entries))
+    return EvalReport(rows, summary, examples)
+
+
+def _jobs(
+    config: EvalConfig,
+    entries: list[ManifestEntry],
+    systems: list[ModelSystem],
+    baselines: list[BaselineSpec],
+    examples: dict,
+) -> Iterator[ScoreJob | ScoreResult]:
+    """Jobs in file order; files that cannot be read yield error rows directly."""
+    for i, entry in enumerate(entries):
+        keep = i < config.spectrogram_files
+        try:
+            audio, sr = load_audio(entry.path, mono=True)
+        except AudioError as e:
+            for name in [s.name for s in systems] + [b.name for b in baselines]:
+                yield ScoreResult(error_row(entry.path, name, "-", str(e)))
+            continue
+        ref = audio[0]
+        if keep:
+            examples[entry.path] = {"reference": (ref, sr)}
+        for s in systems:
+            ref_s = resample(ref, sr, s.sample_rate)
+            try:
+                out = s.run(ref_s)
+            except (RuntimeError, ValueError) as e:  # e.g. input shorter than the model's receptive field
+                yield ScoreResult(error_row(entry.path, s.name, "model", f"model failed: {e}"))
+                continue
+            yield ScoreJob(
+                entry.path,
+                s.name,
+                "model",
+                ref_s,
+                s.sample_rate,
+                degraded=out.audio,
+                bits=out.bits,
+                encode_s=out.encode_seconds,
+                decode_s=out.decode_seconds,
+                max_delay_ms=config.max_delay_ms,
+                keep_audio=keep,
+            )
+        for b in baselines:
+            yield ScoreJob(
+                entry.path,
+                b.name,
+                "baseline",
+                ref,
+                sr,
+                baseline=b,
+                ffmpeg=config.ffmpeg,
+                max_delay_ms=config.max_delay_ms,
+                keep_audio=keep,
+            )
+
+
+def _run(config, entries, systems, baselines, examples) -> Iterator[ScoreResult]:
+    jobs = _jobs(config, entries, systems, baselines, examples)
+    if config.workers == 0:
+        for job in jobs:
+            yield job if isinstance(job, ScoreResult) else score(job)
+        return
+    # fork like torch's DataLoader (workers use one thread and no GPU); spawn would re-import the
+    # caller's __main__, which breaks scripts without an `if __name__ == "__main__"` guard.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    max_pending = 4 * config.workers  # bounds memory: model outputs wait here for scoring
+    with ProcessPoolExecutor(config.workers, mp_context=ctx, initializer=init_worker) as pool:
+        pending: set[Future] = set()
+        for job in jobs:
+            if isinstance(job, ScoreResult):
+                yield job
+                continue
+            pending.add(pool.submit(score, job))
+            if len(pending) >= max_pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from (f.result() for f in done)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from (f.result() for f in done)

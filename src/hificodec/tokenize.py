@@ -1,0 +1,290 @@
+"""Turn a dataset into codec tokens: one `.npy` (int16) of codes [n_q, frames] per utterance + a manifest.
+
+- Batched and padding-exact: utterances are grouped by their frame count at the model's rate, so a
+  batch is only ever padded up to the next hop multiple, which is exactly what the model does to a
+  lone clip. A clip's codes therefore never depend on what it was batched with, even for models whose
+  encoder normalises over time (GroupNorm), where padding would otherwise leak into every frame.
+- Sorted by length (longest first) for throughput; clips longer than `chunk_seconds` are encoded alone
+  in bounded memory (hificodec.chunked).
+- Resumable: outputs are written atomically (temp file + rename), a rerun skips finished files and
+  removes temp files a killed run left behind.
+- Shardable: rank r of W (torchrun's RANK / WORLD_SIZE, or arguments) takes every W-th file of the
+  path-sorted list and writes `manifest.rank{r}-of-{W}.jsonl` (`manifest.jsonl` when W == 1).
+- Audio is downmixed to mono and resampled (soxr) to the model's rate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .audio import atomic_output, audio_info, load_audio
+from .checkpoint import weights_hash
+from .chunked import encode_chunked
+from .compress import resampled_length
+from .data.manifest import ManifestEntry, read_entries, write_manifest
+from .errors import HificodecError
+from .models.base import CodecModel
+
+CODES_DIR = "codes"
+INFO_FILE = "tokens.json"
+
+
+@dataclass
+class TokenizeStats:
+    files: int = 0  # in this shard
+    encoded: int = 0  # encoded in this run
+    skipped: int = 0  # already done by an earlier run
+    failed: list[str] = field(default_factory=list)
+    audio_seconds: float = 0.0  # encoded in this run
+    wall_seconds: float = 0.0
+    batches: int = 0
+
+    @property
+    def hours_per_minute(self) -> float:
+        """Hours of audio tokenized per minute of wall time (this run)."""
+        return (self.audio_seconds / 3600) / (self.wall_seconds / 60) if self.wall_seconds > 0 else 0.0
+
+
+@dataclass
+class _Item:
+    entry: ManifestEntry
+    out: Path
+    key: str
+    num_samples: int = 0  # at the model's rate
+    num_frames: int = 0
+
+
+def shard_from_env() -> tuple[int, int]:
+    """(rank, world_size) from torchrun's environment, (0, 1) outside it."""
+    try:
+        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    except ValueError:
+        raise HificodecError("RANK and WORLD_SIZE must be integers") from None
+    return rank, world
+
+
+def codes_dtype(codebook_size: int) -> np.dtype:
+    return np.dtype(np.int16) if codebook_size <= np.iinfo(np.int16).max + 1 else np.dtype(np.int32)
+
+
+def _model_info(model: CodecModel) -> dict[str, Any]:
+    return {
+        "model": model.name, "weights_hash": weights_hash(model), "sample_rate": model.sample_rate,
+        "hop_length": model.hop_length, "frame_rate": model.frame_rate, "num_codebooks": model.num_codebooks,
+        "codebook_size": model.codebook_size, "dtype": codes_dtype(model.codebook_size).name,
+    }  # fmt: skip
+
+
+def _check_or_write_info(out_dir: Path, info: dict[str, Any]) -> None:
+    path = out_dir / INFO_FILE
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            old = None
+        if old != info:
+            raise HificodecError(
+                f"{out_dir} holds tokens from another model or setting ({path}); use a new output folder"
+            )
+        return
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def _utterance_key(path: str, root: Path) -> str:
+    """Output name: the audio path relative to the dataset root, without extension."""
+    p = Path(path).resolve()
+    try:
+        rel = p.relative_to(root)
+    except ValueError:
+        rel = Path(*p.parts[1:])  # outside the root: mirror the absolute path
+    return str(rel.with_suffix(""))
+
+
+def _remove_stale_temps(items: list[_Item]) -> None:
+    """Temp files a killed run left next to our outputs (`.NAME.npy.*.part`)."""
+    by_dir: dict[Path, set[str]] = defaultdict(set)
+    for it in items:
+        by_dir[it.out.parent].add(it.out.name)
+    for folder, names in by_dir.items():
+        if not folder.is_dir():
+            continue
+        for f in folder.iterdir():
+            if f.name.startswith(".") and f.name.endswith(".part"):
+                base = f.name[1:].rsplit(".", 2)[0]
+                if base in names:
+                    f.unlink(missing_ok=True)
+
+
+def save_codes(path: Path, codes: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, codes)
+
+
+class _BatchAudio(torch.utils.data.Dataset):
+    """Loads one batch of items (mono, model rate, exact length); errors come back as strings."""
+
+    def __init__(self, batches: list[list[_Item]], sample_rate: int):
+        self.batches = batches
+        self.sample_rate = sample_rate
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> list[tuple[_Item, np.ndarray | str]]:
+        out: list[tuple[_Item, np.ndarray | str]] = []
+        for it in self.batches[i]:
+            try:
+                audio, _ = load_audio(it.entry.path, sample_rate=self.sample_rate, mono=True)
+                a = audio[0, : it.num_samples]
+                out.append((it, np.pad(a, (0, it.num_samples - a.shape[0]))))
+            except HificodecError as e:
+                out.append((it, str(e)))
+        return out
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def plan_batches(items: list[_Item], batch_size: int, max_batch_seconds: float, sample_rate: int) -> list[list[_Item]]:
+    """Batches of equal frame count, longest first, each at most `batch_size` items and
+    `max_batch_seconds` of audio (but always at least one item)."""
+    buckets: dict[int, list[_Item]] = defaultdict(list)
+    for it in items:
+        buckets[it.num_frames].append(it)
+    batches = []
+    for frames in sorted(buckets, reverse=True):
+        group = buckets[frames]
+        seconds = group[0].num_samples / sample_rate
+        per_batch = max(1, min(batch_size, int(max_batch_seconds // max(seconds, 1e-9))))
+        batches += [group[i : i + per_batch] for i in range(0, len(group), per_batch)]
+    return batches
+
+
+@torch.inference_mode()
+def encode_batch(model: CodecModel, audios: list[np.ndarray], chunk_seconds: float) -> list[np.ndarray]:
+    """Codes [n_q, frames_i] for mono clips that share one frame count (padding-exact)."""
+    n = max(a.shape[0] for a in audios)
+    hop = model.hop_length
+    if n > chunk_seconds * model.sample_rate:
+        return [encode_chunked(model, torch.from_numpy(a)[None])[0].numpy() for a in audios]
+    padded = np.zeros((len(audios), 1, -(-n // hop) * hop), dtype=np.float32)
+    for i, a in enumerate(audios):
+        padded[i, 0, : a.shape[0]] = a
+    device = next(model.parameters()).device
+    codes = model.encode(torch.from_numpy(padded).to(device)).cpu().numpy()
+    return [codes[i, :, : model.num_frames(a.shape[0])] for i, a in enumerate(audios)]
+
+
+def tokenize(
+    model: CodecModel,
+    source: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    batch_size: int = 16,
+    workers: int = 0,
+    rank: int | None = None,
+    world_size: int | None = None,
+    split: str | None = None,
+    skip_errors: bool = False,
+    max_batch_seconds: float = 300.0,
+    chunk_seconds: float = 60.0,
+    progress: bool = False,
+) -> TokenizeStats:
+    """Write codes for every utterance of `source` (folder, manifest, file list) under `out_dir`."""
+    start = time.perf_counter()
+    if batch_size < 1 or workers < 0:
+        raise HificodecError("batch size must be at least 1 and workers at least 0")
+    env_rank, env_world = shard_from_env()
+    rank = env_rank if rank is None else rank
+    world = env_world if world_size is None else world_size
+    if not (world >= 1 and 0 <= rank < world):
+        raise HificodecError(f"invalid shard: rank {rank} of world size {world}")
+    src = Path(source)
+    entries = sorted(read_entries(src, split=split), key=lambda e: e.path)
+    root = (src if src.is_dir() else src.parent).resolve()
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise HificodecError(f"{out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    _check_or_write_info(out, _model_info(model))
+
+    dtype = codes_dtype(model.codebook_size)
+    items = [
+        _Item(entry=e, out=out / CODES_DIR / f"{key}.npy", key=key)
+        for e in entries[rank::world]
+        for key in [_utterance_key(e.path, root)]
+    ]
+    stats = TokenizeStats(files=len(items))
+    _remove_stale_temps(items)
+    pending, done = [], []
+    for it in items:
+        if it.out.is_file():
+            it.num_frames = int(np.load(it.out, mmap_mode="r").shape[-1])
+            stats.skipped += 1
+            done.append(it)
+            continue
+        try:
+            sr, _, frames = audio_info(it.entry.path)
+            if frames <= 0:
+                raise HificodecError(f"{it.entry.path}: the file holds no audio samples")
+        except HificodecError as e:
+            _fail(stats, str(e), skip_errors)
+            continue
+        it.num_samples = resampled_length(frames, sr, model.sample_rate)
+        it.num_frames = model.num_frames(it.num_samples)
+        pending.append(it)
+
+    batches = plan_batches(pending, batch_size, max_batch_seconds, model.sample_rate)
+    loader = torch.utils.data.DataLoader(
+        _BatchAudio(batches, model.sample_rate), batch_size=None, shuffle=False, num_workers=workers,
+        collate_fn=_identity,
+    )  # fmt: skip
+    bar = tqdm(total=len(pending), unit="file", desc="tokenize", disable=not progress)
+    with bar:
+        for batch in loader:
+            good = [(it, a) for it, a in batch if not isinstance(a, str)]
+            for _, a in batch:
+                if isinstance(a, str):
+                    _fail(stats, a, skip_errors)
+            if good:
+                for (it, _), codes in zip(good, encode_batch(model, [a for _, a in good], chunk_seconds)):
+                    save_codes(it.out, codes.astype(dtype))
+                    stats.encoded += 1
+                    stats.audio_seconds += it.num_samples / model.sample_rate
+                    done.append(it)
+                stats.batches += 1
+            bar.update(len(batch))
+
+    name = "manifest.jsonl" if world == 1 else f"manifest.rank{rank}-of-{world}.jsonl"
+    write_manifest(out / name, [_manifest_entry(it, out, model) for it in sorted(done, key=lambda i: i.key)])
+    stats.wall_seconds = time.perf_counter() - start
+    return stats
+
+
+def _fail(stats: TokenizeStats, message: str, skip_errors: bool) -> None:
+    if not skip_errors:
+        raise HificodecError(f"{message} (use --skip-errors to tokenize the other files anyway)")
+    stats.failed.append(message)
+
+
+def _manifest_entry(it: _Item, out: Path, model: CodecModel) -> ManifestEntry:
+    extra = dict(it.entry.extra)
+    extra["codes"] = str(it.out.relative_to(out))
+    extra["num_frames"] = it.num_frames
+    e = ManifestEntry(**{**it.entry.__dict__, "extra": extra})
+    if e.duration is None and it.num_samples:
+        e.duration = round(it.num_samples / model.sample_rate, 4)
+    return e

@@ -1,0 +1,74 @@
+"""Process-group setup for `torchrun` (DDP: gloo on CPU, NCCL on GPU) and single-process runs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def pick_device(preference: str, local_rank: int = 0) -> torch.device:
+    if preference == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if preference == "cuda":
+        return torch.device(f"cuda:{local_rank}")
+    return torch.device(preference)
+
+
+def init_distributed(device_preference: str = "auto") -> DistContext:
+    """Join the process group torchrun describes in the environment (WORLD_SIZE > 1), if any."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(device_preference, local_rank)
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+    return DistContext(rank=rank, world_size=world, local_rank=local_rank, device=device)
+
+
+def any_across_ranks(flags: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Element-wise OR of a small 0/1 tensor over all ranks (every rank must call this)."""
+    if ctx.enabled:
+        flags = flags.clone()
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return flags
+
+
+def sum_across_ranks(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    if ctx.enabled:
+        values = values.clone()
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.enabled and dist.is_initialized():
+        dist.barrier()
+
+
+def shutdown(ctx: DistContext) -> None:
+    """Barrier first: destroying the group while a peer still talks caused rare SIGABRTs at exit."""
+    if ctx.enabled and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -1,0 +1,187 @@
+"""Recipes: what to train and how, as one YAML (with `extends`) read into typed settings.
+
+Top-level keys: model, model_overrides, seed, data, valid, optim, losses, loss_weights,
+discriminators, train. See recipes/base.yaml for every key with its default and docs/training.md.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ..config import apply_overrides, deep_merge, load_config
+from ..errors import ConfigError
+from .losses import STFTResolution
+from .mel import MelResolution
+
+KNOWN_LOSSES = ("mel", "stft", "l1", "mse", "adv", "feat", "logits", "commitment", "codebook")
+
+
+@dataclass
+class DataSettings:
+    segment_seconds: float = 1.0
+    batch_size: int = 8  # per process: the global batch is batch_size x world size
+    num_workers: int = 0
+    loudness_db: float | None = None
+    gain_db: tuple[float, float] = (0.0, 0.0)
+    mix_prob: float = 0.0
+
+
+@dataclass
+class ValidSettings:
+    every: int = 1000
+    max_clips: int = 16  # clips scored for validation losses
+    metric_clips: int = 4  # of which this many also get PESQ/STOI and audio in TensorBoard
+    max_seconds: float = 5.0
+
+
+@dataclass
+class OptimizerSettings:
+    name: str = "adam"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    weight_decay: float = 0.0
+
+
+@dataclass
+class ScheduleSettings:
+    gamma: float = 1.0  # exponential decay factor (1: constant)
+    per: str = "epoch"  # decay per "epoch" or per "step"
+    warmup_steps: int = 0  # linear warm-up from 0
+
+
+@dataclass
+class LossSettings:
+    mel_style: str = "log_l1"
+    mel_resolutions: list[MelResolution] = field(default_factory=list)
+    stft_resolutions: list[STFTResolution] = field(default_factory=list)
+    stft_complex: bool = False
+    adversarial: str = "lsgan"
+    adversarial_start: int = 0
+    relative_feature_matching: bool = False
+
+
+@dataclass
+class TrainSettings:
+    max_steps: int = 1000
+    log_every: int = 50
+    checkpoint_every: int = 1000
+    keep_last: int = 3
+    max_bad_steps: int = 10  # stop after this many consecutive non-finite steps
+    grad_clip: float | None = None
+    amp: str = "bf16"  # autocast dtype on GPU ("none" to disable); CPU always runs float32
+    compile: bool = False
+    device: str = "auto"
+    find_unused_parameters: bool = True  # quantizer dropout leaves codebooks unused in some steps
+    progress: bool = True
+    init_from: str | None = None  # a folder written by `hificodec export` (fine-tuning)
+
+
+@dataclass
+class Recipe:
+    model: dict[str, Any]
+    seed: int
+    data: DataSettings
+    valid: ValidSettings
+    generator_optim: OptimizerSettings
+    discriminator_optim: OptimizerSettings
+    schedule: ScheduleSettings
+    losses: LossSettings
+    loss_weights: dict[str, float]
+    discriminators: dict[str, dict[str, Any]]
+    train: TrainSettings
+    raw: dict[str, Any]  # the resolved config, saved with checkpoints
+
+
+def _section(cls, raw: Any, where: str):
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"recipe: '{where}' must be a mapping")
+    names = {f.name for f in fields(cls)}
+    unknown = set(raw) - names
+    if unknown:
+        raise ConfigError(f"recipe: unknown key(s) {sorted(unknown)} in '{where}' (known: {', '.join(sorted(names))})")
+    kw = {k: tuple(v) if isinstance(v, list) and k in ("gain_db", "betas") else v for k, v in raw.items()}
+    try:
+        return cls(**kw)
+    except TypeError as e:
+        raise ConfigError(f"recipe: bad '{where}' settings ({e})") from None
+
+
+def _resolutions(cls, items: Any, where: str) -> list:
+    out = []
+    for i, item in enumerate(items or []):
+        out.append(_section(cls, item, f"{where}[{i}]"))
+    return out
+
+
+def model_config(raw: dict[str, Any]) -> dict[str, Any]:
+    model = raw.get("model")
+    if model is None:
+        raise ConfigError("recipe: 'model' is missing (a preset name, a YAML path or a model dict)")
+    config = dict(model) if isinstance(model, dict) else load_config(model)
+    if isinstance(config.get("extends"), str):
+        config = deep_merge(load_config(config.pop("extends")), config)
+    return deep_merge(config, raw.get("model_overrides") or {})
+
+
+def parse_recipe(raw: dict[str, Any]) -> Recipe:
+    known_top = {
+        "model", "model_overrides", "seed", "data", "valid", "optim", "losses", "loss_weights",
+        "discriminators", "train", "description",
+    }
+    unknown = set(raw) - known_top
+    if unknown:
+        raise ConfigError(f"recipe: unknown top-level key(s) {sorted(unknown)}")
+    optim = raw.get("optim") or {}
+    losses_raw = dict(raw.get("losses") or {})
+    mel = losses_raw.get("mel") or {}
+    stft = losses_raw.get("stft") or {}
+    adv = losses_raw.get("adversarial") or {}
+    fm = losses_raw.get("feature_matching") or {}
+    losses = LossSettings(
+        mel_style=mel.get("style", "log_l1"),
+        mel_resolutions=_resolutions(MelResolution, mel.get("resolutions"), "losses.mel.resolutions"),
+        stft_resolutions=_resolutions(STFTResolution, stft.get("resolutions"), "losses.stft.resolutions"),
+        stft_complex=bool(stft.get("complex", False)),
+        adversarial=adv.get("kind", "lsgan"),
+        adversarial_start=int(adv.get("start_step", 0)),
+        relative_feature_matching=bool(fm.get("relative", False)),
+    )
+    weights = {k: float(v) for k, v in (raw.get("loss_weights") or {}).items()}
+    bad = set(weights) - set(KNOWN_LOSSES)
+    if bad:
+        raise ConfigError(f"recipe: unknown loss weight(s) {sorted(bad)} (known: {', '.join(KNOWN_LOSSES)})")
+    if weights.get("mel") and not losses.mel_resolutions:
+        raise ConfigError("recipe: loss_weights.mel is set but losses.mel.resolutions is empty")
+    if weights.get("stft") and not losses.stft_resolutions:
+        raise ConfigError("recipe: loss_weights.stft is set but losses.stft.resolutions is empty")
+    recipe = Recipe(
+        model=model_config(raw),
+        seed=int(raw.get("seed", 1234)),
+        data=_section(DataSettings, raw.get("data"), "data"),
+        valid=_section(ValidSettings, raw.get("valid"), "valid"),
+        generator_optim=_section(OptimizerSettings, optim.get("generator"), "optim.generator"),
+        discriminator_optim=_section(OptimizerSettings, optim.get("discriminator"), "optim.discriminator"),
+        schedule=_section(ScheduleSettings, optim.get("schedule"), "optim.schedule"),
+        losses=losses,
+        loss_weights=weights,
+        discriminators=dict(raw.get("discriminators") or {}),
+        train=_section(TrainSettings, raw.get("train"), "train"),
+        raw=raw,
+    )
+    if recipe.generator_optim.name not in ("adam", "adamw"):
+        raise ConfigError(f"recipe: optimizer '{recipe.generator_optim.name}' unknown (use adam or adamw)")
+    if recipe.schedule.per not in ("epoch", "step"):
+        raise ConfigError("recipe: optim.schedule.per must be 'epoch' or 'step'")
+    return recipe
+
+
+def load_recipe(path_or_dict: str | os.PathLike | dict[str, Any], overrides: list[str] | None = None) -> Recipe:
+    """Read a recipe file (or dict), apply `key=value` overrides, and validate it."""
+    raw = dict(path_or_dict) if isinstance(path_or_dict, dict) else load_config(path_or_dict)
+    if isinstance(path_or_dict, dict) and "extends" in raw:
+        raw = deep_merge(load_config(raw.pop("extends")), raw)
+    raw = apply_overrides(raw, overrides or [])
+    return parse_recipe(raw)

@@ -1,0 +1,490 @@
+"""One trainer for every codec family (HiFi-Codec, Encodec, SoundStream), on one CPU or many GPUs.
+
+A step: generator forward; if adversarial training has started, a discriminator update on
+[real; fake.detach()] in one pass; then the generator update with reconstruction, quantizer,
+adversarial and feature-matching losses, weighted by `loss_weights`.
+
+Distributed rules (DDP under torchrun): every rank runs the same collectives in the same order.
+Decisions that could differ per rank (a non-finite batch, a stop signal) are OR-ed across ranks
+before anyone acts on them; gradient norms are computed after DDP's all-reduce, so every rank
+takes the same skip/step decision. Only rank 0 writes logs and checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+
+from ..checkpoint import build, load_state, load_state_into
+from ..config import dump_config
+from ..data.dataset import AudioSegmentDataset, ResumableBatchSampler, SegmentOptions, collate_segments
+from ..data.manifest import ManifestEntry, read_entries
+from ..errors import HificodecError
+from . import checkpoints as ckpt
+from . import losses as L
+from .discriminators import DiscriminatorOutput, build_discriminator
+from .distributed import DistContext, any_across_ranks, barrier, init_distributed
+from .mel import MelResolution
+from .optim import build_optimizer, lr_factor, set_lr
+from .recipe import Recipe
+from .validation import ValidationResult, load_validation_clips, validate
+
+log = logging.getLogger(__name__)
+
+# used for validation (and "best" selection) when a recipe trains without a mel loss
+DEFAULT_VALID_MEL = MelResolution(n_fft=1024, hop_length=256, win_length=1024, n_mels=80)
+
+
+class TrainingDiverged(HificodecError):
+    """Too many consecutive steps produced non-finite losses or gradients."""
+
+
+@dataclass
+class StepResult:
+    step: int
+    losses: dict[str, float]
+    skipped: bool = False
+    reason: str = ""
+
+
+@dataclass
+class TrainerState:
+    """Everything besides weights and optimizers that a checkpoint must restore."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    skipped_files: int = 0
+    bad_steps: int = 0
+    bad_streak: int = 0
+    best_valid_mel: float | None = None
+    valid_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def split_data(data: str | Sequence[ManifestEntry], valid: str | Sequence[ManifestEntry] | None):
+    """(train entries, valid entries). Without `valid`, a manifest's split field decides (if present)."""
+    entries = list(read_entries(data)) if isinstance(data, str) else list(data)
+    if valid is not None:
+        return entries, (list(read_entries(valid)) if isinstance(valid, str) else list(valid))
+    if any(e.split for e in entries):
+        train = [e for e in entries if e.split in (None, "train")]
+        held = [e for e in entries if e.split == "valid"]
+        return train, held
+    return entries, []
+
+
+class Trainer:
+    def __init__(
+        self,
+        recipe: Recipe,
+        data: str | Sequence[ManifestEntry],
+        run_dir: str | Path,
+        valid: str | Sequence[ManifestEntry] | None = None,
+        resume: bool = False,
+        ctx: DistContext | None = None,
+    ):
+        self.recipe = recipe
+        self.run_dir = Path(run_dir)
+        self.ctx = ctx or init_distributed(recipe.train.device)
+        self.device = self.ctx.device
+        self.state = TrainerState()
+        self.history: list[StepResult] = []
+        self._stop_requested = False
+        _seed_everything(recipe.seed)
+
+        # models (same seed on every rank -> same init; DDP also broadcasts rank 0's parameters)
+        self.model = build(recipe.model).to(self.device)
+        self.disc = build_discriminator(recipe.discriminators)
+        if self.disc is not None:
+            self.disc.to(self.device)
+        if recipe.train.init_from:
+            self._init_from(Path(recipe.train.init_from))
+        self.opt_g = build_optimizer(self.model.parameters(), recipe.generator_optim)
+        self.opt_d = build_optimizer(self.disc.parameters(), recipe.discriminator_optim) if self.disc else None
+        self.sample_rate = int(self.model.sample_rate)
+
+        # data
+        train_entries, valid_entries = split_data(data, valid)
+        if not train_entries:
+            raise HificodecError("no training entries (check --data and the manifest's split field)")
+        segment = int(round(recipe.data.segment_seconds * self.sample_rate))
+        segment = max(self.model.hop_length, segment // self.model.hop_length * self.model.hop_length)
+        self.dataset = AudioSegmentDataset(
+            train_entries,
+            SegmentOptions(
+                sample_rate=self.sample_rate, segment_samples=segment, loudness_db=recipe.data.loudness_db,
+                gain_db=tuple(recipe.data.gain_db), mix_prob=recipe.data.mix_prob, seed=recipe.seed,
+            ),
+        )
+        self.sampler = ResumableBatchSampler(
+            len(self.dataset), recipe.data.batch_size, seed=recipe.seed,
+            rank=self.ctx.rank, world_size=self.ctx.world_size,
+        )
+        self.valid_clips = load_validation_clips(
+            valid_entries, self.sample_rate, recipe.valid.max_clips, recipe.valid.max_seconds
+        )
+
+        # losses
+        self.weights = recipe.loss_weights
+        self.adv_gen_loss, self.adv_disc_loss = L.adversarial_losses(recipe.losses.adversarial)
+        self.fm_loss = (
+            L.relative_feature_matching_loss if recipe.losses.relative_feature_matching else L.feature_matching_loss
+        )
+
+        if resume:
+            self._resume()
+        self._wrap_distributed()
+        self.amp = self.device.type == "cuda" and recipe.train.amp != "none"
+        self.forward_g = torch.compile(self.model_ddp) if recipe.train.compile else self.model_ddp
+        self._writer = None
+        if self.ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "recipe.yaml").write_text(dump_config(recipe.raw), encoding="utf-8")
+
+    # ---- setup helpers -------------------------------------------------------------------
+    def _init_from(self, directory: Path) -> None:
+        """Start from exported weights (`hificodec export`): generator, and discriminator if present."""
+        load_state_into(self.model, load_state(directory / "model.safetensors"), str(directory))
+        disc_file = directory / "discriminator" / "discriminator.safetensors"
+        if self.disc is not None and disc_file.is_file():
+            load_state_into(self.disc, load_state(disc_file), str(disc_file))
+
+    def _resume(self) -> None:
+        latest = ckpt.latest_checkpoint(self.run_dir)
+        if latest is None:
+            log.warning("--resume: no checkpoint in %s, starting from scratch", self.run_dir)
+            return
+        optimizers = {"generator": self.opt_g, **({"discriminator": self.opt_d} if self.opt_d else {})}
+        saved = ckpt.load_checkpoint(latest, self.model, self.disc, optimizers)
+        known = TrainerState.__dataclass_fields__
+        self.state = TrainerState(**{k: v for k, v in saved.items() if k in known})
+        if self.ctx.is_main:
+            log.info("resumed from %s (step %d)", latest, self.state.step)
+
+    def _wrap_distributed(self) -> None:
+        self.model_ddp: torch.nn.Module = self.model
+        self.disc_ddp: torch.nn.Module | None = self.disc
+        if not self.ctx.enabled:
+            return
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        # the quantizer synchronises its own codebook state (EMA, k-means, restarts) across ranks,
+        # so DDP must not overwrite buffers from rank 0 at every forward
+        self.model_ddp = DDP(
+            self.model, device_ids=ids, broadcast_buffers=False,
+            find_unused_parameters=self.recipe.train.find_unused_parameters,
+        )
+        if self.disc is not None:
+            # spectral-norm power-iteration vectors are buffers: keep them identical from rank 0
+            self.disc_ddp = DDP(self.disc, device_ids=ids, broadcast_buffers=True)
+
+    # ---- data ----------------------------------------------------------------------------
+    def _batches(self) -> Iterator[dict]:
+        loader_kw: dict[str, Any] = dict(
+            batch_sampler=self.sampler, collate_fn=collate_segments, num_workers=self.recipe.data.num_workers,
+            pin_memory=self.device.type == "cuda",
+            # a private generator: creating an iterator must not consume the global RNG (exact resume)
+            generator=torch.Generator().manual_seed(self.recipe.seed),
+        )
+        while True:
+            self.sampler.set_position(self.state.epoch, self.state.batch_in_epoch)
+            for batch in DataLoader(self.dataset, **loader_kw):
+                self.state.batch_in_epoch += 1
+                yield batch
+            self.state.epoch += 1
+            self.state.batch_in_epoch = 0
+
+    # ---- one step ------------------------------------------------------------------------
+    def _autocast(self):
+        if self.amp:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def train_step(self, batch: dict) -> StepResult:
+        st = self.state
+        real = batch["audio"].to(self.device, non_blocking=True)
+        st.skipped_files += int(batch.get("skipped", 0))
+        factor = lr_factor(self.recipe.schedule, st.step, st.epoch)
+        set_lr(self.opt_g, self.recipe.generator_optim.lr, factor)
+        if self.opt_d is not None:
+            set_lr(self.opt_d, self.recipe.discriminator_optim.lr, factor)
+
+        # agree across ranks before touching the model: a NaN batch would poison EMA codebooks
+        flags = torch.tensor(
+            [0.0 if bool(torch.isfinite(real).all()) else 1.0, 1.0 if self._stop_requested else 0.0],
+            device=self.device,
+        )
+        flags = any_across_ranks(flags, self.ctx)
+        self._stop_requested = bool(flags[1] > 0)
+        if flags[0] > 0:
+            return self._bad_step("non-finite input batch")
+
+        with self._autocast():
+            out = self.forward_g(real)
+        fake = out.audio.float()
+        values: dict[str, float] = {}
+        adversarial = self.disc is not None and st.step >= self.recipe.losses.adversarial_start
+
+        d_real = d_fake = None
+        if adversarial:
+            assert self.disc is not None and self.disc_ddp is not None and self.opt_d is not None
+            # discriminator update: one pass over [real; fake] (one STFT per scale for both halves)
+            self.disc.requires_grad_(True)
+            with self._autocast():
+                d_out = self.disc_ddp(torch.cat([real, fake.detach()]))
+            d_on_real, d_on_fake = d_out.split(real.shape[0])
+            loss_d = self.adv_disc_loss(d_on_real.logits, d_on_fake.logits)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            norm_d = self._clip(self.disc.parameters())
+            if math.isfinite(norm_d):
+                self.opt_d.step()
+            values["disc"] = float(loss_d.detach())
+            # generator side: discriminator frozen (no weight gradients), real features are targets
+            self.disc.requires_grad_(False)
+            with torch.no_grad(), self._autocast():
+                d_real = self.disc(real)
+            with self._autocast():
+                d_fake = self.disc(fake)
+
+        terms = self._generator_losses(real, fake, out.losses, d_real, d_fake)
+        total = sum((self.weights.get(k, 0.0) * v for k, v in terms.items()), torch.zeros((), device=self.device))
+        self.opt_g.zero_grad(set_to_none=True)
+        total.backward()
+        norm_g = self._clip(self.model.parameters())
+        values.update({k: float(v.detach()) for k, v in terms.items()})
+        values["total"] = float(total.detach())
+        values["grad_norm"] = norm_g
+        if not math.isfinite(norm_g) or not math.isfinite(values["total"]):
+            self.opt_g.zero_grad(set_to_none=True)
+            return self._bad_step("non-finite loss or gradient", values)
+        self.opt_g.step()
+        st.bad_streak = 0
+        st.step += 1
+        if out.perplexity is not None:
+            values["perplexity"] = float(out.perplexity.float().mean())
+        return StepResult(st.step, values)
+
+    def _generator_losses(
+        self, real: torch.Tensor, fake: torch.Tensor, quantizer: dict[str, torch.Tensor],
+        d_real: DiscriminatorOutput | None, d_fake: DiscriminatorOutput | None,
+    ) -> dict[str, torch.Tensor]:
+        w, ls = self.weights, self.recipe.losses
+        terms: dict[str, torch.Tensor] = {}
+        if w.get("mel"):
+            terms["mel"] = L.multi_resolution_mel_loss(fake, real, self.sample_rate, ls.mel_resolutions, ls.mel_style)
+        if w.get("stft"):
+            terms["stft"] = L.multi_resolution_stft_loss(fake, real, ls.stft_resolutions, ls.stft_complex)
+        if w.get("l1"):
+            terms["l1"] = L.waveform_l1(fake, real)
+        if w.get("mse"):
+            terms["mse"] = L.waveform_mse(fake, real)
+        terms.update(L.quantizer_losses(quantizer))
+        if d_real is not None and d_fake is not None:
+            terms["adv"] = self.adv_gen_loss(d_fake.logits)
+            terms["feat"] = self.fm_loss(d_real.features, d_fake.features)
+            if w.get("logits"):
+                terms["logits"] = L.logit_matching_loss(d_real.logits, d_fake.logits)
+        return terms
+
+    def _clip(self, params) -> float:
+        limit = self.recipe.train.grad_clip
+        params = [p for p in params if p.grad is not None]
+        if not params:
+            return 0.0
+        norm = torch.nn.utils.clip_grad_norm_(params, limit if limit else float("inf"))
+        return float(norm)
+
+    def _bad_step(self, reason: str, values: dict[str, float] | None = None) -> StepResult:
+        st = self.state
+        st.bad_steps += 1
+        st.bad_streak += 1
+        if self.ctx.is_main:
+            log.warning("step %d skipped: %s (%d in a row)", st.step, reason, st.bad_streak)
+        if st.bad_streak >= self.recipe.train.max_bad_steps:
+            raise TrainingDiverged(
+                f"{st.bad_streak} consecutive steps had {reason} (last at step {st.step}); training stopped. "
+                "Lower the learning rate, set train.grad_clip, or check the data."
+            )
+        return StepResult(st.step, values or {}, skipped=True, reason=reason)
+
+    # ---- the loop ------------------------------------------------------------------------
+    def fit(self, max_steps: int | None = None) -> TrainerState:
+        """Train until `max_steps` (default: the recipe's), a stop signal, or divergence."""
+        cfg = self.recipe.train
+        target = max_steps if max_steps is not None else cfg.max_steps
+        handlers = self._install_signal_handlers()
+        bar = _progress(target, self.state.step, enabled=self.ctx.is_main and cfg.progress)
+        running: dict[str, list[float]] = {}
+        last_saved = self.state.step
+        t0 = time.perf_counter()
+        try:
+            batches = self._batches()
+            while self.state.step < target:
+                result = self.train_step(next(batches))
+                self.history.append(result)
+                if self._stop_requested:
+                    if self.ctx.is_main:
+                        log.warning("stop requested: writing a checkpoint at step %d", self.state.step)
+                    break
+                if result.skipped:
+                    continue
+                for k, v in result.losses.items():
+                    running.setdefault(k, []).append(v)
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in result.losses.items() if k in ("mel", "total", "disc")},
+                                refresh=False)
+                step = self.state.step
+                if step % cfg.log_every == 0:
+                    self._log_train(running, time.perf_counter() - t0)
+                    running, t0 = {}, time.perf_counter()
+                if self.valid_clips and step % self.recipe.valid.every == 0:
+                    self._validate_and_log()
+                if step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+                    last_saved = step
+            if self.state.step != last_saved or self._stop_requested:
+                self.save_checkpoint()
+        finally:
+            bar.close()
+            self._restore_signal_handlers(handlers)
+            if self._writer is not None:
+                self._writer.flush()
+        return self.state
+
+    def request_stop(self) -> None:
+        """Ask the loop to checkpoint and stop at the next step boundary (what SIGINT/SIGTERM do)."""
+        self._stop_requested = True
+
+    def _install_signal_handlers(self) -> dict:
+        old = {}
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old[sig] = signal.signal(sig, lambda *_: self.request_stop())
+        except ValueError:  # not in the main thread
+            pass
+        return old
+
+    @staticmethod
+    def _restore_signal_handlers(old: dict) -> None:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+    # ---- validation, logging, checkpoints -------------------------------------------------
+    def validation_loss_fns(self) -> dict:
+        ls = self.recipe.losses
+        mel_res = ls.mel_resolutions or [DEFAULT_VALID_MEL]
+        fns = {
+            "mel": lambda f, r: L.multi_resolution_mel_loss(f, r, self.sample_rate, mel_res, ls.mel_style),
+            "l1": L.waveform_l1,
+        }
+        if ls.stft_resolutions:
+            fns["stft"] = lambda f, r: L.multi_resolution_stft_loss(f, r, ls.stft_resolutions, ls.stft_complex)
+        return fns
+
+    def run_validation(self) -> ValidationResult:
+        # every rank runs the same validation (no rank-dependent control flow); rank 0 logs it
+        return validate(
+            self.model, self.valid_clips, self.validation_loss_fns(), self.sample_rate,
+            self.recipe.valid.metric_clips, self.device,
+        )
+
+    def _validate_and_log(self) -> None:
+        res = self.run_validation()
+        st = self.state
+        entry = {"step": st.step, **{f"valid/{k}": v for k, v in res.losses.items()}}
+        if res.pesq is not None:
+            entry["valid/pesq"] = res.pesq
+        if res.stoi is not None:
+            entry["valid/stoi"] = res.stoi
+        st.valid_history.append(entry)
+        mel = res.losses["mel"]
+        improved = st.best_valid_mel is None or mel < st.best_valid_mel
+        if improved:
+            st.best_valid_mel = mel
+        if self.ctx.is_main:
+            self._append_log({"kind": "valid", **entry})
+            writer = self._tensorboard()
+            if writer is not None:
+                for k, v in entry.items():
+                    if k != "step":
+                        writer.add_scalar(k, v, st.step)
+                for i, (r, f) in enumerate(res.examples):
+                    writer.add_audio(f"valid/{i}/decoded", f, st.step, sample_rate=self.sample_rate)
+                    if st.step == self.recipe.valid.every:
+                        writer.add_audio(f"valid/{i}/original", r, st.step, sample_rate=self.sample_rate)
+        if improved:
+            path = self.save_checkpoint()
+            if self.ctx.is_main and path is not None:
+                ckpt.mark_best(self.run_dir, path)
+
+    def _log_train(self, running: dict[str, list[float]], seconds: float) -> None:
+        if not self.ctx.is_main:
+            return
+        n = len(running.get("total", [])) or 1
+        entry = {k: float(np.mean(v)) for k, v in running.items()}
+        entry.update(
+            step=self.state.step, epoch=self.state.epoch, steps_per_s=n / max(seconds, 1e-9),
+            lr=self.opt_g.param_groups[0]["lr"], skipped_files=self.state.skipped_files,
+            bad_steps=self.state.bad_steps,
+        )
+        self._append_log({"kind": "train", **entry})
+        writer = self._tensorboard()
+        if writer is not None:
+            for k, v in entry.items():
+                if k != "step":
+                    writer.add_scalar(f"train/{k}", v, self.state.step)
+
+    def _append_log(self, entry: dict) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    def _tensorboard(self):
+        if self._writer is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is an optional dependency
+                self._writer = False
+                log.warning("tensorboard not installed: logging to log.jsonl only")
+            else:
+                self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        return self._writer or None
+
+    def save_checkpoint(self) -> Path | None:
+        """Rank 0 writes; every rank waits so nobody runs ahead of a checkpoint."""
+        path = None
+        if self.ctx.is_main:
+            optimizers = {"generator": self.opt_g, **({"discriminator": self.opt_d} if self.opt_d else {})}
+            state = {k: getattr(self.state, k) for k in TrainerState.__dataclass_fields__}
+            path = ckpt.save_checkpoint(
+                self.run_dir, self.state.step, self.model, self.disc, optimizers, state, self.recipe.raw,
+                keep_last=self.recipe.train.keep_last,
+            )
+        barrier(self.ctx)
+        return path
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, dynamic_ncols=True, unit="step")

@@ -1,0 +1,125 @@
+import math
+
+import pytest
+import torch
+
+import hificodec
+
+# (sample rate, hop, frame rate, codebooks, kbps) from ../shared/reference/recipes.md
+PAPER_PRESETS = {
+    "hificodec-16k-320d": (16000, 320, 50, 4, 2.0),
+    "hificodec-24k-240d": (24000, 240, 100, 4, 4.0),
+    "hificodec-24k-240d-8q": (24000, 240, 100, 8, 8.0),
+    "hificodec-24k-320d": (24000, 320, 75, 4, 3.0),
+    "encodec-24k-240d": (24000, 240, 100, 12, 12.0),
+    "encodec-16k-320d": (16000, 320, 50, 24, 12.0),
+    "encodec-24k-32d": (24000, 32, 750, 2, 15.0),
+    "soundstream-24k-240d": (24000, 240, 100, 15, 15.0),
+    "soundstream-16k-320d": (16000, 320, 50, 24, 12.0),
+    "hificodec-16k": (16000, 320, 50, 4, 2.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_PRESETS))
+def test_preset_rates_match_recipes(name):
+    sr, hop, fr, n_q, kbps = PAPER_PRESETS[name]
+    model = hificodec.build(name)
+    assert (model.sample_rate, model.hop_length, model.frame_rate) == (sr, hop, fr)
+    assert model.num_codebooks == n_q and model.codebook_size == 1024
+    assert model.bitrate == pytest.approx(kbps * 1000)
+
+
+def test_every_shipped_preset_is_covered():
+    tiny = {n for n in hificodec.list_presets() if n.startswith("tiny-")}
+    assert set(hificodec.list_presets()) - tiny == set(PAPER_PRESETS)
+
+
+def test_hificodec_paper_preset_size_and_groups():
+    model = hificodec.build("hificodec-16k-320d")
+    assert model.quantizer.groups == 2 and model.quantizer.depth == 2
+    n_params = sum(p.numel() for p in model.parameters())
+    assert 60e6 < n_params < 67e6  # the original architecture has 63.6 M parameters
+
+
+def test_encodec_bandwidths_give_dropout_choices():
+    model = hificodec.build("encodec-24k-240d")
+    assert model.quantizer.dropout_choices == [1, 2, 4, 8, 12]
+    model.set_target_bandwidth(6.5)  # the largest count not above the target
+    assert model.num_codebooks == 6 and model.bitrate == 6000
+    with pytest.raises(ValueError, match="below the lowest"):
+        model.set_target_bandwidth(0.5)
+
+
+@pytest.mark.parametrize("name", ["tiny-hificodec", "tiny-encodec", "tiny-soundstream", "tiny-encodec-causal"])
+@pytest.mark.parametrize("length", [1, 319, 320, 3201, 5000])
+def test_encode_decode_shapes_for_odd_lengths(name, length):
+    model = hificodec.build(name).eval()
+    wav = torch.randn(2, 1, length) * 0.1
+    with torch.no_grad():
+        codes = model.encode(wav)
+        assert codes.shape == (2, model.num_codebooks, math.ceil(length / model.hop_length))
+        assert codes.dtype == torch.int64
+        assert int(codes.min()) >= 0 and int(codes.max()) < model.codebook_size
+        assert model.decode(codes, length=length).shape == (2, 1, length)
+        assert model.decode(codes).shape == (2, 1, codes.shape[-1] * model.hop_length)
+        out = model(wav)
+    assert out.audio.shape == wav.shape
+    assert torch.equal(out.codes, codes)
+
+
+def test_variable_bitrate_uses_code_prefix():
+    model = hificodec.build("tiny-hificodec").eval()
+    wav = torch.randn(1, 1, 3200) * 0.1
+    full = model.encode(wav)
+    model.set_num_codebooks(2)
+    assert model.bitrate == 50 * 2 * 6
+    assert torch.equal(model.encode(wav), full[:, :2])
+    assert model.decode(full[:, :2]).shape == (1, 1, 3200)
+    with pytest.raises(ValueError):
+        model.set_num_codebooks(3)
+
+
+def test_bad_inputs_are_refused():
+    model = hificodec.build("tiny-hificodec").eval()
+    with pytest.raises(ValueError, match=r"\[batch, 1, samples\]"):
+        model.encode(torch.randn(1, 2, 100))
+    with pytest.raises(ValueError, match="codes must lie"):
+        model.decode(torch.full((1, 4, 3), 64))
+    with pytest.raises(hificodec.ConfigError, match="unknown preset"):
+        hificodec.build("no-such-preset")
+
+
+def _overfit(name: str, lr: float, steps: int) -> tuple[float, float]:
+    torch.manual_seed(0)
+    model = hificodec.build(name).train()
+    t = torch.arange(8000) / 16000
+    wav = (
+        0.3 * torch.sin(2 * math.pi * 220 * t) * (1 + 0.5 * torch.sin(2 * math.pi * 3 * t))
+        + 0.1 * torch.sin(2 * math.pi * 660 * t)
+    ).view(1, 1, -1)
+    window = torch.hann_window(512)
+
+    def spec(y):
+        return torch.stft(y.view(1, -1), 512, 128, window=window, return_complex=True).abs()
+
+    opt = torch.optim.Adam(model.parameters(), lr)
+    history = []
+    for _ in range(steps):
+        out = model(wav)
+        rec = (spec(out.audio) - spec(wav)).abs().mean() + (out.audio - wav).abs().mean()
+        loss = rec + sum(out.losses.values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(float(rec.detach()))
+    return sum(history[:5]) / 5, sum(history[-10:]) / 10
+
+
+def test_tiny_encodec_overfits_one_clip():
+    first, last = _overfit("tiny-encodec", 3e-3, 300)
+    assert last < 0.5 * first, (first, last)  # measured: 0.89 -> 0.28
+
+
+def test_tiny_hificodec_overfits_one_clip():
+    first, last = _overfit("tiny-hificodec", 1e-2, 300)
+    assert last < 0.75 * first, (first, last)  # measured: 0.90 -> 0.55

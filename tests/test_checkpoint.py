@@ -1,0 +1,88 @@
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+import hificodec
+from hificodec.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+
+
+@pytest.fixture()
+def trained_dir(tmp_path):
+    model = hificodec.build("tiny-encodec")
+    model.train()(torch.randn(2, 1, 3200) * 0.1)  # k-means init changes the codebook buffers
+    return model, hificodec.save(model, tmp_path / "ckpt")
+
+
+def test_save_load_gives_identical_codes(trained_dir):
+    model, directory = trained_dir
+    assert (directory / WEIGHTS_FILE).is_file() and (directory / CONFIG_FILE).is_file()
+    assert yaml.safe_load((directory / CONFIG_FILE).read_text())["format_version"] == 1
+    loaded = hificodec.load(directory)
+    assert not loaded.training
+    wav = torch.randn(1, 1, 4000) * 0.1
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model.encode(wav), loaded.encode(wav))
+    assert hificodec.weights_hash(loaded) == hificodec.weights_hash(model)
+
+
+def test_weights_hash_changes_with_weights(trained_dir):
+    model, _ = trained_dir
+    h = hificodec.weights_hash(model)
+    with torch.no_grad():
+        next(model.parameters()).add_(1e-3)
+    assert hificodec.weights_hash(model) != h
+
+
+def test_fp16_storage_loads(tmp_path):
+    model = hificodec.build("tiny-hificodec")
+    d = hificodec.save(model, tmp_path / "half", dtype=torch.float16)
+    assert load_file(str(d / WEIGHTS_FILE))["decoder.conv_post.conv.bias"].dtype == torch.float16
+    loaded = hificodec.load(d)
+    assert next(loaded.parameters()).dtype == torch.float32
+
+
+def test_wrong_shape_names_the_tensor(trained_dir):
+    _, directory = trained_dir
+    state = load_file(str(directory / WEIGHTS_FILE))
+    name = "decoder.model.0.conv.bias"
+    state[name] = torch.zeros(3)
+    save_file(state, str(directory / WEIGHTS_FILE))
+    with pytest.raises(hificodec.CheckpointError, match=rf"'{name}' has shape \(3,\)"):
+        hificodec.load(directory)
+
+
+def test_missing_tensor_named(trained_dir):
+    _, directory = trained_dir
+    state = load_file(str(directory / WEIGHTS_FILE))
+    del state["quantizer.rvqs.0.layers.1.embed"]
+    save_file(state, str(directory / WEIGHTS_FILE))
+    with pytest.raises(hificodec.CheckpointError, match="'quantizer.rvqs.0.layers.1.embed' is missing"):
+        hificodec.load(directory)
+
+
+def test_truncated_file_fails_clearly(trained_dir):
+    _, directory = trained_dir
+    data = (directory / WEIGHTS_FILE).read_bytes()
+    (directory / WEIGHTS_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(hificodec.CheckpointError, match="corrupt or truncated"):
+        hificodec.load(directory)
+
+
+def test_config_mismatch_and_version(trained_dir):
+    _, directory = trained_dir
+    cfg = yaml.safe_load((directory / CONFIG_FILE).read_text())
+    cfg["latent_dim"] = 32
+    (directory / CONFIG_FILE).write_text(yaml.safe_dump(cfg))
+    with pytest.raises(hificodec.CheckpointError, match="has shape"):
+        hificodec.load(directory)
+    cfg["format_version"] = 99
+    (directory / CONFIG_FILE).write_text(yaml.safe_dump(cfg))
+    with pytest.raises(hificodec.CheckpointError, match="format version 99"):
+        hificodec.load(directory)
+
+
+def test_unknown_name_lists_models(tmp_path):
+    with pytest.raises(hificodec.CheckpointError, match="neither a checkpoint directory nor a shipped model"):
+        hificodec.load(tmp_path / "nope")
