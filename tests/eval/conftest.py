@@ -13,9 +13,7 @@ import pytest
 _VOWELS = [(730, 1090, 2440), (270, 2290, 3010), (530, 1840, 2480), (300, 870, 2240), (640, 1190, 2390)]
 
 
-def synth_speech(
-    duration: float = 3.0, sample_rate: int = 16000, seed: int = 0, f0: float = 120.0
-) -> np.ndarray:
+def synth_speech(duration: float = 3.0, sample_rate: int = 16000, seed: int = 0, f0: float = 120.0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     n = int(duration * sample_rate)
     t = np.arange(n) / sample_rate

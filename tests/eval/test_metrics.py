@@ -68,8 +68,9 @@ def test_24khz_audio_is_scored_at_16khz_by_duration(speech):
     original = pesq(16000, resample_to_n_samples(x, 16000), resample_to_n_samples(y, 16000), "wb")
     assert original > 4.5  # the bug: a heavily band-limited output scores as transparent
     assert ours < original - 0.3
-    assert M.stoi(x, y, 24000) == pytest.approx(M.stoi(soxr.resample(x, 24000, 16000),
-                                                       soxr.resample(y, 24000, 16000), 16000), abs=1e-6)
+    assert M.stoi(x, y, 24000) == pytest.approx(
+        M.stoi(soxr.resample(x, 24000, 16000), soxr.resample(y, 24000, 16000), 16000), abs=1e-6
+    )
 
 
 def test_silent_reference_is_reported_not_scored():

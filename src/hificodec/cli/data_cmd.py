@@ -56,6 +56,7 @@ def register(subparsers) -> None:
     k.add_argument("--max-mib", type=float, default=48.0, help="size limit of the tar in MiB (default 48)")
     k.add_argument("--split", default=None, help="only entries of this split")
     k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--real-only", action="store_true", help="leave out synthetic (TTS) speech")
     k.set_defaults(func=_pack)
 
 
@@ -89,6 +90,7 @@ def _manifest(args: argparse.Namespace) -> int:
 def _pack(args: argparse.Namespace) -> int:
     from ..data.pack import pack_manifest
 
-    result = pack_manifest(args.manifest, args.output, max_mib=args.max_mib, split=args.split, seed=args.seed)
+    result = pack_manifest(args.manifest, args.output, max_mib=args.max_mib, split=args.split, seed=args.seed,
+                           real_only=args.real_only)
     print(result.describe())
     return 0

@@ -119,10 +119,16 @@ def pack_manifest(
     max_mib: float = 48.0,
     split: str | None = None,
     seed: int = 0,
+    real_only: bool = False,
 ) -> PackResult:
+    """Write `output` (a tar of at most max_mib MiB); `real_only` leaves out synthetic speech."""
     if max_mib <= 0:
         raise HificodecError(f"--max-mib must be positive, got {max_mib}")
     entries = read_entries(manifest, split=split)
+    if real_only:
+        entries = [e for e in entries if not e.synthetic]
+        if not entries:
+            raise HificodecError(f"{manifest}: no real (non-synthetic) entries")
     limit = int(max_mib * 2**20)
     budget = limit - FIXED_OVERHEAD
     if budget <= 0:

@@ -1,0 +1,110 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from hificodec.errors import HificodecError
+from hificodec.eval import EvalConfig, evaluate, write_report
+from hificodec.eval.baselines import BaselineSpec, unavailable_reason
+
+
+@pytest.fixture
+def folder(tmp_path, speech):
+    d = tmp_path / "data"
+    d.mkdir()
+    sf.write(d / "a_speech.wav", speech(2.0, 16000, seed=1), 16000)
+    sf.write(d / "b_speech24k.wav", speech(2.0, 24000, seed=2, f0=200.0), 24000)
+    sf.write(d / "c_silent.wav", np.zeros(16000, dtype=np.float32), 16000)
+    sf.write(d / "d_short.wav", speech(2.0, 16000, seed=3)[4000:5600], 16000)
+    return d
+
+
+def test_untrained_preset_report(folder, tmp_path):
+    report = evaluate(EvalConfig(str(folder), presets=["tiny-hificodec"], workers=0, progress=False))
+    rows = {r["file"].rsplit("/", 1)[-1]: r for r in report.rows}
+    assert len(report.rows) == 4
+    ok = rows["a_speech.wav"]
+    assert ok["error"] == "" and 1.0 <= ok["pesq_wb"] <= 4.64 and ok["sample_rate"] == 16000
+    assert rows["b_speech24k.wav"]["sample_rate"] == 16000  # resampled to the model's rate
+    assert rows["c_silent.wav"]["pesq_wb"] is None and "silent" in rows["c_silent.wav"]["error"]
+    assert rows["d_short.wav"]["stoi"] is None and "too short" in rows["d_short.wav"]["error"]
+
+    (s,) = report.summary["systems"]
+    assert s["system"] == "tiny-hificodec-untrained" and s["n_files"] == 4 and s["n_with_errors"] == 2
+    assert s["metrics"]["pesq_wb"]["n"] == 2
+    # measured rate = nominal rate, up to padding each file to whole frames
+    assert s["nominal_kbps"] <= s["kbps"] < s["nominal_kbps"] * 1.1
+    assert all(0 < u <= 1 for u in s["codebook_usage"]) and len(s["codebook_usage"]) == s["num_codebooks"]
+    assert all(0 <= e <= np.log2(s["codebook_size"]) for e in s["codebook_entropy_bits"])
+    assert s["rtf_encode"] > 0 and s["rtf_decode"] > 0
+
+    out = tmp_path / "report"
+    written = write_report(report, out)
+    names = {p.name for p in written}
+    assert {"results.csv", "summary.json", "summary.md", "rate_quality.png"} <= names
+    assert any(n.startswith("spectrogram_") for n in names)
+    with open(out / "results.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 4 and table[2]["pesq_wb"] == "" and "silent" in table[2]["error"]
+    assert json.loads((out / "summary.json").read_text())["n_files"] == 4
+    assert "| tiny-hificodec-untrained |" in (out / "summary.md").read_text()
+    assert not list(out.glob("*.part"))
+
+
+def test_bandwidths_make_one_system_each(folder):
+    report = evaluate(
+        EvalConfig(
+            str(folder / "a_speech.wav"),
+            presets=["tiny-hificodec"],
+            bandwidths=[0.6, 1.2],
+            workers=0,
+            progress=False,
+            spectrogram_files=0,
+        )
+    )
+    kbps = [s["nominal_kbps"] for s in report.summary["systems"]]
+    assert len(kbps) == 2 and kbps[0] < kbps[1]
+
+
+def test_bandwidth_below_the_lowest_is_a_clear_error(folder):
+    with pytest.raises(HificodecError, match="below the lowest bitrate"):
+        evaluate(EvalConfig(str(folder), presets=["tiny-hificodec"], bandwidths=[0.01], workers=0))
+
+
+def test_missing_ffmpeg_baseline_is_skipped_with_a_note(folder):
+    cfg = EvalConfig(
+        str(folder / "a_speech.wav"),
+        presets=["tiny-hificodec"],
+        baselines=["opus:6"],
+        ffmpeg="/nonexistent/ffmpeg",
+        workers=0,
+        progress=False,
+    )
+    report = evaluate(cfg)
+    assert [s["system"] for s in report.summary["systems"]] == ["tiny-hificodec-untrained"]
+    assert "ffmpeg not found" in report.summary["skipped"][0]
+    cfg.presets = []
+    with pytest.raises(HificodecError, match="nothing to evaluate.*ffmpeg not found"):
+        evaluate(cfg)
+
+
+def test_opus_baseline_in_worker_processes(folder):
+    if (reason := unavailable_reason(BaselineSpec("opus", "12"))) is not None:
+        pytest.skip(reason)
+    report = evaluate(EvalConfig(str(folder), baselines=["opus:6,12"], workers=2, progress=False))
+    systems = {s["system"]: s for s in report.summary["systems"]}
+    assert list(systems) == ["opus-6k", "opus-12k"]
+    assert systems["opus-6k"]["kbps"] < systems["opus-12k"]["kbps"]
+    assert systems["opus-6k"]["metrics"]["pesq_wb"]["mean"] < systems["opus-12k"]["metrics"]["pesq_wb"]["mean"]
+    assert all(s["n_with_errors"] == 2 for s in systems.values())  # the silent and the short file
+
+
+def test_unreadable_file_is_reported_per_file(folder):
+    (folder / "e_broken.wav").write_bytes(b"RIFF not really a wav")
+    report = evaluate(
+        EvalConfig(str(folder), presets=["tiny-hificodec"], workers=0, progress=False, spectrogram_files=0)
+    )
+    broken = [r for r in report.rows if r["file"].endswith("e_broken.wav")]
+    assert len(broken) == 1 and "not a readable audio file" in broken[0]["error"]
