@@ -118,6 +118,11 @@ class HfcHeader:
         """Payload bits per second of audio (all channels)."""
         return self.payload_bits / self.duration if self.num_samples else 0.0
 
+    @property
+    def nominal_bitrate(self) -> float:
+        """The codec's bits per second per channel: frame rate x codebooks x bits per code."""
+        return self.sample_rate / self.hop_length * self.num_codebooks * self.bits_per_code
+
     def group_size(self, group: int) -> int:
         """Frames in group `group`."""
         return min(self.group_frames, self.num_frames - group * self.group_frames)

@@ -54,18 +54,24 @@ def test_untrained_preset_report(folder, tmp_path):
 
 
 def test_bandwidths_make_one_system_each(folder):
+    import hificodec
+
+    available = hificodec.build("tiny-hificodec").bandwidths
+    if len(available) < 2:
+        pytest.skip("tiny-hificodec has a single bandwidth")
     report = evaluate(
         EvalConfig(
             str(folder / "a_speech.wav"),
             presets=["tiny-hificodec"],
-            bandwidths=[0.6, 1.2],
+            bandwidths=available[:2],
             workers=0,
             progress=False,
             spectrogram_files=0,
         )
     )
-    kbps = [s["nominal_kbps"] for s in report.summary["systems"]]
-    assert len(kbps) == 2 and kbps[0] < kbps[1]
+    systems = report.summary["systems"]
+    assert [s["nominal_kbps"] for s in systems] == pytest.approx(available[:2])
+    assert [s["num_codebooks"] for s in systems][0] < systems[1]["num_codebooks"]
 
 
 def test_bandwidth_below_the_lowest_is_a_clear_error(folder):
@@ -108,3 +114,24 @@ def test_unreadable_file_is_reported_per_file(folder):
     )
     broken = [r for r in report.rows if r["file"].endswith("e_broken.wav")]
     assert len(broken) == 1 and "not a readable audio file" in broken[0]["error"]
+
+
+def test_checkpoint_directory_is_evaluated_under_its_folder_name(folder, tmp_path):
+    import hificodec
+
+    model = hificodec.build("tiny-hificodec")
+    hificodec.save(model, tmp_path / "my-codec")
+    report = evaluate(
+        EvalConfig(
+            str(folder / "a_speech.wav"),
+            models=[str(tmp_path / "my-codec")],
+            presets=["tiny-hificodec"],
+            workers=0,
+            progress=False,
+            spectrogram_files=0,
+        )
+    )
+    saved, untrained = report.summary["systems"]
+    assert saved["system"] == "my-codec" and untrained["system"] == "tiny-hificodec-untrained"
+    assert saved["metrics"]["pesq_wb"]["n"] == 1
+    assert saved["codebook_usage"] != [] and saved["source"] == str(tmp_path / "my-codec")

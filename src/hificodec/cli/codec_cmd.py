@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ..bitstream import HfcReader, open_hfc
-from ..compress import check_output_path, decode_file, encode_file
+from ..compress import check_output_path, decode_file, encode_file, output_format
 from ..errors import CheckpointError, HificodecError
 from ..models.base import CodecModel
 
@@ -66,11 +66,13 @@ def _say(args: argparse.Namespace, text: str) -> None:
         print(text)
 
 
-def _check_outputs(inputs: list[str], outputs: list[Path], force: bool) -> None:
+def _check_outputs(inputs: list[str], outputs: list[Path], force: bool, audio: bool = False) -> None:
     if len(set(outputs)) != len(outputs):
         raise HificodecError("several inputs map to the same output name; use -o per file or rename them")
     for out in outputs:
         check_output_path(out, inputs, force)
+        if audio:
+            output_format(out)
 
 
 # ---- encode --------------------------------------------------------------------------------------
@@ -88,14 +90,18 @@ def run_encode(args: argparse.Namespace) -> int:
     for src, dst in zip(args.inputs, outputs):
         h = encode_file(model, src, dst, force=args.force, progress=not args.quiet)
         size = os.path.getsize(dst)
-        _say(args, f"{src} -> {dst}: {h.duration:.2f} s, {h.channels} ch, {h.bitrate / 1000:.2f} kbps, {size} bytes")
+        _say(
+            args,
+            f"{src} -> {dst}: {h.duration:.2f} s, {h.channels} ch, {h.nominal_bitrate / 1000:.3f} kbps per channel, "
+            f"{size} bytes",
+        )
     return 0
 
 
 # ---- decode --------------------------------------------------------------------------------------
 def run_decode(args: argparse.Namespace) -> int:
     outputs = output_paths(args.inputs, args.output, args.out_dir, ".wav")
-    _check_outputs(args.inputs, outputs, args.force)
+    _check_outputs(args.inputs, outputs, args.force, audio=True)
     model = load_model(args.model) if args.model else None
     for src, dst in zip(args.inputs, outputs):
         h = decode_file(src, dst, model=model, sample_rate=args.sample_rate, force=args.force, progress=not args.quiet)
@@ -107,7 +113,7 @@ def run_decode(args: argparse.Namespace) -> int:
 # ---- reconstruct ---------------------------------------------------------------------------------
 def run_reconstruct(args: argparse.Namespace) -> int:
     outputs = output_paths(args.inputs, args.output, args.out_dir, ".reconstructed.wav")
-    _check_outputs(args.inputs, outputs, args.force)
+    _check_outputs(args.inputs, outputs, args.force, audio=True)
     model = load_model(args.model, args.bandwidth, args.n_q)
     for src, dst in zip(args.inputs, outputs):
         with tempfile.TemporaryDirectory(prefix="hificodec-") as tmp:
@@ -117,9 +123,9 @@ def run_reconstruct(args: argparse.Namespace) -> int:
             decode_file(hfc, dst, model=model, sample_rate=args.sample_rate, force=args.force, progress=not args.quiet)
         _say(
             args,
-            f"{src} -> {dst}: {h.bitrate / 1000:.3f} kbps ({h.num_codebooks} codebooks x {h.bits_per_code} bits x "
-            f"{h.sample_rate / h.hop_length:g} Hz x {h.channels} ch); .hfc would be {size} bytes "
-            f"= {size * 8 / h.duration / 1000:.3f} kbps with header and checksums",
+            f"{src} -> {dst}: {h.nominal_bitrate / 1000:.3f} kbps per channel ({h.num_codebooks} codebooks x "
+            f"{h.bits_per_code} bits x {h.sample_rate / h.hop_length:g} Hz), {h.channels} ch; the .hfc file is "
+            f"{size} bytes = {size * 8 / h.duration / 1000:.3f} kbps with header and checksums",
         )
     return 0
 
@@ -144,7 +150,8 @@ def run_info(args: argparse.Namespace) -> int:
             f"  channels     {h.channels}\n"
             f"  codes        {h.num_frames} frames x {h.num_codebooks} codebooks of {h.codebook_size} "
             f"({h.bits_per_code} bits), {h.sample_rate / h.hop_length:g} frames/s\n"
-            f"  bitrate      {h.bitrate / 1000:.3f} kbps payload, {size * 8 / h.duration / 1000:.3f} kbps file"
+            f"  bitrate      {h.nominal_bitrate / 1000:.3f} kbps per channel; this file: {h.bitrate / 1000:.3f} kbps "
+            f"payload, {size * 8 / h.duration / 1000:.3f} kbps with header and checksums"
         )
     return 0
 

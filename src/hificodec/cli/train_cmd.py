@@ -22,6 +22,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("recipe", help="recipe YAML (see recipes/)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. train.max_steps=100")
+    _collect_overrides_anywhere(p)
     p.add_argument("--data", required=True, help="training audio: folder, file list or .jsonl manifest")
     p.add_argument("--valid", help="validation audio (default: the manifest's split=valid entries, if any)")
     p.add_argument("--out", default=None, help="run directory (default: runs/<recipe name>)")
@@ -36,6 +37,19 @@ def register(subparsers) -> None:
     e.add_argument("out_dir")
     e.add_argument("--checkpoint", default="best", help="best (default), last, or a checkpoint folder name")
     e.set_defaults(func=run_export)
+
+
+def _collect_overrides_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Let `key=value` overrides follow options too (argparse only takes positionals in one run)."""
+    parse_known = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        ns, rest = parse_known(args, namespace)
+        extra = [a for a in rest if "=" in a and not a.startswith("-")]
+        ns.overrides = list(getattr(ns, "overrides", None) or []) + extra
+        return ns, [a for a in rest if a not in extra]
+
+    parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -293,7 +293,7 @@ def summary_dict(entries: list[ManifestEntry], stats: dict[str, SourceStats], op
         "hours": round(sum(e.duration or 0.0 for e in entries) / 3600, 4),
         "hours_per_source": hours(lambda e: e.source),
         "hours_per_split": hours(lambda e: e.split),
-        "real_hours_per_split": hours(lambda e: f"{e.split}{' (synthetic)' if e.synthetic else ''}"),
+        "hours_per_split_and_kind": hours(lambda e: f"{e.split}{' (synthetic)' if e.synthetic else ''}"),
         "hours_per_language": hours(lambda e: e.language or "?"),
         "speakers_per_split": {s: len({e.speaker for e in entries if e.split == s}) for s in SPLITS},
         "files_per_source": {k: v.__dict__ for k, v in stats.items()},

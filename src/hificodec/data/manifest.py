@@ -7,7 +7,9 @@ relative paths are relative to the manifest's folder. Known fields:
     split      train / valid / test             speaker    speaker or voice id
     language   ISO-639-1 code                   source     where it came from (e.g. Debian package)
     license    licence of the audio             synthetic  true for TTS-generated speech
-    sample_rate, channels                       original rate and channel count
+    sample_rate, channels                       of the file as stored (readers may trust them to
+                                                skip a header read); a converted corpus keeps the
+                                                source's values in `orig_sample_rate` / `orig_channels`
 
 Unknown fields are kept (`extra`) and written back unchanged.
 

@@ -17,7 +17,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +85,7 @@ def available_voices(mbrola_dir: Path, fortunes_dir: Path) -> dict[str, list[str
     """voice -> its language's sentences, for installed voices whose language has texts."""
     texts: dict[str, list[str]] = {}
     voices = {}
-    for voice, (lang, sub) in MBROLA_VOICES.items():
+    for voice, (_lang, sub) in MBROLA_VOICES.items():
         if not (mbrola_dir / voice / voice).is_file():
             continue
         if sub not in texts:
@@ -140,7 +140,7 @@ def synthesize_mbrola(
     names = sorted(voices)
     base = Path(out_dir) / "audio" / "mbrola"
 
-    def plan() -> Iterable[SynthJob]:
+    def plan() -> Iterator[SynthJob]:
         i = 0
         while True:
             voice = rng.choice(names)

@@ -72,3 +72,19 @@ def shutdown(ctx: DistContext) -> None:
     if ctx.enabled and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def states_match(tensors: list[torch.Tensor], ctx: DistContext) -> bool:
+    """True when every rank holds the same values (compared by per-tensor sums and sums of squares).
+
+    Every rank must call this. Used at checkpoints to catch ranks whose weights or codebooks drifted.
+    """
+    if not ctx.enabled:
+        return True
+    stats = torch.stack(
+        [torch.stack([t.double().sum(), t.double().square().sum()]) for t in tensors if t.is_floating_point()]
+    ).flatten().to(ctx.device)
+    high, low = stats.clone(), stats.clone()
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    return bool(torch.equal(high, low))

@@ -13,6 +13,7 @@ takes the same skip/step decision. Only rank 0 writes logs and checkpoints.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import math
@@ -37,7 +38,7 @@ from ..errors import HificodecError
 from . import checkpoints as ckpt
 from . import losses as L
 from .discriminators import DiscriminatorOutput, build_discriminator
-from .distributed import DistContext, any_across_ranks, barrier, init_distributed
+from .distributed import DistContext, any_across_ranks, barrier, init_distributed, states_match
 from .mel import MelResolution
 from .optim import build_optimizer, lr_factor, set_lr
 from .recipe import Recipe
@@ -184,12 +185,12 @@ class Trainer:
         # the quantizer synchronises its own codebook state (EMA, k-means, restarts) across ranks,
         # so DDP must not overwrite buffers from rank 0 at every forward
         self.model_ddp = DDP(
-            self.model, device_ids=ids, broadcast_buffers=False,
-            find_unused_parameters=self.recipe.train.find_unused_parameters,
+            self.model, device_ids=ids, find_unused_parameters=self.recipe.train.find_unused_parameters,
+            **_buffer_sync(False),
         )
         if self.disc is not None:
             # spectral-norm power-iteration vectors are buffers: keep them identical from rank 0
-            self.disc_ddp = DDP(self.disc, device_ids=ids, broadcast_buffers=True)
+            self.disc_ddp = DDP(self.disc, device_ids=ids, **_buffer_sync(True))
 
     # ---- data ----------------------------------------------------------------------------
     def _batches(self) -> Iterator[dict]:
@@ -467,15 +468,28 @@ class Trainer:
     def save_checkpoint(self) -> Path | None:
         """Rank 0 writes; every rank waits so nobody runs ahead of a checkpoint."""
         path = None
+        modules = [self.model] + ([self.disc] if self.disc is not None else [])
+        in_sync = states_match([t for m in modules for t in m.state_dict().values()], self.ctx)
+        if not in_sync and self.ctx.is_main:
+            log.error("step %d: ranks hold different weights or codebooks (DDP out of sync)", self.state.step)
         if self.ctx.is_main:
             optimizers = {"generator": self.opt_g, **({"discriminator": self.opt_d} if self.opt_d else {})}
             state = {k: getattr(self.state, k) for k in TrainerState.__dataclass_fields__}
+            state["world_size"] = self.ctx.world_size
+            state["ranks_in_sync"] = in_sync
             path = ckpt.save_checkpoint(
                 self.run_dir, self.state.step, self.model, self.disc, optimizers, state, self.recipe.raw,
                 keep_last=self.recipe.train.keep_last,
             )
         barrier(self.ctx)
         return path
+
+
+def _buffer_sync(every_forward: bool) -> dict[str, bool]:
+    """DDP's buffer-broadcast flag under its current name (`broadcast_buffers` before torch 2.13)."""
+    if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
+        return {"forward_sync_buffers": every_forward}
+    return {"broadcast_buffers": every_forward}
 
 
 def _seed_everything(seed: int) -> None:

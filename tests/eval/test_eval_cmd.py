@@ -1,0 +1,45 @@
+import json
+
+import soundfile as sf
+
+from hificodec.cli import main
+
+
+def test_cli_writes_a_report_and_notes_skipped_baselines(tmp_path, speech, capsys):
+    sf.write(tmp_path / "x.wav", speech(2.0, 16000), 16000)
+    out = tmp_path / "rep"
+    rc = main(
+        [
+            "eval",
+            str(tmp_path / "x.wav"),
+            "--preset",
+            "tiny-hificodec",
+            "--baselines",
+            "opus:6",
+            "--ffmpeg",
+            "/nonexistent/ffmpeg",
+            "--out",
+            str(out),
+            "--workers",
+            "0",
+            "--quiet",
+            "--no-plots",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert "ffmpeg not found" in captured.err
+    assert "| tiny-hificodec-untrained |" in captured.out
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s["system"] for s in summary["systems"]] == ["tiny-hificodec-untrained"]
+    assert not list(out.glob("*.png"))
+
+
+def test_cli_bad_input_is_one_error_line(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "missing"), "--preset", "tiny-hificodec", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hificodec eval: error:") and "no such file" in err and "Traceback" not in err
+    (tmp_path / "x.wav").write_bytes(b"")
+    assert main(["eval", str(tmp_path / "x.wav"), "--quiet", "--out", str(tmp_path / "rep")]) == 1
+    assert "nothing to evaluate" in capsys.readouterr().err
+    assert not (tmp_path / "rep").exists()

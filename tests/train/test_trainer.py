@@ -1,0 +1,101 @@
+import math
+
+import pytest
+import torch
+
+import hificodec
+from hificodec.train import Trainer, TrainingDiverged, load_recipe
+from hificodec.train.checkpoints import latest_checkpoint, list_checkpoints, read_state
+from hificodec.train.export import export_run
+
+from pathlib import Path
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
+def _trainer(name, clips, run_dir, *overrides, **kw):
+    recipe = load_recipe(RECIPES / f"{name}.yaml", list(overrides))
+    return Trainer(recipe, str(clips), run_dir, **kw)
+
+
+@pytest.mark.parametrize("family", ["tiny-hificodec", "tiny-encodec", "tiny-soundstream"])
+def test_a_few_steps_lower_the_loss(family, clips, tmp_path):
+    tr = _trainer(family, clips, tmp_path / "run", "train.max_steps=10", "valid.every=100", "train.checkpoint_every=100")
+    state = tr.fit()
+    assert state.step == 10 and state.bad_steps == 0
+    mel = [h.losses["mel"] for h in tr.history]
+    assert all(math.isfinite(m) for m in mel)
+    assert sum(mel[-3:]) / 3 < 0.85 * sum(mel[:3]) / 3
+    if family != "tiny-hificodec":  # adversarial terms start at step 2 in the Encodec recipes
+        assert "adv" not in tr.history[0].losses and "adv" in tr.history[-1].losses
+
+
+def test_resume_continues_bit_identically(clips, tmp_path):
+    straight = _trainer("tiny-encodec", clips, tmp_path / "a", "train.max_steps=7")
+    straight.fit()
+    first = _trainer("tiny-encodec", clips, tmp_path / "b", "train.max_steps=7")
+    first.fit(max_steps=4)  # interrupted after step 4 (a checkpoint is written at exit)
+    assert read_state(latest_checkpoint(tmp_path / "b"))["step"] == 4
+    resumed = _trainer("tiny-encodec", clips, tmp_path / "b", "train.max_steps=7", resume=True)
+    assert resumed.state.step == 4
+    resumed.fit()
+    expected = [h.losses for h in straight.history[4:]]
+    got = [h.losses for h in resumed.history]
+    assert got == expected  # every loss of steps 5-7, exactly
+    assert hificodec.weights_hash(resumed.model) == hificodec.weights_hash(straight.model)
+    for a, b in zip(resumed.disc.parameters(), straight.disc.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_stop_request_checkpoints_at_the_step_boundary(clips, tmp_path):
+    tr = _trainer("tiny-hificodec", clips, tmp_path / "run", "valid.every=100")
+    tr.request_stop()  # what SIGINT / SIGTERM do
+    state = tr.fit()
+    assert state.step == 1
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-00000001"]
+
+
+def test_checkpoints_keep_last_k_and_best(clips, tmp_path):
+    tr = _trainer("tiny-hificodec", clips, tmp_path / "run", "train.max_steps=6", "train.checkpoint_every=1",
+                  "train.keep_last=2", "valid.every=3", valid=str(clips))
+    tr.fit()
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-00000005", "step-00000006"]
+    best = read_state(tmp_path / "run" / "checkpoints" / "best")
+    assert best["best_valid_mel"] == min(v["valid/mel"] for v in tr.state.valid_history)
+    assert "valid/stoi" in tr.state.valid_history[0]
+    assert (tmp_path / "run" / "log.jsonl").read_text().count('"kind": "valid"') == 2
+
+
+def test_nan_batch_is_skipped_not_propagated(clips, tmp_path):
+    tr = _trainer("tiny-encodec", clips, tmp_path / "run", "train.max_bad_steps=3")
+    batches = tr._batches()
+    tr.train_step(next(batches))
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    poisoned = next(batches)
+    poisoned["audio"][0, 0, 100] = float("nan")
+    result = tr.train_step(poisoned)
+    assert result.skipped and tr.state.step == 1 and tr.state.bad_steps == 1
+    after = tr.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # codebooks and weights untouched
+    ok = tr.train_step(next(batches))
+    assert not ok.skipped and tr.state.step == 2 and tr.state.bad_streak == 0
+    assert all(torch.isfinite(v).all() for v in tr.model.state_dict().values() if v.is_floating_point())
+    bad = next(batches)
+    bad["audio"][:] = float("inf")
+    with pytest.raises(TrainingDiverged, match="3 consecutive"):
+        for _ in range(3):
+            tr.train_step(bad)
+
+
+def test_export_gives_a_loadable_model_and_discriminator(clips, tmp_path):
+    tr = _trainer("tiny-hificodec", clips, tmp_path / "run", "train.max_steps=2")
+    tr.fit()
+    out = export_run(tmp_path / "run", tmp_path / "exported")
+    model = hificodec.load(out)
+    assert hificodec.weights_hash(model) == hificodec.weights_hash(tr.model)
+    assert (out / "discriminator" / "discriminator.safetensors").is_file()
+    # fine-tuning starts from exactly these weights
+    tuned = _trainer("tiny-hificodec", clips, tmp_path / "ft", f"train.init_from={out}")
+    assert hificodec.weights_hash(tuned.model) == hificodec.weights_hash(tr.model)
+    for a, b in zip(tuned.disc.parameters(), tr.disc.parameters()):
+        assert torch.equal(a, b)
