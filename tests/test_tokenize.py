@@ -155,3 +155,20 @@ def test_plan_batches_respects_limits():
     assert [[it.key for it in b] for b in batches] == [["4", "5"], ["0", "1"], ["2", "3"], ["6"]]
     capped = tok.plan_batches(items, batch_size=8, max_batch_seconds=0.5, sample_rate=16000)
     assert max(len(b) for b in capped) == 2  # 0.5 s of 0.2 s clips
+
+
+def test_same_name_other_extension_is_refused(dataset, tmp_path):
+    sf.write(str(dataset / "utt00.flac"), np.zeros(1000, np.float32), 16000)
+    with pytest.raises(HificodecError, match="same output codes/utt00.npy"):
+        tok.tokenize(hificodec.build("tiny-encodec").eval(), dataset, tmp_path / "out")
+
+
+def test_damaged_output_is_redone(dataset, tmp_path):
+    model = hificodec.build("tiny-encodec").eval()
+    tok.tokenize(model, dataset, tmp_path / "out")
+    target = tmp_path / "out" / "codes" / "utt00.npy"
+    good = np.load(target)
+    target.write_bytes(b"garbage")
+    stats = tok.tokenize(model, dataset, tmp_path / "out")
+    assert (stats.encoded, stats.skipped) == (1, 10)
+    np.testing.assert_array_equal(np.load(target), good)

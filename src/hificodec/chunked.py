@@ -20,8 +20,10 @@ import torch
 
 from .models.base import CodecModel
 
-#: default chunk length (seconds of audio kept per model call)
-DEFAULT_CHUNK_SECONDS = 10.0
+#: default chunk length (seconds of audio kept per model call). Models that normalise over time
+#: (GroupNorm in the encoder: their measured context hits MAX_CONTEXT_SECONDS) give whole-file codes
+#: only for inputs up to one chunk; longer inputs get codes from chunk-wise statistics.
+DEFAULT_CHUNK_SECONDS = 30.0
 #: context is capped at this many seconds per side (recurrent layers have an unbounded but decaying field)
 MAX_CONTEXT_SECONDS = 2.0
 

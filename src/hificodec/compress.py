@@ -51,18 +51,20 @@ def make_header(model: CodecModel, channels: int, source_rate: int, source_sampl
     )  # fmt: skip
 
 
-def model_for(header: HfcHeader, model: CodecModel | str | os.PathLike | None = None) -> CodecModel:
+def model_for(
+    header: HfcHeader, model: CodecModel | str | os.PathLike | None = None, device: str = "cpu"
+) -> CodecModel:
     """The model to decode `header` with: the given one (checked) or the shipped model named in the file."""
     if model is None:
         try:
-            model = load(header.model_name)
+            model = load(header.model_name, device=device)
         except CheckpointError:
             raise CheckpointError(
                 f"this file was made by model '{header.model_name}', which is not installed; "
                 "pass its checkpoint directory (--model DIR)"
             ) from None
     elif not isinstance(model, CodecModel):
-        model = load(model)
+        model = load(model, device=device)
     header.check_model(model.name, weights_hash(model))
     if header.sample_rate != model.sample_rate or header.hop_length != model.hop_length:
         raise HificodecError("the file's sample rate or hop length does not match the model")
@@ -226,14 +228,16 @@ def decode_file(
     force: bool = False,
     progress: bool = False,
     chunk_frames: int | None = None,
+    device: str = "cpu",
 ) -> HfcHeader:
-    """Decode a .hfc file to audio (format from the extension) in bounded memory."""
+    """Decode a .hfc file to audio (format from the extension) in bounded memory. Without `model`, the
+    shipped model named in the file is loaded (onto `device`)."""
     out = check_output_path(dst, [src], force)
     fmt = output_format(out)
     with open_hfc(src) as f:
         reader = HfcReader(f)
         header = reader.header
-        model = model_for(header, model)
+        model = model_for(header, model, device)
         sr_out = sample_rate or header.source_sample_rate
         to_out_rate = _Resampler(header.sample_rate, sr_out, header.channels, _output_length(header, sr_out))
         decoder = ChunkedDecoder(model, header.num_frames, chunk_frames)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,15 +227,22 @@ def tokenize(
         for e in entries[rank::world]
         for key in [_utterance_key(e.path, root)]
     ]
+    dups = [k for k, n in Counter(it.key for it in items).items() if n > 1]
+    if dups:
+        dup = dups[0]
+        raise HificodecError(f"two inputs map to the same output codes/{dup}.npy (same name, other extension?)")
     stats = TokenizeStats(files=len(items))
     _remove_stale_temps(items)
     pending, done = [], []
     for it in items:
         if it.out.is_file():
-            it.num_frames = int(np.load(it.out, mmap_mode="r").shape[-1])
-            stats.skipped += 1
-            done.append(it)
-            continue
+            try:
+                it.num_frames = int(np.load(it.out, mmap_mode="r").shape[-1])
+                stats.skipped += 1
+                done.append(it)
+                continue
+            except (ValueError, OSError):  # damaged outside hificodec (we write atomically): redo it
+                it.out.unlink()
         try:
             sr, _, frames = audio_info(it.entry.path)
             if frames <= 0:

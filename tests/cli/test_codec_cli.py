@@ -119,8 +119,8 @@ def bad_file(kind, tmp_path, wav, model_dir):
 def test_bad_audio(kind, message, model_dir, wav, tmp_path, capsys):
     src = bad_file(kind, tmp_path, wav, model_dir)
     before = sorted(p.name for p in tmp_path.iterdir())
-    for cmd in ["encode", "reconstruct"]:
-        code, out, err = run([cmd, src, "--model", model_dir, "-o", tmp_path / "out.x"], capsys)
+    for cmd, out_name in [("encode", "out.hfc"), ("reconstruct", "out.wav")]:
+        code, out, err = run([cmd, src, "--model", model_dir, "-o", tmp_path / out_name], capsys)
         assert code == 1 and f"hificodec {cmd}: error: " in err and message in err
         assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == before

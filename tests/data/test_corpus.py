@@ -55,6 +55,7 @@ def test_selects_converts_and_drops(built):
         assert (info.samplerate, info.channels, info.format, info.subtype) == (16000, 1, "FLAC", "PCM_16")
         assert e.duration == pytest.approx(info.frames / 16000, abs=1e-3)
         assert e.synthetic is False and e.license and e.speaker and e.language
+        assert (e.sample_rate, e.channels) == (16000, 1)
     assert len({e.extra["sha1"] for e in entries}) == len(entries)
 
 
@@ -66,7 +67,8 @@ def test_manifest_fields_and_relative_paths(built):
     assert {e.speaker for e in kaj} == {"kajongg-en-male1", "kajongg-en-female1", "kajongg-de-male1",
                                         "kajongg-de-female1"}
     assert {e.language for e in kaj} == {"en", "de"}
-    assert all(e.license == "GPL-2+" and e.sample_rate == 22050 and e.channels == 1 for e in kaj)
+    assert all(e.license == "GPL-2+" and (e.sample_rate, e.channels) == (16000, 1) for e in kaj)
+    assert all((e.extra["orig_sample_rate"], e.extra["orig_channels"]) == (22050, 1) for e in kaj)
     assert (out / "licenses" / "kajongg.copyright").read_text().startswith("License: fake")
 
 
@@ -75,7 +77,7 @@ def test_downmix_and_resampling_preserve_signal(built, fake_trees):
     entries = read_manifest(out / "manifest.jsonl")
     # stereo tuxpaint clip: left = tone, right = 0.5 * tone -> mono = 0.75 * tone (RMS 0.75 * 0.3 / sqrt 2)
     stereo = next(e for e in entries if e.extra["orig"].endswith("cat0_desc_es.ogg"))
-    assert stereo.channels == 2 and stereo.sample_rate == 44100
+    assert (stereo.extra["orig_channels"], stereo.extra["orig_sample_rate"]) == (2, 44100)
     mono, sr = sf.read(stereo.path)
     rms = np.sqrt(np.mean(mono[2000:-2000] ** 2))
     assert rms == pytest.approx(0.75 * 0.3 / np.sqrt(2), rel=0.03)

@@ -62,6 +62,7 @@ def test_synthesize_is_reproducible_and_resumable(tts_env, tmp_path):
     for e in entries:
         info = sf.info(e.path)
         assert e.synthetic is True and info.samplerate == 16000 and info.channels == 1
+        assert (e.sample_rate, e.channels) == (16000, 1)
         assert e.language == ("de" if e.speaker == "mbrola-de1" else "en") and e.extra["text"]
         assert 130 <= e.extra["rate"] <= 200 and 30 <= e.extra["pitch"] <= 70
     files = sorted(Path(tmp_path / "a").rglob("*.flac"))

@@ -135,3 +135,24 @@ def test_checkpoint_directory_is_evaluated_under_its_folder_name(folder, tmp_pat
     assert saved["system"] == "my-codec" and untrained["system"] == "tiny-hificodec-untrained"
     assert saved["metrics"]["pesq_wb"]["n"] == 1
     assert saved["codebook_usage"] != [] and saved["source"] == str(tmp_path / "my-codec")
+
+
+def test_limit_takes_the_first_or_evenly_spread_files(tmp_path, speech):
+    d = tmp_path / "many"
+    d.mkdir()
+    for k in range(6):
+        sf.write(d / f"f{k}.wav", speech(0.5, 16000, seed=k), 16000)
+    base = dict(
+        baselines=["opus:12"],
+        ffmpeg="/nonexistent/ffmpeg",
+        presets=["tiny-hificodec"],
+        workers=0,
+        progress=False,
+        spectrogram_files=0,
+    )
+    first = evaluate(EvalConfig(str(d), limit=2, **base))
+    spread = evaluate(EvalConfig(str(d), limit=2, spread=True, **base))
+    assert [r["file"].rsplit("/", 1)[-1] for r in first.rows] == ["f0.wav", "f1.wav"]
+    assert [r["file"].rsplit("/", 1)[-1] for r in spread.rows] == ["f0.wav", "f3.wav"]
+    with pytest.raises(HificodecError, match="at least 1"):
+        evaluate(EvalConfig(str(d), limit=0, **base))

@@ -36,7 +36,9 @@ def test_msstft_layout_follows_encodec():
 
 
 def test_one_pass_over_real_and_fake_equals_two_passes():
-    disc = CombinedDiscriminator({"mpd": {"periods": [2, 3], "channels": [4, 8]}, "msstft": {"n_ffts": [128], "filters": 4}})
+    disc = CombinedDiscriminator(
+        {"mpd": {"periods": [2, 3], "channels": [4, 8]}, "msstft": {"n_ffts": [128], "filters": 4}}
+    )
     real, fake = _x(), _x()
     joint_real, joint_fake = disc(torch.cat([real, fake])).split(2)
     alone = disc(fake)
@@ -46,7 +48,9 @@ def test_one_pass_over_real_and_fake_equals_two_passes():
 
 
 def test_gradients_reach_the_input_with_frozen_weights():
-    disc = build_discriminator({"msd": {"scales": 2, "channels": 4, "max_channels": 16}, "msstft": {"n_ffts": [128], "filters": 4}})
+    disc = build_discriminator(
+        {"msd": {"scales": 2, "channels": 4, "max_channels": 16}, "msstft": {"n_ffts": [128], "filters": 4}}
+    )
     disc.requires_grad_(False)
     x = _x().requires_grad_()
     out = disc(x)

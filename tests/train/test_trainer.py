@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,8 +8,6 @@ import hificodec
 from hificodec.train import Trainer, TrainingDiverged, load_recipe
 from hificodec.train.checkpoints import latest_checkpoint, list_checkpoints, read_state
 from hificodec.train.export import export_run
-
-from pathlib import Path
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
@@ -20,7 +19,8 @@ def _trainer(name, clips, run_dir, *overrides, **kw):
 
 @pytest.mark.parametrize("family", ["tiny-hificodec", "tiny-encodec", "tiny-soundstream"])
 def test_a_few_steps_lower_the_loss(family, clips, tmp_path):
-    tr = _trainer(family, clips, tmp_path / "run", "train.max_steps=10", "valid.every=100", "train.checkpoint_every=100")
+    tr = _trainer(family, clips, tmp_path / "run", "train.max_steps=10", "valid.every=100",
+                  "train.checkpoint_every=100")
     state = tr.fit()
     assert state.step == 10 and state.bad_steps == 0
     mel = [h.losses["mel"] for h in tr.history]

@@ -7,19 +7,24 @@ import os
 import tempfile
 from pathlib import Path
 
+import torch
+
 from ..bitstream import HfcReader, open_hfc
 from ..compress import check_output_path, decode_file, encode_file, output_format
 from ..errors import CheckpointError, HificodecError
 from ..models.base import CodecModel
 
 
-def load_model(name: str | None, bandwidth: float | None = None, n_q: int | None = None) -> CodecModel:
+def load_model(
+    name: str | None, bandwidth: float | None = None, n_q: int | None = None, device: str | None = None
+) -> CodecModel:
     """The model for --model (default hificodec.DEFAULT_MODEL), with a clear message when none is installed."""
     import hificodec
 
     chosen = name or hificodec.DEFAULT_MODEL
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        model = hificodec.load(chosen)
+        model = hificodec.load(chosen, device=device)
     except CheckpointError as e:
         if name is None:
             raise HificodecError(
@@ -28,6 +33,8 @@ def load_model(name: str | None, bandwidth: float | None = None, n_q: int | None
                 "or hificodec.save)"
             ) from None
         raise HificodecError(str(e)) from None
+    except (RuntimeError, AssertionError) as e:  # e.g. --device cuda without a GPU
+        raise HificodecError(f"cannot use device '{device}': {str(e).splitlines()[0]}") from None
     try:
         if n_q is not None:
             model.set_num_codebooks(n_q)
@@ -58,6 +65,7 @@ def _add_io(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("-o", "--output", help=f"output {what} (one input only)")
     p.add_argument("--out-dir", help=f"folder for the {what}s (named after the inputs)")
     p.add_argument("--force", action="store_true", help="overwrite existing files (even an input)")
+    p.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
 
 
@@ -86,7 +94,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 def run_encode(args: argparse.Namespace) -> int:
     outputs = output_paths(args.inputs, args.output, args.out_dir, ".hfc")
     _check_outputs(args.inputs, outputs, args.force)
-    model = load_model(args.model, args.bandwidth, args.n_q)
+    model = load_model(args.model, args.bandwidth, args.n_q, args.device)
     for src, dst in zip(args.inputs, outputs):
         h = encode_file(model, src, dst, force=args.force, progress=not args.quiet)
         size = os.path.getsize(dst)
@@ -102,9 +110,13 @@ def run_encode(args: argparse.Namespace) -> int:
 def run_decode(args: argparse.Namespace) -> int:
     outputs = output_paths(args.inputs, args.output, args.out_dir, ".wav")
     _check_outputs(args.inputs, outputs, args.force, audio=True)
-    model = load_model(args.model) if args.model else None
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(args.model, device=device) if args.model else None
     for src, dst in zip(args.inputs, outputs):
-        h = decode_file(src, dst, model=model, sample_rate=args.sample_rate, force=args.force, progress=not args.quiet)
+        h = decode_file(
+            src, dst, model=model, sample_rate=args.sample_rate, force=args.force, progress=not args.quiet,
+            device=device,
+        )
         rate = args.sample_rate or h.source_sample_rate
         _say(args, f"{src} -> {dst}: {h.duration:.2f} s, {h.channels} ch, {rate} Hz")
     return 0
@@ -114,7 +126,7 @@ def run_decode(args: argparse.Namespace) -> int:
 def run_reconstruct(args: argparse.Namespace) -> int:
     outputs = output_paths(args.inputs, args.output, args.out_dir, ".reconstructed.wav")
     _check_outputs(args.inputs, outputs, args.force, audio=True)
-    model = load_model(args.model, args.bandwidth, args.n_q)
+    model = load_model(args.model, args.bandwidth, args.n_q, args.device)
     for src, dst in zip(args.inputs, outputs):
         with tempfile.TemporaryDirectory(prefix="hificodec-") as tmp:
             hfc = Path(tmp) / "codes.hfc"

@@ -17,9 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "distance and the measured bitrate. Writes results.csv, summary.json, summary.md and plots."
         ),
     )
-    p.add_argument(
-        "source", metavar="DATA", help="folder of audio files, .jsonl manifest, file list, or one file"
-    )
+    p.add_argument("source", metavar="DATA", help="folder of audio files, .jsonl manifest, file list, or one file")
     p.add_argument(
         "--model",
         action="append",
@@ -58,14 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--split", default=None, help="only manifest entries of this split (e.g. test)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N files")
+    p.add_argument(
+        "--spread", action="store_true", help="with --limit: take N files evenly spaced over the list, not the first N"
+    )
     p.add_argument("--device", default="cpu", help="torch device for the models (default: cpu)")
-    p.add_argument(
-        "--ffmpeg", default=None, metavar="PATH", help="ffmpeg binary (default: $HIFICODEC_FFMPEG or PATH)"
-    )
+    p.add_argument("--ffmpeg", default=None, metavar="PATH", help="ffmpeg binary (default: $HIFICODEC_FFMPEG or PATH)")
     p.add_argument("--max-delay-ms", type=float, default=100.0, help="delay search range (default: ±100 ms)")
-    p.add_argument(
-        "--spectrograms", type=int, default=3, metavar="N", help="spectrogram plots for the first N files"
-    )
+    p.add_argument("--spectrograms", type=int, default=3, metavar="N", help="spectrogram plots for the first N files")
     p.add_argument("--no-plots", action="store_true", help="skip the matplotlib figures")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -83,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         baselines=args.baselines,
         split=args.split,
         limit=args.limit,
+        spread=args.spread,
         workers=args.workers,
         device=args.device,
         ffmpeg=args.ffmpeg,

@@ -9,7 +9,7 @@ from .codec_cmd import load_model
 
 
 def run(args: argparse.Namespace) -> int:
-    model = load_model(args.model, args.bandwidth, args.n_q)
+    model = load_model(args.model, args.bandwidth, args.n_q, args.device)
     stats = tokenize(
         model, args.source, args.out, batch_size=args.batch_size, workers=args.workers, rank=args.rank,
         world_size=args.world_size, split=args.split, skip_errors=args.skip_errors, progress=not args.quiet,
@@ -47,5 +47,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-errors", action="store_true", help="report unreadable files and go on")
     p.add_argument("--rank", type=int, help="this shard (default: $RANK or 0)")
     p.add_argument("--world-size", type=int, help="number of shards (default: $WORLD_SIZE or 1)")
+    p.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=run)

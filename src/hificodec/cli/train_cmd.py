@@ -31,7 +31,8 @@ def register(subparsers) -> None:
 
     e = subparsers.add_parser(
         "export", help="export a training run's generator (and discriminator) for use or fine-tuning",
-        description="Write the generator in the shipped-model format and the discriminator under OUT_DIR/discriminator.",
+        description="Write the generator in the shipped-model format and the discriminator under "
+        "OUT_DIR/discriminator.",
     )
     e.add_argument("run_dir")
     e.add_argument("out_dir")

@@ -230,13 +230,14 @@ def _build_package(
         if res.status != "ok":
             setattr(stats, res.status, getattr(stats, res.status) + 1)
             continue
-        extra = {"sha1": digest, "orig": clip.path.relative_to(root).as_posix()}
+        extra: dict = {"orig": clip.path.relative_to(root).as_posix(), "orig_sample_rate": res.orig_sample_rate,
+                       "orig_channels": res.orig_channels, "sha1": digest}
         if clip.group != clip.speaker:
             extra["group"] = clip.group
         entries.append(ManifestEntry(
             path=job.dst, duration=round(res.seconds, 4), speaker=clip.speaker, language=clip.language,
             source=spec.package, license=spec.license, synthetic=False,
-            sample_rate=res.orig_sample_rate, channels=res.orig_channels, extra=extra,
+            sample_rate=opts.sample_rate, channels=1, extra=extra,
         ))
     stats.kept = len(entries)
     write_manifest(part, entries)

@@ -110,14 +110,13 @@ class AudioSegmentDataset(Dataset):
 
     def _read_segment(self, entry: ManifestEntry, rng: np.random.Generator) -> np.ndarray:
         opts = self.options
-        if entry.duration and entry.sample_rate:  # manifest knows the length: skip the header read
-            sr_in, frames = int(entry.sample_rate), int(entry.duration * entry.sample_rate)
-        else:
-            try:
-                info = sf.info(entry.path)
-            except Exception as e:
-                raise AudioError(f"{entry.path}: not a readable audio file ({str(e).strip()[:200]})") from None
-            sr_in, frames = int(info.samplerate), int(info.frames)
+        # a header read (cheap) rather than the manifest's fields: its sample_rate is the original
+        # recording's, not necessarily the file's
+        try:
+            info = sf.info(entry.path)
+        except Exception as e:
+            raise AudioError(f"{entry.path}: not a readable audio file ({str(e).strip()[:200]})") from None
+        sr_in, frames = int(info.samplerate), int(info.frames)
         if frames <= 0:
             raise AudioError(f"{entry.path}: the file holds no audio samples")
         # read only the samples the segment needs (+ a margin for the resampler)

@@ -39,9 +39,7 @@ def estimate_delay(
     nfft = 1 << (n - 1).bit_length()
     # corr[k] = sum_t x[t] * y[t + k]: the lag at which y best matches x.
     corr = np.fft.irfft(np.conj(np.fft.rfft(x, nfft)) * np.fft.rfft(y, nfft), nfft)
-    lags = np.concatenate(
-        [np.arange(0, min(max_lag, len(y) - 1) + 1), np.arange(-min(max_lag, len(x) - 1), 0)]
-    )
+    lags = np.concatenate([np.arange(0, min(max_lag, len(y) - 1) + 1), np.arange(-min(max_lag, len(x) - 1), 0)])
     values = corr[lags % nfft]
     best = int(np.argmax(values))
     norm = np.sqrt(np.dot(x, x) * np.dot(y, y))

@@ -80,9 +80,7 @@ def parse_baselines(items: list[str]) -> list[BaselineSpec]:
         if codec not in CODECS:
             raise HificodecError(f"unknown baseline codec '{codec}' (known: {', '.join(CODECS)})")
         if not sep or not values.strip():
-            raise HificodecError(
-                f"baseline '{item}': give settings after a colon, e.g. {codec}:{_example(codec)}"
-            )
+            raise HificodecError(f"baseline '{item}': give settings after a colon, e.g. {codec}:{_example(codec)}")
         for v in values.split(","):
             v = v.strip()
             _validate(codec, v, item)
@@ -130,9 +128,7 @@ def _ffmpeg_capabilities(ffmpeg: str) -> tuple[frozenset[str], frozenset[str]]:
     """(encoders, muxers) this ffmpeg build offers."""
 
     def names(flag: str) -> frozenset[str]:
-        out = subprocess.run(
-            [ffmpeg, "-hide_banner", flag], capture_output=True, text=True, timeout=30
-        ).stdout
+        out = subprocess.run([ffmpeg, "-hide_banner", flag], capture_output=True, text=True, timeout=30).stdout
         found = set()
         for line in out.splitlines():
             parts = line.split()
@@ -174,9 +170,7 @@ class CodedAudio:
         return 8.0 * self.encoded_bytes / duration
 
 
-def run_baseline(
-    audio: np.ndarray, sample_rate: int, spec: BaselineSpec, ffmpeg: str | None = None
-) -> CodedAudio:
+def run_baseline(audio: np.ndarray, sample_rate: int, spec: BaselineSpec, ffmpeg: str | None = None) -> CodedAudio:
     """Encode then decode mono float audio with ffmpeg; raises HificodecError if ffmpeg fails."""
     reason = unavailable_reason(spec, ffmpeg)
     if reason is not None:
@@ -244,7 +238,5 @@ def _ffmpeg(cmd: list[str], stdin: bytes | None, spec: BaselineSpec) -> bytes:
     proc = subprocess.run(cmd, input=stdin if stdin is not None else b"", capture_output=True, timeout=600)
     if proc.returncode != 0:
         msg = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise HificodecError(
-            f"ffmpeg failed for {spec.name}: {msg[-1] if msg else f'exit {proc.returncode}'}"
-        )
+        raise HificodecError(f"ffmpeg failed for {spec.name}: {msg[-1] if msg else f'exit {proc.returncode}'}")
     return proc.stdout

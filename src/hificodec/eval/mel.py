@@ -16,9 +16,7 @@ from ..train.mel import MelResolution, log_mel_spectrogram
 DEFAULT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((256, 32), (512, 64), (1024, 80), (2048, 128))
 
 
-def resolutions_for(
-    sample_rate: int, base: tuple[tuple[int, int], ...] = DEFAULT_RESOLUTIONS
-) -> list[MelResolution]:
+def resolutions_for(sample_rate: int, base: tuple[tuple[int, int], ...] = DEFAULT_RESOLUTIONS) -> list[MelResolution]:
     scale = 2 ** max(0, round(float(np.log2(sample_rate / 16000))))
     return [MelResolution(n * scale, n * scale // 4, n * scale, n_mels=m) for n, m in base]
 

@@ -36,9 +36,7 @@ def plot_rate_quality(summary: dict, path: str | os.PathLike) -> Path:
     for ax, metric, label in ((axes[0], "pesq_wb", "PESQ-WB"), (axes[1], "stoi", "STOI")):
         for fam, members in families.items():
             pts = sorted(
-                (s["kbps"], s["metrics"][metric]["mean"])
-                for s in members
-                if s["metrics"][metric]["mean"] is not None
+                (s["kbps"], s["metrics"][metric]["mean"]) for s in members if s["metrics"][metric]["mean"] is not None
             )
             if not pts:
                 continue

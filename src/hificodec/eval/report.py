@@ -58,8 +58,7 @@ def summary_markdown(summary: dict) -> str:
         + (f", split {summary['split']}" if summary.get("split") else "")
         + f"; hificodec {summary['hificodec_version']}; {summary['created']}",
         "",
-        "| system | kbps | PESQ-WB | PESQ-NB | STOI | ESTOI | mel dist. | SI-SDR (dB) | RTF | delay (ms) "
-        "| scored |",
+        "| system | kbps | PESQ-WB | PESQ-NB | STOI | ESTOI | mel dist. | SI-SDR (dB) | RTF | delay (ms) | scored |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary["systems"]:
@@ -74,8 +73,7 @@ def summary_markdown(summary: dict) -> str:
     if models:
         lines += [
             "",
-            "| model | codebooks | usage (per codebook) | entropy bits/code | entropy kbps | RTF enc "
-            "| RTF dec |",
+            "| model | codebooks | usage (per codebook) | entropy bits/code | entropy kbps | RTF enc | RTF dec |",
             "|---|---|---|---|---|---|---|",
         ]
         for s in models:
@@ -120,7 +118,5 @@ def write_report(report: EvalReport, out_dir: str | os.PathLike, plots: bool = T
         written.append(plot_rate_quality(report.summary, out / "rate_quality.png"))
         for i, (file, audios) in enumerate(report.examples.items()):
             if len(audios) > 1:
-                written.append(
-                    plot_spectrograms(file, audios, out / f"spectrogram_{i:02d}_{Path(file).stem}.png")
-                )
+                written.append(plot_spectrograms(file, audios, out / f"spectrogram_{i:02d}_{Path(file).stem}.png"))
     return written

@@ -1,7 +1,8 @@
 """`evaluate()`: run every system (models, classical baselines) over a set of files and score them.
 
-Models run in this process (one copy of the weights; their real-time factor is timed here); metric
-computation and the ffmpeg baselines run in a pool of worker processes. Results come back as rows
+Models run first, in this process and alone (one copy of the weights; their real-time factor is
+timed here), writing their outputs to a temporary folder; then metric computation and the ffmpeg
+baselines run in a pool of worker processes. Results come back as rows
 (one per file x system) plus a per-system summary; `write_report` turns them into files.
 """
 
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
+import tempfile
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -36,6 +39,7 @@ class EvalConfig:
     baselines: list[str] = field(default_factory=list)  # e.g. ["opus:6,8,12", "codec2:3200"]
     split: str | None = None
     limit: int | None = None
+    spread: bool = False  # with `limit`: files evenly spaced over the list instead of the first ones
     workers: int = 2  # 0 = score in this process
     device: str = "cpu"
     ffmpeg: str | None = None
@@ -57,7 +61,11 @@ def evaluate(config: EvalConfig) -> EvalReport:
     if config.limit is not None:
         if config.limit < 1:
             raise HificodecError(f"--limit must be at least 1, got {config.limit}")
-        entries = entries[: config.limit]
+        if config.spread and config.limit < len(entries):
+            step = len(entries) / config.limit  # evenly spaced: covers every speaker/source in order
+            entries = [entries[int(k * step)] for k in range(config.limit)]
+        else:
+            entries = entries[: config.limit]
     specs = parse_baselines(config.baselines)
     if config.workers < 0:
         raise HificodecError(f"--workers must be 0 or more, got {config.workers}")
@@ -73,20 +81,28 @@ def evaluate(config: EvalConfig) -> EvalReport:
             print(f"hificodec eval: {reason}", file=sys.stderr)
     if not systems and not runnable:
         raise HificodecError(
-            "nothing to evaluate: give --model, --preset or --baselines"
-            + (f" ({'; '.join(notes)})" if notes else "")
+            "nothing to evaluate: give --model, --preset or --baselines" + (f" ({'; '.join(notes)})" if notes else "")
         )
     for s in systems:
         s.warm_up()
 
     order = [s.name for s in systems] + [b.name for b in runnable]
-    results: list[ScoreResult] = []
     examples: dict[str, dict[str, tuple[np.ndarray, int]]] = {}
-    total = len(entries) * len(order)
-    with tqdm(total=total, desc="eval", unit="file", disable=not config.progress, file=sys.stderr) as bar:
-        for result in _run(config, entries, systems, runnable, examples):
-            results.append(result)
-            bar.update(1)
+    with tempfile.TemporaryDirectory(prefix="hificodec-eval-") as tmp:
+        # Phase 1: the models alone on the machine, so their real-time factor is not skewed by the pool.
+        coded = _code_with_models(config, entries, systems, Path(tmp))
+        # Phase 2: scoring (and the ffmpeg baselines) in worker processes.
+        results: list[ScoreResult] = []
+        with tqdm(
+            total=len(entries) * len(order),
+            desc="scoring",
+            unit="file",
+            disable=not config.progress,
+            file=sys.stderr,
+        ) as bar:
+            for result in _run(config, _jobs(config, entries, systems, runnable, coded, examples)):
+                results.append(result)
+                bar.update(1)
     for r in results:
         if r.audio is not None:
             examples[r.row["file"]][r.row["system"]] = (r.audio, int(r.row["sample_rate"]))
@@ -97,14 +113,59 @@ def evaluate(config: EvalConfig) -> EvalReport:
     return EvalReport(rows, summary, examples)
 
 
+def _code_with_models(
+    config: EvalConfig, entries: list[ManifestEntry], systems: list[ModelSystem], tmp: Path
+) -> dict[tuple[int, int], ScoreJob | ScoreResult]:
+    """Encode + decode every readable file with every model; outputs go to .npy files in `tmp`.
+
+    Returns (file index, system index) -> a job template (no reference yet) or an error result.
+    """
+    out: dict[tuple[int, int], ScoreJob | ScoreResult] = {}
+    if not systems:
+        return out
+    with tqdm(
+        total=len(entries) * len(systems), desc="coding", unit="file", disable=not config.progress, file=sys.stderr
+    ) as bar:
+        for i, entry in enumerate(entries):
+            try:
+                audio, sr = load_audio(entry.path, mono=True)
+            except AudioError:
+                bar.update(len(systems))
+                continue  # reported in phase 2
+            for j, s in enumerate(systems):
+                try:
+                    run = s.run(resample(audio[0], sr, s.sample_rate))
+                except (RuntimeError, ValueError) as e:  # e.g. input shorter than the receptive field
+                    out[i, j] = ScoreResult(error_row(entry.path, s.name, "model", f"model failed: {e}"))
+                else:
+                    path = tmp / f"{i}_{j}.npy"
+                    np.save(path, run.audio)
+                    out[i, j] = ScoreJob(
+                        entry.path,
+                        s.name,
+                        "model",
+                        np.zeros(0, np.float32),
+                        s.sample_rate,
+                        degraded_path=str(path),
+                        bits=run.bits,
+                        encode_s=run.encode_seconds,
+                        decode_s=run.decode_seconds,
+                        max_delay_ms=config.max_delay_ms,
+                        keep_audio=i < config.spectrogram_files,
+                    )
+                bar.update(1)
+    return out
+
+
 def _jobs(
     config: EvalConfig,
     entries: list[ManifestEntry],
     systems: list[ModelSystem],
     baselines: list[BaselineSpec],
+    coded: dict[tuple[int, int], ScoreJob | ScoreResult],
     examples: dict,
 ) -> Iterator[ScoreJob | ScoreResult]:
-    """Jobs in file order; files that cannot be read yield error rows directly."""
+    """Scoring jobs in file order; files that cannot be read yield error rows directly."""
     for i, entry in enumerate(entries):
         keep = i < config.spectrogram_files
         try:
@@ -116,26 +177,11 @@ def _jobs(
         ref = audio[0]
         if keep:
             examples[entry.path] = {"reference": (ref, sr)}
-        for s in systems:
-            ref_s = resample(ref, sr, s.sample_rate)
-            try:
-                out = s.run(ref_s)
-            except (RuntimeError, ValueError) as e:  # e.g. input shorter than the model's receptive field
-                yield ScoreResult(error_row(entry.path, s.name, "model", f"model failed: {e}"))
-                continue
-            yield ScoreJob(
-                entry.path,
-                s.name,
-                "model",
-                ref_s,
-                s.sample_rate,
-                degraded=out.audio,
-                bits=out.bits,
-                encode_s=out.encode_seconds,
-                decode_s=out.decode_seconds,
-                max_delay_ms=config.max_delay_ms,
-                keep_audio=keep,
-            )
+        for j, s in enumerate(systems):
+            job = coded[i, j]
+            if isinstance(job, ScoreJob):
+                job.reference = resample(ref, sr, s.sample_rate)
+            yield job
         for b in baselines:
             yield ScoreJob(
                 entry.path,
@@ -150,8 +196,7 @@ def _jobs(
             )
 
 
-def _run(config, entries, systems, baselines, examples) -> Iterator[ScoreResult]:
-    jobs = _jobs(config, entries, systems, baselines, examples)
+def _run(config: EvalConfig, jobs: Iterator[ScoreJob | ScoreResult]) -> Iterator[ScoreResult]:
     if config.workers == 0:
         for job in jobs:
             yield job if isinstance(job, ScoreResult) else score(job)

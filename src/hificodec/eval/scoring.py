@@ -39,7 +39,7 @@ class ScoreJob:
     kind: str  # "model" or "baseline"
     reference: np.ndarray  # mono, at `sample_rate` (the system's operating rate)
     sample_rate: int
-    degraded: np.ndarray | None = None  # model output; None for a baseline (made in the worker)
+    degraded_path: str | None = None  # model output (.npy); None for a baseline (made in the worker)
     bits: int | None = None
     encode_s: float | None = None
     decode_s: float | None = None
@@ -73,7 +73,7 @@ def score(job: ScoreJob) -> ScoreResult:
     duration = len(job.reference) / job.sample_rate
     row = error_row(job.file, job.system, job.kind, "")
     row.update(duration_s=round(duration, 4), sample_rate=job.sample_rate)
-    degraded, bits = job.degraded, job.bits
+    degraded, bits = None, job.bits
     if job.baseline is not None:
         try:
             coded = run_baseline(job.reference, job.sample_rate, job.baseline, job.ffmpeg)
@@ -83,6 +83,8 @@ def score(job: ScoreJob) -> ScoreResult:
         degraded, bits = coded.audio, coded.encoded_bytes * 8
         row.update(encode_s=coded.encode_seconds, decode_s=coded.decode_seconds)
     else:
+        assert job.degraded_path is not None
+        degraded = np.load(job.degraded_path)
         row.update(encode_s=job.encode_s, decode_s=job.decode_s)
     assert degraded is not None
     if bits is not None:

@@ -18,8 +18,7 @@ METRIC_DESCRIPTIONS = {
     "stoi": "STOI (pystoi) on 16 kHz audio",
     "estoi": "extended STOI (pystoi) on 16 kHz audio",
     "si_sdr": "scale-invariant SDR in dB at the system's rate",
-    "mel_distance": "multi-resolution log-mel L1 (4 windows, 16-128 ms) at the system's rate; "
-    "lower is better",
+    "mel_distance": "multi-resolution log-mel L1 (4 windows, 16-128 ms) at the system's rate; lower is better",
 }
 
 

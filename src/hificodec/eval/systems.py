@@ -58,9 +58,7 @@ class ModelSystem:
     def run(self, audio: np.ndarray) -> ModelRun:
         """Encode and decode mono audio at the model's rate; updates code statistics and timings."""
         self.model.set_num_codebooks(self.num_codebooks)
-        wav = (
-            torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).reshape(1, 1, -1).to(self.device)
-        )
+        wav = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).reshape(1, 1, -1).to(self.device)
         with torch.inference_mode():
             t0 = _now(self.device)
             codes = self.model.encode(wav)

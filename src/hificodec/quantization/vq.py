@@ -28,7 +28,8 @@ class VectorQuantizer(nn.Module):
         dim: input channels.
         codebook_size: number of entries.
         codebook_dim: look up in a lower-dimensional space (factorised codes, as in DAC); None = dim.
-        normalize: compare l2-normalised vectors (cosine similarity) in the lookup.
+        normalize: l2-normalise inputs and entries (lookup, losses and output live on the unit sphere:
+            the latent's scale cannot drift away from the codebook, a cause of early collapse).
         ema: learn the codebook by EMA of assigned inputs (no codebook loss) instead of by gradient.
         ema_decay, eps: EMA decay and Laplace smoothing.
         kmeans_init: initialise the codebook by k-means on the first training batch.
@@ -82,8 +83,6 @@ class VectorQuantizer(nn.Module):
     # ---- lookup --------------------------------------------------------------------------
     def _nearest(self, z: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
         """Index of the closest entry for each row of z [N, d]."""
-        if self.normalize:
-            z, embed = F.normalize(z, dim=-1), F.normalize(embed, dim=-1)
         e_sq = embed.pow(2).sum(-1)
         out = []
         for block in z.split(_NEAREST_BLOCK):
@@ -94,18 +93,23 @@ class VectorQuantizer(nn.Module):
 
     def _flatten(self, x: torch.Tensor) -> torch.Tensor:
         """[B, dim, F] -> projected rows [B*F, codebook_dim] in float32 (lookups are precision-sensitive)."""
-        rows = x.transpose(1, 2).reshape(-1, self.dim).float()
-        return self.project_in(rows)
+        rows = self.project_in(x.transpose(1, 2).reshape(-1, self.dim).float())
+        return F.normalize(rows, dim=-1) if self.normalize else rows
+
+    def _codebook(self) -> torch.Tensor:
+        """The entries as used for lookup and output (unit vectors when `normalize`)."""
+        embed = self.embed.float()
+        return F.normalize(embed, dim=-1) if self.normalize else embed
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """[B, dim, F] -> codes [B, F]."""
         with torch.autocast(device_type=x.device.type, enabled=False):
-            codes = self._nearest(self._flatten(x), self.embed.float())
+            codes = self._nearest(self._flatten(x), self._codebook())
         return codes.view(x.shape[0], x.shape[2])
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [B, F] -> [B, dim, F]."""
-        q = self.project_out(F.embedding(codes, self.embed.float()))
+        q = self.project_out(F.embedding(codes, self._codebook()))
         return q.transpose(1, 2)
 
     # ---- training-time codebook maintenance ----------------------------------------------
@@ -162,8 +166,9 @@ class VectorQuantizer(nn.Module):
             z = self._flatten(x)
             if self.training and not bool(self.initialized):
                 self._run_kmeans(z.detach())
-            codes = self._nearest(z.detach(), self.embed.detach().float())
-            q = F.embedding(codes, self.embed.float())
+            codebook = self._codebook()
+            codes = self._nearest(z.detach(), codebook.detach())
+            q = F.embedding(codes, codebook)
             counts = torch.bincount(codes, minlength=self.codebook_size).float()
             losses = {"commitment": F.mse_loss(z, q.detach())}
             if not self.ema:

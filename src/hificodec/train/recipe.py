@@ -65,6 +65,7 @@ class LossSettings:
 @dataclass
 class TrainSettings:
     max_steps: int = 1000
+    max_minutes: float | None = None  # also stop (with a checkpoint) after this much wall time
     log_every: int = 50
     checkpoint_every: int = 1000
     keep_last: int = 3

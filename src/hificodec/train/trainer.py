@@ -331,7 +331,7 @@ class Trainer:
         bar = _progress(target, self.state.step, enabled=self.ctx.is_main and cfg.progress)
         running: dict[str, list[float]] = {}
         last_saved = self.state.step
-        t0 = time.perf_counter()
+        t0 = started = time.perf_counter()
         try:
             batches = self._batches()
             while self.state.step < target:
@@ -357,6 +357,8 @@ class Trainer:
                 if step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
                     last_saved = step
+                if cfg.max_minutes is not None and time.perf_counter() - started > 60 * cfg.max_minutes:
+                    self._stop_requested = True  # OR-ed across ranks at the next step, then we stop
             if self.state.step != last_saved or self._stop_requested:
                 self.save_checkpoint()
         finally:

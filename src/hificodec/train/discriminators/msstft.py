@@ -33,7 +33,9 @@ class STFTDiscriminator(nn.Module):
         for i, d in enumerate(dilations):
             c_out = min(filters_scale ** (i + 1) * filters, max_filters)
             # time runs along dim 2 (dilated), frequency along dim 3 (strided)
-            conv = nn.Conv2d(c_in, c_out, kernel_size, stride=stride, dilation=(d, 1), padding=(d * (kt - 1) // 2, kf // 2))
+            conv = nn.Conv2d(
+                c_in, c_out, kernel_size, stride=stride, dilation=(d, 1), padding=(d * (kt - 1) // 2, kf // 2)
+            )
             layers.append(normed(conv, norm))
             c_in = c_out
         c_out = min(filters_scale ** (len(dilations) + 1) * filters, max_filters)

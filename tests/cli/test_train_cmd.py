@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+import hificodec
+from hificodec.cli import main
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
+def _clips(folder: Path) -> Path:
+    folder.mkdir()
+    t = np.arange(8000) / 16000
+    for i in range(3):
+        sf.write(folder / f"c{i}.wav", (0.3 * np.sin(2 * np.pi * (200 + 100 * i) * t)).astype(np.float32), 16000)
+    return folder
+
+
+def test_train_resume_and_export_through_the_cli(tmp_path, capsys):
+    data = _clips(tmp_path / "data")
+    run, out = tmp_path / "run", tmp_path / "model"
+    args = ["train", str(RECIPES / "tiny-hificodec.yaml"), "--data", str(data), "--out", str(run), "train.max_steps=2"]
+    assert main(args) == 0
+    assert "trained to step 2" in capsys.readouterr().out
+    # the run directory is not silently overwritten ...
+    assert main(args) == 1
+    assert "--resume" in capsys.readouterr().err
+    # ... but continues with --resume (overrides may follow options)
+    assert main(["train", str(RECIPES / "tiny-hificodec.yaml"), "--data", str(data), "--out", str(run),
+                 "--resume", "train.max_steps=3"]) == 0
+    assert "trained to step 3" in capsys.readouterr().out
+    assert main(["export", str(run), str(out)]) == 0
+    assert hificodec.load(out).sample_rate == 16000
+
+
+def test_bad_recipe_and_data_give_clear_errors(tmp_path, capsys):
+    data = _clips(tmp_path / "data")
+    assert main(["train", str(RECIPES / "tiny-hificodec.yaml"), "--data", str(data), "--out", str(tmp_path / "r"),
+                 "train.bogus=1"]) == 1
+    assert "unknown key(s) ['bogus'] in 'train'" in capsys.readouterr().err
+    assert main(["train", str(RECIPES / "tiny-hificodec.yaml"), "--data", str(tmp_path / "missing"),
+                 "--out", str(tmp_path / "r2")]) == 1
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "nothing"), str(tmp_path / "o")]) == 1
+    assert "no checkpoints found" in capsys.readouterr().err

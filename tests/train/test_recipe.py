@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import pytest
+
+from hificodec.errors import ConfigError
+from hificodec.train.discriminators import build_discriminator
+from hificodec.train.recipe import load_recipe
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+ALL = sorted(p for p in RECIPES.glob("*.yaml") if not p.name.startswith("_"))
+
+
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def test_every_recipe_parses_and_names_a_model(path):
+    recipe = load_recipe(path)
+    assert recipe.model.get("family") in ("hificodec", "encodec", "soundstream")
+    assert recipe.loss_weights  # something to optimise
+
+
+def test_paper_hificodec_recipe_matches_the_reference():
+    r = load_recipe(RECIPES / "hificodec-16k-320d.yaml")
+    first = r.losses.mel_resolutions[0]
+    assert (first.n_fft, first.hop_length, first.win_length, first.n_mels, first.fmax, first.weight) == (
+        1024, 200, 800, 80, 8000, 45.0)
+    assert (r.generator_optim.name, r.generator_optim.lr, r.generator_optim.betas) == ("adam", 2e-4, (0.5, 0.9))
+    assert (r.schedule.gamma, r.schedule.per, r.seed) == (0.98, "epoch", 1234)
+    assert set(r.discriminators) == {"mpd", "msd", "msstft"} and r.losses.adversarial == "lsgan"
+    assert r.loss_weights["feat"] == 2 and r.loss_weights["codebook"] == 10 and r.loss_weights["commitment"] == 2.5
+    r24 = load_recipe(RECIPES / "hificodec-24k-240d.yaml")
+    assert r24.losses.mel_resolutions[0].hop_length == 240 and r24.model["sample_rate"] == 24000
+
+
+def test_encodec_and_soundstream_recipes():
+    enc = load_recipe(RECIPES / "encodec-24k-240d.yaml")
+    assert enc.losses.adversarial == "hinge" and enc.losses.adversarial_start == 500
+    assert [m.n_fft for m in enc.losses.mel_resolutions] == [2**i for i in range(6, 12)]
+    assert enc.loss_weights["mse"] == 100 and enc.loss_weights["commitment"] == 1000
+    ss = load_recipe(RECIPES / "soundstream-24k-240d.yaml")
+    assert ss.data.mix_prob == 0.3 and ss.loss_weights["logits"] == 1
+    assert max(m.n_fft for m in ss.losses.mel_resolutions) == 1024
+    assert build_discriminator(ss.discriminators) is not None
+
+
+def test_overrides_and_validation():
+    r = load_recipe(RECIPES / "tiny-hificodec.yaml", ["train.max_steps=3", "model_overrides.latent_dim=8"])
+    assert r.train.max_steps == 3 and r.model["latent_dim"] == 8
+    with pytest.raises(ConfigError, match="unknown loss weight"):
+        load_recipe(RECIPES / "tiny-hificodec.yaml", ["loss_weights.melody=1"])
+    with pytest.raises(ConfigError, match="resolutions is empty"):
+        load_recipe(RECIPES / "tiny-hificodec.yaml", ["losses.mel.resolutions=[]"])
