@@ -82,14 +82,15 @@ def _fmt(v: Any) -> str:
 
 
 def table(runs: list[dict[str, Any]]) -> str:
-    lines = [f"{'bench':14s} {'status':10s} {'time':>7s}  result", "-" * 78]
+    w = max([14] + [len(r["bench"]) for r in runs])
+    lines = [f"{'bench':{w}s} {'status':10s} {'time':>7s}  result", "-" * (w + 64)]
     for r in runs:
         secs = f"{r['seconds']:6.0f}s" if r["seconds"] is not None else f"{'-':>7s}"
         items = [(k, v) for k, v in flatten(r["result"] or {}) if k != "bench"]
         status = r["status"] if len(r["status"]) <= 10 else r["status"][:10]
         first = f"{items[0][0]} = {_fmt(items[0][1])}" if items else (r["status"] if status != r["status"] else "")
-        lines.append(f"{r['bench']:14s} {status:10s} {secs}  {first}")
-        lines += [f"{'':33s}{k} = {_fmt(v)}" for k, v in items[1:]]
+        lines.append(f"{r['bench']:{w}s} {status:10s} {secs}  {first}")
+        lines += [f"{'':{w + 19}s}{k} = {_fmt(v)}" for k, v in items[1:]]
     return "\n".join(lines)
 
 
