@@ -105,13 +105,8 @@ def _measure(model: CodecModel, which: str, max_frames: int, tolerance: float) -
 
 
 def _encoder_response(model: CodecModel, wav: torch.Tensor) -> torch.Tensor:
-    """Continuous pre-quantizer latent [1, D, F] when the model exposes it (more sensitive than codes)."""
-    latent_fn = getattr(model, "latent", None) or getattr(model, "_latent", None) or getattr(model, "encoder", None)
-    if callable(latent_fn):
-        out = latent_fn(wav)
-        if isinstance(out, torch.Tensor) and out.dim() == 3:
-            return out.float().cpu()
-    return model.encode(wav).float().cpu()
+    """Continuous pre-quantizer latent [1, D, F] (more sensitive to context than codes)."""
+    return model.latent(wav).float().cpu()
 
 
 def default_chunk_frames(model: CodecModel, seconds: float = DEFAULT_CHUNK_SECONDS) -> int:

@@ -8,7 +8,7 @@ rate and length unless told otherwise. Each channel is coded separately (as one 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -122,7 +122,7 @@ def _output_length(header: HfcHeader, sr_out: int) -> int:
 
 
 # ---- file to file, streaming -------------------------------------------------------------------
-def check_output_path(dst: str | os.PathLike, inputs: list[str | os.PathLike], force: bool = False) -> Path:
+def check_output_path(dst: str | os.PathLike, inputs: Sequence[str | os.PathLike], force: bool = False) -> Path:
     """Refuse an output that is a folder, already exists, or is one of the inputs (unless `force`)."""
     out = Path(dst)
     if out.is_dir():

@@ -174,3 +174,24 @@ def test_output_protection(model_dir, wav, tmp_path, capsys):
 def test_console_script_runs():
     proc = subprocess.run([sys.executable, "-m", "hificodec", "info", "/no/such.hfc"], capture_output=True, text=True)
     assert proc.returncode == 1 and "hificodec info: error: /no/such.hfc: no such file" in proc.stderr
+
+
+def test_decode_finds_the_installed_model_named_in_the_file(wav, tmp_path, capsys, monkeypatch):
+    shipped = tmp_path / "pretrained"
+    model = hificodec.build("tiny-encodec")
+    hificodec.save(model, shipped / model.name)
+    monkeypatch.setattr(hificodec.checkpoint, "pretrained_dir", lambda: shipped)
+    monkeypatch.setattr(hificodec, "DEFAULT_MODEL", model.name)
+    assert run(["encode", wav, "-q"], capsys)[0] == 0  # the default model
+    code, out, _ = run(["decode", tmp_path / "in.hfc", "-o", tmp_path / "back.wav"], capsys)
+    assert code == 0 and "22050 Hz" in out
+    assert sf.info(str(tmp_path / "back.wav")).frames == 22061
+
+
+def test_decode_and_info_need_a_file(model_dir, tmp_path, capsys):
+    for cmd in (["decode", tmp_path, "--model", model_dir, "-o", tmp_path / "o.wav"], ["info", tmp_path]):
+        code, _, err = run(cmd, capsys)
+        assert code == 1 and "is a directory, expected a .hfc file" in err
+    code, _, err = run(["decode", tmp_path / "none.hfc", "--model", model_dir, "-o", tmp_path / "o.wav"], capsys)
+    assert code == 1 and "no such file" in err
+    assert not (tmp_path / "o.wav").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..bitstream import HfcReader, open_hfc
+from ..bitstream import FORMAT_VERSION, HfcReader, open_hfc
 from ..compress import check_output_path, decode_file, encode_file, output_format
 from ..errors import CheckpointError, HificodecError
 from ..models.base import CodecModel
@@ -155,7 +155,7 @@ def run_info(args: argparse.Namespace) -> int:
             print()
         print(
             f"{path}\n"
-            f"  format       .hfc version 1, {size} bytes, checksums OK\n"
+            f"  format       .hfc version {FORMAT_VERSION}, {size} bytes, checksums OK\n"
             f"  model        {h.model_name} (weights {h.model_hash})\n"
             f"  duration     {h.duration:.3f} s ({h.source_num_samples} samples at {h.source_sample_rate} Hz; "
             f"coded at {h.sample_rate} Hz)\n"

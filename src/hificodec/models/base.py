@@ -114,6 +114,10 @@ class CodecModel(nn.Module, ABC):
         """wav [B, 1, T] float in [-1, 1] -> codes [B, num_codebooks, ceil(T / hop)] int64."""
 
     @abstractmethod
+    def latent(self, wav: torch.Tensor) -> torch.Tensor:
+        """wav [B, 1, T] -> continuous pre-quantizer latent [B, D, ceil(T / hop)]."""
+
+    @abstractmethod
     def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """codes [B, n_q, F] (n_q <= max_codebooks) -> wav [B, 1, length or F * hop]."""
 

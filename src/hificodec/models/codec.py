@@ -57,6 +57,23 @@ def _dropout_choices(cfg: dict[str, Any], frame_rate: float, groups: int, bits: 
     return sorted({max(1, int(math.floor(b / per_stage_kbps + 1e-9))) for b in bandwidths})
 
 
+class ChannelNorm(nn.Module):
+    """Normalise each frame over its channels (no statistics over time, so codes stay local:
+    chunked and batched encoding give the same codes as a whole-file pass)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x.transpose(1, 2), x.shape[1:2]).transpose(1, 2)
+
+
+def _latent_norm(kind: str, latent_dim: int) -> nn.Module:
+    """Latent normalisation guards the quantizer against early blow-ups and constant offsets."""
+    if kind in ("none", None, False):
+        return nn.Identity()
+    if kind == "channel":
+        return ChannelNorm()
+    raise ConfigError(f"unknown latent_norm '{kind}' (choose none or channel)")
+
+
 class Codec(CodecModel):
     """Built from a config dict (see the YAML presets); `hificodec.build` is the usual entry point."""
 
@@ -91,10 +108,7 @@ class Codec(CodecModel):
         self.codebook_step = groups
         choices = _dropout_choices(cfg, self.sample_rate / self.hop_length, groups, self.bits_per_code)
         self.quantizer = GroupResidualVQ(latent_dim, groups, depth, size, dropout_choices=choices, **q)
-        # Latent normalisation guards the quantizer against early blow-ups and constant offsets.
-        self.latent_norm: nn.Module = (
-            nn.GroupNorm(1, latent_dim, affine=False) if cfg.get("latent_norm", False) else nn.Identity()
-        )
+        self.latent_norm = _latent_norm(cfg.get("latent_norm", "none"), latent_dim)
         if "num_codebooks" in cfg:
             self.set_num_codebooks(int(cfg["num_codebooks"]))
 
@@ -109,11 +123,12 @@ class Codec(CodecModel):
         extra = -wav.shape[-1] % self.hop_length
         return F.pad(wav, (0, extra)) if extra else wav
 
-    def _latent(self, wav: torch.Tensor) -> torch.Tensor:
+    def latent(self, wav: torch.Tensor) -> torch.Tensor:
+        """wav [B, 1, T] -> continuous pre-quantizer latent [B, latent_dim, ceil(T / hop)]."""
         return self.latent_norm(self.encoder(self._pad(wav)))
 
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
-        return self.quantizer.encode(self._latent(wav))
+        return self.quantizer.encode(self.latent(wav))
 
     def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
         if codes.dim() != 3:
@@ -124,7 +139,7 @@ class Codec(CodecModel):
         return wav[..., :length] if length is not None else wav
 
     def forward(self, wav: torch.Tensor) -> CodecOutput:  # type: ignore[override]
-        latent = self._latent(wav)
+        latent = self.latent(wav)
         q = self.quantizer(latent)
         audio = self.decoder(q.quantized)[..., : wav.shape[-1]]
         return CodecOutput(
