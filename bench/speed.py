@@ -33,7 +33,9 @@ def main() -> None:
     ap.add_argument("--presets", default=None, help="comma-separated (default: every non-tiny preset)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    names = args.presets.split(",") if args.presets else [n for n in hificodec.list_presets() if not n.startswith("tiny")]
+    names = (
+        args.presets.split(",") if args.presets else [n for n in hificodec.list_presets() if not n.startswith("tiny")]
+    )
 
     rows = []
     ref = encodec_reference()

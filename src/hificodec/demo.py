@@ -50,7 +50,9 @@ def resolve_demo_model(name: str | None) -> tuple[CodecModel, bool]:
     return build(DEFAULT_MODEL).eval(), False
 
 
-def run_demo(model_name: str | None = None, input_path: str | None = None, output_path: str | None = None) -> DemoResult:
+def run_demo(
+    model_name: str | None = None, input_path: str | None = None, output_path: str | None = None
+) -> DemoResult:
     from .eval.align import align_and_crop
     from .eval.metrics import compute_metrics
 
