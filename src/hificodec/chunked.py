@@ -118,119 +118,114 @@ def _device(model: CodecModel) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-class ChunkedEncoder:
+class _ChunkedStream:
+    """Buffers pushed input along its last axis and runs the model on chunks with context.
+
+    Input is counted in units (`units_per_frame` units make one code frame: hop samples for the
+    encoder, one code frame for the decoder); each chunk keeps `chunk` frames and reads `left` and
+    `right` frames of context around them.
+    """
+
+    units_per_frame: int
+    unit_name: str
+
+    def __init__(self, model: CodecModel, total_frames: int, total_units: int, left: int, right: int, chunk: int):
+        self.model = model
+        self.hop = model.hop_length
+        self.total_frames = total_frames
+        self.total_units = total_units
+        self.left, self.right, self.chunk = left, right, chunk
+        self.device = _device(model)
+        self._buf: torch.Tensor | None = None  # input units from self._buf_start on
+        self._buf_start = 0
+        self._received = 0
+        self.next_frame = 0
+
+    def _process(self, piece: torch.Tensor, first: int, count: int) -> torch.Tensor:
+        """Run the model on a window; return the `count` output frames starting at window frame `first`."""
+        raise NotImplementedError
+
+    def feed(self, block: torch.Tensor) -> list[torch.Tensor]:
+        self._buf = block if self._buf is None else torch.cat([self._buf, block], dim=-1)
+        self._received += block.shape[-1]
+        if self._received > self.total_units:
+            raise ValueError(f"received {self._received} {self.unit_name}, more than the announced {self.total_units}")
+        return self._run()
+
+    def finish(self) -> list[torch.Tensor]:
+        if self._received != self.total_units:
+            raise ValueError(f"received {self._received} {self.unit_name}, expected {self.total_units}")
+        out = self._run()
+        assert self.next_frame == self.total_frames
+        return out
+
+    def _run(self) -> list[torch.Tensor]:
+        k = self.units_per_frame
+        out = []
+        while self.next_frame < self.total_frames:
+            keep_end = min(self.next_frame + self.chunk, self.total_frames)
+            win_end = min((keep_end + self.right) * k, self.total_units)
+            if win_end > self._received or self._buf is None:
+                break
+            win_start = max(0, self.next_frame - self.left) * k
+            piece = self._buf[..., win_start - self._buf_start : win_end - self._buf_start]
+            with torch.inference_mode():
+                out.append(self._process(piece, self.next_frame - win_start // k, keep_end - self.next_frame))
+            self.next_frame = keep_end
+            drop = max(0, self.next_frame - self.left) * k - self._buf_start
+            if drop > 0:
+                self._buf = self._buf[..., drop:]
+                self._buf_start += drop
+        return out
+
+
+class ChunkedEncoder(_ChunkedStream):
     """Push audio [B, n] (any block sizes) and get codes [B, n_q, f] back as soon as they are final.
 
     `total_samples` (the full length) must be known so the final chunk ends exactly where a whole-file
     pass would (the model pads the end itself). Memory: one chunk plus context.
     """
 
+    unit_name = "samples"
+
     def __init__(
         self, model: CodecModel, total_samples: int, chunk_frames: int | None = None, context: Context | None = None
     ):
-        self.model = model
-        self.hop = model.hop_length
-        self.total = total_samples
-        self.total_frames = model.num_frames(total_samples)
-        self.chunk = chunk_frames or default_chunk_frames(model)
         ctx = context or receptive_context(model)
-        self.left, self.right = ctx.encode_left, ctx.encode_right
-        self.device = _device(model)
-        self._buf: torch.Tensor | None = None  # samples from self._buf_start on
-        self._buf_start = 0
-        self._received = 0
-        self.next_frame = 0
+        chunk = chunk_frames or default_chunk_frames(model)
+        super().__init__(
+            model, model.num_frames(total_samples), total_samples, ctx.encode_left, ctx.encode_right, chunk
+        )
+        self.units_per_frame = self.hop
 
     def feed(self, block: torch.Tensor) -> list[torch.Tensor]:
-        block = torch.as_tensor(block, dtype=torch.float32)
-        self._buf = block if self._buf is None else torch.cat([self._buf, block], dim=-1)
-        self._received += block.shape[-1]
-        if self._received > self.total:
-            raise ValueError(f"received {self._received} samples, more than the announced {self.total}")
-        return self._run()
+        return super().feed(torch.as_tensor(block, dtype=torch.float32))
 
-    def finish(self) -> list[torch.Tensor]:
-        if self._received != self.total:
-            raise ValueError(f"received {self._received} samples, expected {self.total}")
-        out = self._run()
-        assert self.next_frame == self.total_frames
-        return out
-
-    def _run(self) -> list[torch.Tensor]:
-        out = []
-        while self.next_frame < self.total_frames:
-            keep_end = min(self.next_frame + self.chunk, self.total_frames)
-            win_end = min((keep_end + self.right) * self.hop, self.total)
-            if win_end > self._received or self._buf is None:
-                break
-            win_start = max(0, self.next_frame - self.left) * self.hop
-            piece = self._buf[:, win_start - self._buf_start : win_end - self._buf_start]
-            with torch.inference_mode():
-                codes = self.model.encode(piece[:, None, :].to(self.device)).cpu()
-            first = self.next_frame - win_start // self.hop
-            out.append(codes[..., first : first + keep_end - self.next_frame])
-            self.next_frame = keep_end
-            drop = max(0, self.next_frame - self.left) * self.hop - self._buf_start
-            if drop > 0:
-                self._buf = self._buf[:, drop:]
-                self._buf_start += drop
-        return out
+    def _process(self, piece: torch.Tensor, first: int, count: int) -> torch.Tensor:
+        codes = self.model.encode(piece[:, None, :].to(self.device)).cpu()
+        return codes[..., first : first + count]
 
 
-class ChunkedDecoder:
+class ChunkedDecoder(_ChunkedStream):
     """Push codes [B, n_q, f] and get audio [B, n] back as soon as it is final (F * hop samples in all;
     the caller trims to the original length)."""
+
+    units_per_frame = 1
+    unit_name = "frames"
 
     def __init__(
         self, model: CodecModel, total_frames: int, chunk_frames: int | None = None, context: Context | None = None
     ):
-        self.model = model
-        self.hop = model.hop_length
-        self.total_frames = total_frames
-        self.chunk = chunk_frames or default_chunk_frames(model)
         ctx = context or receptive_context(model)
-        self.left, self.right = ctx.decode_left, ctx.decode_right
-        self.device = _device(model)
-        self._buf: torch.Tensor | None = None
-        self._buf_start = 0
-        self._received = 0
-        self.next_frame = 0
+        chunk = chunk_frames or default_chunk_frames(model)
+        super().__init__(model, total_frames, total_frames, ctx.decode_left, ctx.decode_right, chunk)
 
     def feed(self, codes: torch.Tensor) -> list[torch.Tensor]:
-        codes = torch.as_tensor(codes, dtype=torch.long)
-        self._buf = codes if self._buf is None else torch.cat([self._buf, codes], dim=-1)
-        self._received += codes.shape[-1]
-        if self._received > self.total_frames:
-            raise ValueError(f"received {self._received} frames, more than the announced {self.total_frames}")
-        return self._run()
+        return super().feed(torch.as_tensor(codes, dtype=torch.long))
 
-    def finish(self) -> list[torch.Tensor]:
-        if self._received != self.total_frames:
-            raise ValueError(f"received {self._received} frames, expected {self.total_frames}")
-        out = self._run()
-        assert self.next_frame == self.total_frames
-        return out
-
-    def _run(self) -> list[torch.Tensor]:
-        out = []
-        while self.next_frame < self.total_frames:
-            keep_end = min(self.next_frame + self.chunk, self.total_frames)
-            win_end = min(keep_end + self.right, self.total_frames)
-            if win_end > self._received or self._buf is None:
-                break
-            win_start = max(0, self.next_frame - self.left)
-            piece = self._buf[..., win_start - self._buf_start : win_end - self._buf_start]
-            with torch.inference_mode():
-                wav = self.model.decode(piece.to(self.device), length=piece.shape[-1] * self.hop)
-            wav = wav[:, 0].float().cpu()
-            first = (self.next_frame - win_start) * self.hop
-            out.append(wav[:, first : first + (keep_end - self.next_frame) * self.hop])
-            self.next_frame = keep_end
-            drop = max(0, self.next_frame - self.left) - self._buf_start
-            if drop > 0:
-                self._buf = self._buf[..., drop:]
-                self._buf_start += drop
-        return out
+    def _process(self, piece: torch.Tensor, first: int, count: int) -> torch.Tensor:
+        wav = self.model.decode(piece.to(self.device), length=piece.shape[-1] * self.hop)[:, 0].float().cpu()
+        return wav[:, first * self.hop : (first + count) * self.hop]
 
 
 def encode_chunked(
