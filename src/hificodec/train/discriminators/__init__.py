@@ -52,6 +52,10 @@ def build_discriminator(config: dict[str, dict[str, Any]] | None) -> CombinedDis
 
 
 __all__ = [
-    "CombinedDiscriminator", "DiscriminatorOutput", "MultiPeriodDiscriminator", "MultiScaleDiscriminator",
-    "MultiScaleSTFTDiscriminator", "build_discriminator",
+    "CombinedDiscriminator",
+    "DiscriminatorOutput",
+    "MultiPeriodDiscriminator",
+    "MultiScaleDiscriminator",
+    "MultiScaleSTFTDiscriminator",
+    "build_discriminator",
 ]

@@ -1,12 +1,14 @@
-"""What every discriminator returns, and the weight-norm / spectral-norm wrappers they share."""
+"""What every discriminator returns, and helpers they share."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm, weight_norm
+
+from ...modules.norm import apply_norm
 
 
 @dataclass
@@ -31,11 +33,15 @@ class DiscriminatorOutput:
         return a, b
 
 
-def normed(module: nn.Module, norm: str) -> nn.Module:
-    if norm == "weight_norm":
-        return weight_norm(module)
-    if norm == "spectral_norm":
-        return spectral_norm(module)
-    if norm in ("none", None):
-        return module
-    raise ValueError(f"unknown norm '{norm}' (use weight_norm, spectral_norm or none)")
+def normed(module: nn.Module, norm: str | None) -> nn.Module:
+    return apply_norm(module, norm or "none")
+
+
+def run_each(discriminators: Iterable[nn.Module], x: torch.Tensor) -> DiscriminatorOutput:
+    """Run sub-discriminators that each return (logit, features) on the same input."""
+    out = DiscriminatorOutput()
+    for d in discriminators:
+        logit, feats = d(x)
+        out.logits.append(logit)
+        out.features.append(feats)
+    return out

@@ -8,13 +8,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import DiscriminatorOutput, normed
+from .common import DiscriminatorOutput, normed, run_each
 
 
 class PeriodDiscriminator(nn.Module):
     def __init__(
-        self, period: int, channels: Sequence[int] = (32, 128, 512, 1024, 1024), kernel_size: int = 5,
-        stride: int = 3, norm: str = "weight_norm", slope: float = 0.1,
+        self,
+        period: int,
+        channels: Sequence[int] = (32, 128, 512, 1024, 1024),
+        kernel_size: int = 5,
+        stride: int = 3,
+        norm: str = "weight_norm",
+        slope: float = 0.1,
     ):
         super().__init__()
         self.period = period
@@ -46,8 +51,12 @@ class PeriodDiscriminator(nn.Module):
 
 class MultiPeriodDiscriminator(nn.Module):
     def __init__(
-        self, periods: Sequence[int] = (2, 3, 5, 7, 11), channels: Sequence[int] = (32, 128, 512, 1024, 1024),
-        kernel_size: int = 5, stride: int = 3, norm: str = "weight_norm",
+        self,
+        periods: Sequence[int] = (2, 3, 5, 7, 11),
+        channels: Sequence[int] = (32, 128, 512, 1024, 1024),
+        kernel_size: int = 5,
+        stride: int = 3,
+        norm: str = "weight_norm",
     ):
         super().__init__()
         self.discriminators = nn.ModuleList(
@@ -55,9 +64,4 @@ class MultiPeriodDiscriminator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> DiscriminatorOutput:
-        out = DiscriminatorOutput()
-        for d in self.discriminators:
-            logit, feats = d(x)
-            out.logits.append(logit)
-            out.features.append(feats)
-        return out
+        return run_each(self.discriminators, x)

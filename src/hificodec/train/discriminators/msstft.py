@@ -15,14 +15,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..mel import hann_window
-from .common import DiscriminatorOutput, normed
+from .common import DiscriminatorOutput, normed, run_each
 
 
 class STFTDiscriminator(nn.Module):
     def __init__(
-        self, n_fft: int, hop_length: int, win_length: int, filters: int = 32, max_filters: int = 1024,
-        filters_scale: int = 1, kernel_size: tuple[int, int] = (3, 9), dilations: Sequence[int] = (1, 2, 4),
-        stride: tuple[int, int] = (1, 2), norm: str = "weight_norm", slope: float = 0.2,
+        self,
+        n_fft: int,
+        hop_length: int,
+        win_length: int,
+        filters: int = 32,
+        max_filters: int = 1024,
+        filters_scale: int = 1,
+        kernel_size: tuple[int, int] = (3, 9),
+        dilations: Sequence[int] = (1, 2, 4),
+        stride: tuple[int, int] = (1, 2),
+        norm: str = "weight_norm",
+        slope: float = 0.2,
     ):
         super().__init__()
         self.n_fft, self.hop_length, self.win_length = n_fft, hop_length, win_length
@@ -47,8 +56,14 @@ class STFTDiscriminator(nn.Module):
         """[B, 1, T] -> [B, 2 (real, imag), frames, freqs] as a view of one complex STFT."""
         window = hann_window(self.win_length, x.device).to(x.dtype)
         spec = torch.stft(
-            x.reshape(-1, x.shape[-1]), self.n_fft, self.hop_length, self.win_length, window=window,
-            center=False, normalized=True, return_complex=True,
+            x.reshape(-1, x.shape[-1]),
+            self.n_fft,
+            self.hop_length,
+            self.win_length,
+            window=window,
+            center=False,
+            normalized=True,
+            return_complex=True,
         )
         return torch.view_as_real(spec).permute(0, 3, 2, 1)
 
@@ -64,8 +79,12 @@ class STFTDiscriminator(nn.Module):
 
 class MultiScaleSTFTDiscriminator(nn.Module):
     def __init__(
-        self, n_ffts: Sequence[int] = (1024, 2048, 512, 256, 128), hop_lengths: Sequence[int] | None = None,
-        win_lengths: Sequence[int] | None = None, filters: int = 32, **kwargs,
+        self,
+        n_ffts: Sequence[int] = (1024, 2048, 512, 256, 128),
+        hop_lengths: Sequence[int] | None = None,
+        win_lengths: Sequence[int] | None = None,
+        filters: int = 32,
+        **kwargs,
     ):
         super().__init__()
         hops = hop_lengths or [n // 4 for n in n_ffts]
@@ -77,9 +96,4 @@ class MultiScaleSTFTDiscriminator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> DiscriminatorOutput:
-        out = DiscriminatorOutput()
-        for d in self.discriminators:
-            logit, feats = d(x)
-            out.logits.append(logit)
-            out.features.append(feats)
-        return out
+        return run_each(self.discriminators, x)
