@@ -7,7 +7,10 @@ the file name, never substitutes data.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +96,7 @@ class atomic_output:
             raise HificodecError(f"{self.path}: output folder {parent} does not exist")
         if not os.access(parent, os.W_OK):
             raise HificodecError(f"{self.path}: output folder {parent} is not writable")
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=parent)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=PARTIAL_SUFFIX, dir=parent)
         os.close(fd)
         return self.tmp
 
@@ -107,6 +110,44 @@ class atomic_output:
             os.replace(self.tmp, self.path)
         elif os.path.exists(self.tmp):
             os.unlink(self.tmp)
+
+
+PARTIAL_SUFFIX = ".part"
+
+
+def remove_partial_outputs(folder: str | os.PathLike, names: Iterable[str] | None = None) -> int:
+    """Delete the temp files that `atomic_output` leaves when a run is killed (`.NAME.XXXX.part`),
+    under `folder` recursively; with `names`, only those belonging to these output names."""
+    wanted = set(names) if names is not None else None
+    removed = 0
+    for root, _, files in os.walk(os.fspath(folder)):
+        for f in files:
+            if not (f.startswith(".") and f.endswith(PARTIAL_SUFFIX)):
+                continue
+            if wanted is not None and f[1:].rsplit(".", 2)[0] not in wanted:
+                continue
+            os.unlink(os.path.join(root, f))
+            removed += 1
+    return removed
+
+
+@contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp folder next to `path`; on success it replaces `path` whole, on error it is deleted.
+    A reader never sees a half-written folder (the old one is swapped out, then removed)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        old = out.with_name(f".{out.name}.old")
+        if out.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 _FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}

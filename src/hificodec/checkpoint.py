@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .audio import atomic_directory
 from .config import dump_config, load_config, parse_yaml
 from .errors import CheckpointError, HificodecError
 from .models import Codec, CodecModel
@@ -54,7 +53,6 @@ def save(model: CodecModel, directory: str | os.PathLike, dtype: torch.dtype | N
     `dtype=torch.float16` stores floating-point weights at half size (they load back as float32).
     """
     out = Path(directory)
-    out.parent.mkdir(parents=True, exist_ok=True)
     state = {}
     for name, tensor in model.state_dict().items():
         t = tensor.detach().cpu()
@@ -62,20 +60,9 @@ def save(model: CodecModel, directory: str | os.PathLike, dtype: torch.dtype | N
             t = t.to(dtype)
         state[name] = t.contiguous()
     config = {"format_version": FORMAT_VERSION, **model.config}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
         (tmp / CONFIG_FILE).write_text(dump_config(config), encoding="utf-8")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .audio import atomic_output, audio_info, load_audio
+from .audio import atomic_output, audio_info, load_audio, remove_partial_outputs
 from .checkpoint import weights_hash
 from .chunked import encode_chunked
 from .compress import resampled_length
@@ -112,18 +112,13 @@ def _utterance_key(path: str, root: Path) -> str:
 
 
 def _remove_stale_temps(items: list[_Item]) -> None:
-    """Temp files a killed run left next to our outputs (`.NAME.npy.*.part`)."""
+    """Temp files a killed run left next to our outputs (only ours: the folder may hold others)."""
     by_dir: dict[Path, set[str]] = defaultdict(set)
     for it in items:
         by_dir[it.out.parent].add(it.out.name)
     for folder, names in by_dir.items():
-        if not folder.is_dir():
-            continue
-        for f in folder.iterdir():
-            if f.name.startswith(".") and f.name.endswith(".part"):
-                base = f.name[1:].rsplit(".", 2)[0]
-                if base in names:
-                    f.unlink(missing_ok=True)
+        if folder.is_dir():
+            remove_partial_outputs(folder, names)
 
 
 def save_codes(path: Path, codes: np.ndarray) -> None:

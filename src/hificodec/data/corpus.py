@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..audio import atomic_output, audio_info, load_audio, save_audio
+from ..audio import atomic_output, audio_info, load_audio, remove_partial_outputs, save_audio
 from ..errors import AudioError, HificodecError
 from .apt_fetch import Fetcher, apt_fetch
 from .debian_sources import REAL_SPEECH_PACKAGES, PackageSpec, SourceClip, copyright_file
@@ -139,7 +139,7 @@ def build_corpus(opts: CorpusOptions) -> CorpusResult:
     work.mkdir(parents=True, exist_ok=True)
     for d in ("audio", ".parts", "licenses"):
         (out / d).mkdir(exist_ok=True)
-    _remove_partial_writes(out)
+    remove_partial_outputs(out)  # temp files of a killed run
 
     entries: list[ManifestEntry] = []
     stats: dict[str, SourceStats] = {}
@@ -267,14 +267,6 @@ def _map(fn, jobs: list, pool: ProcessPoolExecutor | None, desc: str, progress: 
 def _safe_stem(path: Path) -> str:
     stem = path.name.split(".")[0]
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)[:80] or "clip"
-
-
-def _remove_partial_writes(out: Path) -> None:
-    """Delete temp files a killed run left behind (atomic_output names them `.NAME.XXXX.part`)."""
-    for root, _, files in os.walk(out):
-        for name in files:
-            if name.startswith(".") and name.endswith(".part"):
-                os.unlink(os.path.join(root, name))
 
 
 # ---------------------------------------------------------------- summary

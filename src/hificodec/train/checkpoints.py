@@ -15,10 +15,8 @@ half-written checkpoint. The last K are kept, plus `best/` (lowest validation me
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from ..audio import atomic_directory
 from ..checkpoint import load_state, load_state_into
 from ..config import dump_config
 from ..errors import CheckpointError
@@ -112,8 +111,7 @@ def save_checkpoint(
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
-    try:
+    with atomic_directory(final) as tmp:
         save_file(_state_dict_cpu(generator), str(tmp / "generator.safetensors"))
         if discriminator is not None:
             save_file(_state_dict_cpu(discriminator), str(tmp / "discriminator.safetensors"))
@@ -129,11 +127,6 @@ def save_checkpoint(
         full_state = {**state, "step": step, "optimizers": opt_meta, "rng": rng_meta}
         (tmp / STATE_FILE).write_text(json.dumps(full_state), encoding="utf-8")
         (tmp / "recipe.yaml").write_text(dump_config(recipe), encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     for old in list_checkpoints(run_dir)[:-keep_last] if keep_last > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -142,15 +135,8 @@ def save_checkpoint(
 def mark_best(run_dir: Path, checkpoint: Path) -> Path:
     """Copy a checkpoint to RUN_DIR/checkpoints/best (atomically replaced)."""
     best = run_dir / "checkpoints" / "best"
-    tmp = Path(tempfile.mkdtemp(prefix=".best.", dir=best.parent))
-    shutil.rmtree(tmp)
-    shutil.copytree(checkpoint, tmp)
-    old = best.with_name(".best.old")
-    if best.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        best.rename(old)
-    tmp.rename(best)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_directory(best) as tmp:
+        shutil.copytree(checkpoint, tmp, dirs_exist_ok=True)
     return best
 
 
