@@ -48,6 +48,23 @@ def test_stft_loss_and_its_phase_aware_term(noise):
     assert float(L.multi_resolution_stft_loss(flipped, noise, res, use_complex=True)) > 0.1
 
 
+def test_phase_loss_sees_what_magnitude_losses_cannot(noise):
+    res = [L.STFTResolution(512, 128, 512), L.STFTResolution(256, 64, 256, weight=0.5)]
+    assert float(L.multi_resolution_phase_loss(noise, noise, res)) == 0
+    # a gain change keeps every phase
+    assert float(L.multi_resolution_phase_loss(3 * noise, noise, res)) < 1e-4
+    # a polarity flip is a pi error in every instantaneous phase, while phase differences
+    # (group delay, instantaneous frequency) are untouched: pi x the summed weights
+    assert math.isclose(float(L.multi_resolution_phase_loss(-noise, noise, res)), 1.5 * math.pi, rel_tol=1e-3)
+    # unrelated audio is far off in all three terms; the gradient is finite
+    other = (0.3 * torch.randn_like(noise)).requires_grad_()
+    value = L.multi_resolution_phase_loss(other, noise, res, weighted=False)
+    assert float(value.detach()) > 1.5 * 3 * 1.2  # random angles: mean |wrapped difference| = pi / 2 per term
+    value.backward()
+    assert torch.isfinite(other.grad).all() and other.grad.abs().sum() > 0
+    assert math.isclose(float(L.anti_wrap(torch.tensor(2 * math.pi + 0.25))), 0.25, rel_tol=1e-5)
+
+
 def test_adversarial_losses_reach_zero_at_their_targets():
     ones, zeros = [torch.ones(3, 5)], [torch.zeros(3, 5)]
     assert float(L.lsgan_generator_loss(ones)) == 0 and float(L.lsgan_generator_loss(zeros)) == 1

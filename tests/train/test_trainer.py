@@ -100,3 +100,22 @@ def test_export_gives_a_loadable_model_and_discriminator(clips, tmp_path):
     assert hificodec.weights_hash(tuned.model) == hificodec.weights_hash(tr.model)
     for a, b in zip(tuned.disc.parameters(), tr.disc.parameters()):
         assert torch.equal(a, b)
+
+
+def test_frozen_generator_trains_only_the_discriminator(clips, tmp_path):
+    tr = _trainer("tiny-encodec", clips, tmp_path / "run", "train.max_steps=3", "train.freeze_generator=true",
+                  "losses.adversarial.start_step=100")
+    before_g = hificodec.weights_hash(tr.model)
+    buffers = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    before_d = [p.detach().clone() for p in tr.disc.parameters()]
+    state = tr.fit()
+    assert state.step == 3
+    assert all(set(h.losses) == {"disc"} for h in tr.history)  # D updated even before adversarial start
+    assert hificodec.weights_hash(tr.model) == before_g
+    assert all(torch.equal(v, buffers[k]) for k, v in tr.model.state_dict().items())  # codebooks too
+    assert any(not torch.equal(a, b) for a, b in zip(tr.disc.parameters(), before_d))
+
+
+def test_frozen_generator_needs_a_discriminator():
+    with pytest.raises(hificodec.errors.ConfigError, match="freeze_generator needs a discriminator"):
+        load_recipe(RECIPES / "tiny-hificodec.yaml", ["train.freeze_generator=true", "discriminators={}"])

@@ -7,6 +7,7 @@ Everything returns an unweighted scalar: weights live in the recipe (`loss_weigh
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -101,6 +102,47 @@ def multi_resolution_stft_loss(
         if use_complex:
             term = term + complex_stft_l1(s_fake, s_real)
         total = total + res.weight * term
+    return total
+
+
+def anti_wrap(x: torch.Tensor) -> torch.Tensor:
+    """|x| after wrapping into [-pi, pi]: the distance between two angles."""
+    return (x - 2 * math.pi * torch.round(x / (2 * math.pi))).abs()
+
+
+def phase_loss(spec_fake: torch.Tensor, spec_real: torch.Tensor, weighted: bool = True) -> torch.Tensor:
+    """APNet's anti-wrapping phase losses: instantaneous phase + group delay + instantaneous frequency.
+
+    Group delay (phase difference along frequency) and instantaneous frequency (along time) are what
+    make harmonics coherent across frames; an iSTFT decoder trained on magnitudes alone never learns
+    them. `weighted` scales each bin by the real magnitude (mean 1 per clip), so that the phase of
+    silent bins, which is noise, does not dominate.
+    """
+    p_fake, p_real = torch.angle(spec_fake), torch.angle(spec_real)
+    if weighted:
+        mag = spec_real.abs().detach()
+        w = mag / mag.mean(dim=(-2, -1), keepdim=True).clamp(min=1e-7)
+    else:
+        w = torch.ones_like(p_real)
+
+    def mean(err: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return (err * weight).sum() / weight.sum().clamp(min=1e-7)
+
+    ip = mean(anti_wrap(p_fake - p_real), w)
+    gd = mean(anti_wrap(p_fake.diff(dim=-2) - p_real.diff(dim=-2)), (w[..., 1:, :] * w[..., :-1, :]).sqrt())
+    iaf = mean(anti_wrap(p_fake.diff(dim=-1) - p_real.diff(dim=-1)), (w[..., 1:] * w[..., :-1]).sqrt())
+    return ip + gd + iaf
+
+
+def multi_resolution_phase_loss(
+    fake: torch.Tensor, real: torch.Tensor, resolutions: Sequence[STFTResolution], weighted: bool = True
+) -> torch.Tensor:
+    """Sum over resolutions of `weight` x `phase_loss`."""
+    total = fake.new_zeros((), dtype=torch.float32)
+    for res in resolutions:
+        s_fake = stft(fake, res.n_fft, res.hop_length, res.win_length)
+        s_real = stft(real, res.n_fft, res.hop_length, res.win_length)
+        total = total + res.weight * phase_loss(s_fake, s_real, weighted)
     return total
 
 

@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from .losses import STFTResolution
 from .mel import MelResolution
 
-KNOWN_LOSSES = ("mel", "stft", "l1", "mse", "adv", "feat", "logits", "commitment", "codebook")
+KNOWN_LOSSES = ("mel", "stft", "phase", "l1", "mse", "adv", "feat", "logits", "commitment", "codebook")
 
 
 @dataclass
@@ -57,6 +57,8 @@ class LossSettings:
     mel_resolutions: list[MelResolution] = field(default_factory=list)
     stft_resolutions: list[STFTResolution] = field(default_factory=list)
     stft_complex: bool = False
+    phase_resolutions: list[STFTResolution] = field(default_factory=list)
+    phase_weighted: bool = True
     adversarial: str = "lsgan"
     adversarial_start: int = 0
     relative_feature_matching: bool = False
@@ -77,6 +79,7 @@ class TrainSettings:
     find_unused_parameters: bool = True  # quantizer dropout leaves codebooks unused in some steps
     progress: bool = True
     init_from: str | None = None  # a folder written by `hificodec export` (fine-tuning)
+    freeze_generator: bool = False  # train only the discriminator (warm it up against a fixed generator)
 
 
 @dataclass
@@ -139,6 +142,7 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
     losses_raw = dict(raw.get("losses") or {})
     mel = losses_raw.get("mel") or {}
     stft = losses_raw.get("stft") or {}
+    phase = losses_raw.get("phase") or {}
     adv = losses_raw.get("adversarial") or {}
     fm = losses_raw.get("feature_matching") or {}
     losses = LossSettings(
@@ -146,6 +150,8 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         mel_resolutions=_resolutions(MelResolution, mel.get("resolutions"), "losses.mel.resolutions"),
         stft_resolutions=_resolutions(STFTResolution, stft.get("resolutions"), "losses.stft.resolutions"),
         stft_complex=bool(stft.get("complex", False)),
+        phase_resolutions=_resolutions(STFTResolution, phase.get("resolutions"), "losses.phase.resolutions"),
+        phase_weighted=bool(phase.get("weighted", True)),
         adversarial=adv.get("kind", "lsgan"),
         adversarial_start=int(adv.get("start_step", 0)),
         relative_feature_matching=bool(fm.get("relative", False)),
@@ -158,6 +164,8 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         raise ConfigError("recipe: loss_weights.mel is set but losses.mel.resolutions is empty")
     if weights.get("stft") and not losses.stft_resolutions:
         raise ConfigError("recipe: loss_weights.stft is set but losses.stft.resolutions is empty")
+    if weights.get("phase") and not losses.phase_resolutions:
+        raise ConfigError("recipe: loss_weights.phase is set but losses.phase.resolutions is empty")
     recipe = Recipe(
         model=model_config(raw),
         seed=int(raw.get("seed", 1234)),
@@ -172,6 +180,8 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         train=_section(TrainSettings, raw.get("train"), "train"),
         raw=raw,
     )
+    if recipe.train.freeze_generator and not recipe.discriminators:
+        raise ConfigError("recipe: train.freeze_generator needs a discriminator ('discriminators' is empty)")
     if recipe.generator_optim.name not in ("adam", "adamw"):
         raise ConfigError(f"recipe: optimizer '{recipe.generator_optim.name}' unknown (use adam or adamw)")
     if recipe.schedule.per not in ("epoch", "step"):

@@ -233,11 +233,19 @@ class Trainer:
         if flags[0] > 0:
             return self._bad_step("non-finite input batch")
 
-        with self._autocast():
-            out = self.forward_g(real)
+        frozen = self.recipe.train.freeze_generator
+        if frozen:
+            # a fixed generator: eval mode too, so codebooks (EMA, restarts) stay as they are
+            self.model.eval()
+            with torch.no_grad(), self._autocast():
+                out = self.model(real)
+            self.model.train()
+        else:
+            with self._autocast():
+                out = self.forward_g(real)
         fake = out.audio.float()
         values: dict[str, float] = {}
-        adversarial = self.disc is not None and st.step >= self.recipe.losses.adversarial_start
+        adversarial = self.disc is not None and (frozen or st.step >= self.recipe.losses.adversarial_start)
 
         d_real = d_fake = None
         if adversarial:
@@ -254,6 +262,10 @@ class Trainer:
             if math.isfinite(norm_d):
                 self.opt_d.step()
             values["disc"] = float(loss_d.detach())
+            if frozen:
+                st.bad_streak = 0
+                st.step += 1
+                return StepResult(st.step, values)
             # generator side: discriminator frozen (no weight gradients), real features are targets
             self.disc.requires_grad_(False)
             with torch.no_grad(), self._autocast():
@@ -289,6 +301,8 @@ class Trainer:
             terms["mel"] = L.multi_resolution_mel_loss(fake, real, self.sample_rate, ls.mel_resolutions, ls.mel_style)
         if w.get("stft"):
             terms["stft"] = L.multi_resolution_stft_loss(fake, real, ls.stft_resolutions, ls.stft_complex)
+        if w.get("phase"):
+            terms["phase"] = L.multi_resolution_phase_loss(fake, real, ls.phase_resolutions, ls.phase_weighted)
         if w.get("l1"):
             terms["l1"] = L.waveform_l1(fake, real)
         if w.get("mse"):
