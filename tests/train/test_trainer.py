@@ -1,3 +1,4 @@
+import json
 import math
 from pathlib import Path
 
@@ -114,6 +115,9 @@ def test_frozen_generator_trains_only_the_discriminator(clips, tmp_path):
     assert hificodec.weights_hash(tr.model) == before_g
     assert all(torch.equal(v, buffers[k]) for k, v in tr.model.state_dict().items())  # codebooks too
     assert any(not torch.equal(a, b) for a, b in zip(tr.disc.parameters(), before_d))
+    logged = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    train = [e for e in logged if e["kind"] == "train"]
+    assert train and all("disc" in e and e["lr_disc"] > 0 for e in train)
 
 
 def test_frozen_generator_needs_a_discriminator():

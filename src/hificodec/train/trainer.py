@@ -451,13 +451,15 @@ class Trainer:
     def _log_train(self, running: dict[str, list[float]], seconds: float) -> None:
         if not self.ctx.is_main:
             return
-        n = len(running.get("total", [])) or 1
+        n = max((len(v) for v in running.values()), default=1)  # steps in this window
         entry = {k: float(np.mean(v)) for k, v in running.items()}
         entry.update(
             step=self.state.step, epoch=self.state.epoch, steps_per_s=n / max(seconds, 1e-9),
             lr=self.opt_g.param_groups[0]["lr"], skipped_files=self.state.skipped_files,
             bad_steps=self.state.bad_steps,
         )
+        if self.opt_d is not None:
+            entry["lr_disc"] = self.opt_d.param_groups[0]["lr"]
         self._append_log({"kind": "train", **entry})
         writer = self._tensorboard()
         if writer is not None:
