@@ -111,3 +111,18 @@ def test_short_inputs(encodec):
         with torch.inference_mode():
             expected = encodec.encode(wav)
         assert torch.equal(encode_chunked(encodec, wav, chunk_frames=1), expected)
+
+
+def test_phase_advance_decoder_chunks_align_to_its_period():
+    config = hificodec.build("hificodec-16k").config
+    small = {"dim": 16, "hidden_dim": 32, "num_layers": 2, "phase_advance": True}
+    model = hificodec.build({**config, "decoder": {**config["decoder"], **small}}).eval()
+    assert model.decode_alignment == 4  # n_fft 1280, hop 320
+    codes = torch.randint(0, 1024, (1, 4, 203), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        whole = model.decode(codes)
+    out = decode_chunked(model, codes, chunk_frames=37)  # 37: window starts are not multiples of 4 unaligned
+    assert snr_db(whole, out) > CHUNK_JOIN_SNR_DB
+    # without the alignment every bin's phase would be rotated differently in each window
+    model.decode_alignment = 1
+    assert snr_db(whole, decode_chunked(model, codes, chunk_frames=37)) < 20

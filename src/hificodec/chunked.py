@@ -135,6 +135,7 @@ class _ChunkedStream:
         self.total_frames = total_frames
         self.total_units = total_units
         self.left, self.right, self.chunk = left, right, chunk
+        self.align = 1  # windows start at a multiple of this many frames
         self.device = _device(model)
         self._buf: torch.Tensor | None = None  # input units from self._buf_start on
         self._buf_start = 0
@@ -159,6 +160,11 @@ class _ChunkedStream:
         assert self.next_frame == self.total_frames
         return out
 
+    def _window_start(self, frame: int) -> int:
+        """First input frame of the window that keeps output frames from `frame` on."""
+        start = max(0, frame - self.left)
+        return start - start % self.align
+
     def _run(self) -> list[torch.Tensor]:
         k = self.units_per_frame
         out = []
@@ -167,12 +173,12 @@ class _ChunkedStream:
             win_end = min((keep_end + self.right) * k, self.total_units)
             if win_end > self._received or self._buf is None:
                 break
-            win_start = max(0, self.next_frame - self.left) * k
+            win_start = self._window_start(self.next_frame) * k
             piece = self._buf[..., win_start - self._buf_start : win_end - self._buf_start]
             with torch.inference_mode():
                 out.append(self._process(piece, self.next_frame - win_start // k, keep_end - self.next_frame))
             self.next_frame = keep_end
-            drop = max(0, self.next_frame - self.left) * k - self._buf_start
+            drop = self._window_start(self.next_frame) * k - self._buf_start
             if drop > 0:
                 self._buf = self._buf[..., drop:]
                 self._buf_start += drop
@@ -219,6 +225,7 @@ class ChunkedDecoder(_ChunkedStream):
         ctx = context or receptive_context(model)
         chunk = chunk_frames or default_chunk_frames(model)
         super().__init__(model, total_frames, total_frames, ctx.decode_left, ctx.decode_right, chunk)
+        self.align = max(1, int(model.decode_alignment))
 
     def feed(self, codes: torch.Tensor) -> list[torch.Tensor]:
         return super().feed(torch.as_tensor(codes, dtype=torch.long))

@@ -1,8 +1,10 @@
+import math
+
 import torch
 
 from hificodec.modules.hifigan import HiFiGANEncoder, HiFiGANGenerator
 from hificodec.modules.seanet import SEANetDecoder, SEANetEncoder
-from hificodec.modules.vocos import VocosDecoder
+from hificodec.modules.vocos import ISTFTHead, VocosDecoder
 
 
 def test_hifigan_encoder_decoder_shapes():
@@ -46,3 +48,33 @@ def test_causal_seanet_output_ignores_future():
 def test_vocos_decoder_length():
     dec = VocosDecoder(in_channels=8, hop_length=320, dim=16, hidden_dim=32, num_layers=2)
     assert dec(torch.randn(2, 8, 7)).shape == (2, 1, 7 * 320)
+
+
+def _one_bin_head(phase_advance: bool, bin_index: int) -> ISTFTHead:
+    """A head whose output is one bin at constant magnitude and predicted phase 0 in every frame."""
+    head = ISTFTHead(dim=4, n_fft=64, hop_length=16, phase_advance=phase_advance)
+    with torch.no_grad():
+        head.out.weight.zero_()
+        head.out.bias.fill_(-20.0)  # log-magnitude ~0 everywhere ...
+        head.out.bias[bin_index] = 0.0  # ... except one bin
+        head.out.bias[33:] = 0.0  # phase 0
+    return head
+
+
+def test_phase_advance_head_makes_constant_features_a_coherent_sinusoid():
+    frames, k = 40, 5  # bin 5 of 64 at hop 16: 1.25 cycles per hop, so the phase must advance
+    x = torch.zeros(1, 4, frames)
+    t = torch.arange(frames * 16, dtype=torch.float32)
+    sine = torch.cos(2 * math.pi * k * t / 64)
+    mid = slice(64, (frames - 4) * 16)  # away from the padded edges
+
+    def correlation(head: ISTFTHead) -> float:
+        y = head(x)[0, 0, mid]
+        return float(torch.nn.functional.cosine_similarity(y, sine[mid], dim=0))
+
+    # frames are centred, so their phase reference sits n_fft / 2 before the centre: a sign of (-1)^k
+    assert correlation(_one_bin_head(True, k)) < -0.99
+    assert abs(correlation(_one_bin_head(False, k))) < 0.5  # phase 0 every frame: frames cancel
+    head = _one_bin_head(True, k)
+    assert head.frame_period == 4
+    assert torch.equal(head.advance(9, torch.device("cpu"))[:, 4:8], head.advance(9, torch.device("cpu"))[:, :4])

@@ -46,6 +46,9 @@ class CodecModel(nn.Module, ABC):
     codebook_step: int = 1
     #: True when the output at time t depends only on input up to t (streamable with state)
     causal: bool = False
+    #: decoding a window of codes gives the same audio as a whole-file decode only when the window
+    #: starts at a multiple of this frame index (a phase-advance iSTFT head repeats every few frames)
+    decode_alignment: int = 1
     #: the full config the model was built from (saved with checkpoints)
     config: dict[str, Any]
 

@@ -95,6 +95,8 @@ class Codec(CodecModel):
         self.encoder = _build_encoder(cfg["encoder"], latent_dim)
         self.hop_length = int(self.encoder.hop_length)
         self.decoder = _build_decoder(cfg["decoder"], latent_dim, self.hop_length)
+        head = getattr(self.decoder, "head", None)
+        self.decode_alignment = int(getattr(head, "frame_period", 1))
         if self.decoder.hop_length != self.hop_length:
             raise ConfigError(
                 f"encoder hop {self.hop_length} != decoder hop {self.decoder.hop_length}: "

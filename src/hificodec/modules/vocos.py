@@ -6,6 +6,8 @@ Much cheaper on CPU than transposed-convolution upsampling.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -27,19 +29,36 @@ class ConvNeXtBlock(nn.Module):
 
 
 class ISTFTHead(nn.Module):
-    """Predict log-magnitude and phase per frame, then overlap-add with torch.istft."""
+    """Predict log-magnitude and phase per frame, then overlap-add with torch.istft.
 
-    def __init__(self, dim: int, n_fft: int, hop_length: int) -> None:
+    phase_advance: add each bin's own phase advance (2 pi k hop / n_fft per frame) to the predicted
+    phase, so that constant features give coherent sinusoids at the bin centres (as in a phase
+    vocoder) instead of a phase that repeats every frame, which only multiples of the frame rate
+    satisfy. The advance repeats every `frame_period` frames; chunked decoding aligns to it.
+    """
+
+    def __init__(self, dim: int, n_fft: int, hop_length: int, phase_advance: bool = False) -> None:
         super().__init__()
         self.n_fft = n_fft
         self.hop_length = hop_length
+        self.phase_advance = phase_advance
+        self.frame_period = n_fft // math.gcd(n_fft, hop_length) if phase_advance else 1
         self.out = nn.Linear(dim, n_fft + 2)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def advance(self, frames: int, device: torch.device) -> torch.Tensor:
+        """[n_fft // 2 + 1, frames] phase advance, exact integer arithmetic modulo n_fft."""
+        k = torch.arange(self.n_fft // 2 + 1, device=device)
+        t = torch.arange(frames, device=device) % self.frame_period
+        steps = (k[:, None] * self.hop_length * t[None, :]) % self.n_fft
+        return steps.float() * (2 * math.pi / self.n_fft)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [B, dim, F] -> wav [B, 1, F * hop]."""
         h = self.out(x.transpose(1, 2)).transpose(1, 2).float()
         log_mag, phase = h.chunk(2, dim=1)
+        if self.phase_advance:
+            phase = phase + self.advance(phase.shape[-1], phase.device)
         mag = torch.exp(log_mag).clamp(max=1e2)  # bounded: an exploding magnitude would ruin the OLA
         spec = torch.polar(mag, phase)
         frames = x.shape[-1]
@@ -67,6 +86,7 @@ class VocosDecoder(nn.Module):
         num_layers: int = 8,
         n_fft: int | None = None,
         kernel_size: int = 7,
+        phase_advance: bool = False,
     ) -> None:
         super().__init__()
         self.hop_length = hop_length
@@ -76,7 +96,7 @@ class VocosDecoder(nn.Module):
             ConvNeXtBlock(dim, hidden_dim, kernel_size, layer_scale=1.0 / num_layers) for _ in range(num_layers)
         )
         self.final_norm = nn.LayerNorm(dim, eps=1e-6)
-        self.head = ISTFTHead(dim, n_fft or 4 * hop_length, hop_length)
+        self.head = ISTFTHead(dim, n_fft or 4 * hop_length, hop_length, phase_advance)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.embed(z).transpose(1, 2)).transpose(1, 2)

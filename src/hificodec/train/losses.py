@@ -110,14 +110,23 @@ def anti_wrap(x: torch.Tensor) -> torch.Tensor:
     return (x - 2 * math.pi * torch.round(x / (2 * math.pi))).abs()
 
 
-def phase_loss(spec_fake: torch.Tensor, spec_real: torch.Tensor, weighted: bool = True) -> torch.Tensor:
+PHASE_TERMS = ("ip", "gd", "iaf")
+
+
+def phase_loss(
+    spec_fake: torch.Tensor, spec_real: torch.Tensor, weighted: bool = True, terms: Sequence[str] = PHASE_TERMS
+) -> torch.Tensor:
     """APNet's anti-wrapping phase losses: instantaneous phase + group delay + instantaneous frequency.
 
     Group delay (phase difference along frequency) and instantaneous frequency (along time) are what
     make harmonics coherent across frames; an iSTFT decoder trained on magnitudes alone never learns
     them. `weighted` scales each bin by the real magnitude (mean 1 per clip), so that the phase of
-    silent bins, which is noise, does not dominate.
+    silent bins, which is noise, does not dominate. `terms` picks among "ip", "gd" and "iaf" (the
+    absolute phase "ip" is not recoverable from a low-rate code; the differences are).
     """
+    unknown = set(terms) - set(PHASE_TERMS)
+    if unknown or not terms:
+        raise ValueError(f"phase loss terms must be among {PHASE_TERMS}, got {list(terms)}")
     p_fake, p_real = torch.angle(spec_fake), torch.angle(spec_real)
     if weighted:
         mag = spec_real.abs().detach()
@@ -128,21 +137,31 @@ def phase_loss(spec_fake: torch.Tensor, spec_real: torch.Tensor, weighted: bool 
     def mean(err: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return (err * weight).sum() / weight.sum().clamp(min=1e-7)
 
-    ip = mean(anti_wrap(p_fake - p_real), w)
-    gd = mean(anti_wrap(p_fake.diff(dim=-2) - p_real.diff(dim=-2)), (w[..., 1:, :] * w[..., :-1, :]).sqrt())
-    iaf = mean(anti_wrap(p_fake.diff(dim=-1) - p_real.diff(dim=-1)), (w[..., 1:] * w[..., :-1]).sqrt())
-    return ip + gd + iaf
+    total = p_fake.new_zeros(())
+    if "ip" in terms:
+        total = total + mean(anti_wrap(p_fake - p_real), w)
+    if "gd" in terms:
+        gd = anti_wrap(p_fake.diff(dim=-2) - p_real.diff(dim=-2))
+        total = total + mean(gd, (w[..., 1:, :] * w[..., :-1, :]).sqrt())
+    if "iaf" in terms:
+        iaf = anti_wrap(p_fake.diff(dim=-1) - p_real.diff(dim=-1))
+        total = total + mean(iaf, (w[..., 1:] * w[..., :-1]).sqrt())
+    return total
 
 
 def multi_resolution_phase_loss(
-    fake: torch.Tensor, real: torch.Tensor, resolutions: Sequence[STFTResolution], weighted: bool = True
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    resolutions: Sequence[STFTResolution],
+    weighted: bool = True,
+    terms: Sequence[str] = PHASE_TERMS,
 ) -> torch.Tensor:
     """Sum over resolutions of `weight` x `phase_loss`."""
     total = fake.new_zeros((), dtype=torch.float32)
     for res in resolutions:
         s_fake = stft(fake, res.n_fft, res.hop_length, res.win_length)
         s_real = stft(real, res.n_fft, res.hop_length, res.win_length)
-        total = total + res.weight * phase_loss(s_fake, s_real, weighted)
+        total = total + res.weight * phase_loss(s_fake, s_real, weighted, terms)
     return total
 
 

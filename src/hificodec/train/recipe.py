@@ -59,6 +59,7 @@ class LossSettings:
     stft_complex: bool = False
     phase_resolutions: list[STFTResolution] = field(default_factory=list)
     phase_weighted: bool = True
+    phase_terms: tuple[str, ...] = ("ip", "gd", "iaf")
     adversarial: str = "lsgan"
     adversarial_start: int = 0
     relative_feature_matching: bool = False
@@ -152,6 +153,7 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         stft_complex=bool(stft.get("complex", False)),
         phase_resolutions=_resolutions(STFTResolution, phase.get("resolutions"), "losses.phase.resolutions"),
         phase_weighted=bool(phase.get("weighted", True)),
+        phase_terms=tuple(phase.get("terms", ("ip", "gd", "iaf"))),
         adversarial=adv.get("kind", "lsgan"),
         adversarial_start=int(adv.get("start_step", 0)),
         relative_feature_matching=bool(fm.get("relative", False)),
@@ -164,6 +166,8 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         raise ConfigError("recipe: loss_weights.mel is set but losses.mel.resolutions is empty")
     if weights.get("stft") and not losses.stft_resolutions:
         raise ConfigError("recipe: loss_weights.stft is set but losses.stft.resolutions is empty")
+    if set(losses.phase_terms) - {"ip", "gd", "iaf"} or not losses.phase_terms:
+        raise ConfigError(f"recipe: losses.phase.terms must be among ip, gd, iaf (got {list(losses.phase_terms)})")
     if weights.get("phase") and not losses.phase_resolutions:
         raise ConfigError("recipe: loss_weights.phase is set but losses.phase.resolutions is empty")
     recipe = Recipe(

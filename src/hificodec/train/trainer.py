@@ -302,7 +302,9 @@ class Trainer:
         if w.get("stft"):
             terms["stft"] = L.multi_resolution_stft_loss(fake, real, ls.stft_resolutions, ls.stft_complex)
         if w.get("phase"):
-            terms["phase"] = L.multi_resolution_phase_loss(fake, real, ls.phase_resolutions, ls.phase_weighted)
+            terms["phase"] = L.multi_resolution_phase_loss(
+                fake, real, ls.phase_resolutions, ls.phase_weighted, ls.phase_terms
+            )
         if w.get("l1"):
             terms["l1"] = L.waveform_l1(fake, real)
         if w.get("mse"):
