@@ -32,3 +32,27 @@ def test_default_model_is_trained():
     torch.manual_seed(0)
     untrained = _stoi_of(hificodec.build("hificodec-16k").eval())
     assert trained > untrained + 0.2, (trained, untrained)  # measured: 0.5+ vs 0.07
+
+
+def test_default_model_ships_a_discriminator_for_fine_tuning():
+    """`train.init_from` on the shipped folder loads its discriminator (exported separately)."""
+    import yaml
+
+    from hificodec.checkpoint import load_state, load_state_into, pretrained_dir
+    from hificodec.train.discriminators import build_discriminator
+
+    folder = pretrained_dir() / hificodec.DEFAULT_MODEL / "discriminator"
+    config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    disc = build_discriminator(config["discriminators"])
+    assert disc is not None
+    load_state_into(disc, load_state(folder / "discriminator.safetensors"), str(folder))  # strict: every tensor
+    # trained, not freshly initialised: it tells the bundled real clip from its own codec output
+    audio, _ = load_audio(bundled_clip(), sample_rate=16000, mono=True)
+    model = hificodec.load(hificodec.DEFAULT_MODEL)
+    with torch.inference_mode():
+        real = torch.from_numpy(audio).unsqueeze(0)[..., :32000]
+        fake = model.decode(model.encode(real), length=real.shape[-1])
+        logits = disc.eval()(torch.cat([real, fake])).logits
+    real_score = sum(float(x[0].mean()) for x in logits)
+    fake_score = sum(float(x[1].mean()) for x in logits)
+    assert real_score > fake_score, (real_score, fake_score)
