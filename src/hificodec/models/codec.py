@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -93,7 +93,7 @@ class Codec(CodecModel):
         self.sample_rate = int(cfg["sample_rate"])
         latent_dim = int(cfg["latent_dim"])
         self.encoder = _build_encoder(cfg["encoder"], latent_dim)
-        self.hop_length = int(self.encoder.hop_length)
+        self.hop_length = int(cast(Any, self.encoder).hop_length)
         self.decoder = _build_decoder(cfg["decoder"], latent_dim, self.hop_length)
         head = getattr(self.decoder, "head", None)
         self.decode_alignment = int(getattr(head, "frame_period", 1))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ class ResBlock1(nn.Module):
 
     def __init__(self, channels: int, kernel_size: int, dilations: Sequence[int], causal: bool = False) -> None:
         super().__init__()
-        kw = dict(causal=causal, pad_mode="zeros")
+        kw: dict[str, Any] = dict(causal=causal, pad_mode="zeros")
         self.convs1 = nn.ModuleList(SConv1d(channels, channels, kernel_size, dilation=d, **kw) for d in dilations)
         self.convs2 = nn.ModuleList(SConv1d(channels, channels, kernel_size, **kw) for _ in dilations)
 

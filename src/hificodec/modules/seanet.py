@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -84,7 +85,7 @@ class _SEANetConfig:
         self.true_skip = true_skip
         self.compress = compress
         self.lstm = lstm
-        self.conv_kwargs = dict(causal=causal, norm=norm, pad_mode=pad_mode, bias=bias)
+        self.conv_kwargs: dict[str, Any] = dict(causal=causal, norm=norm, pad_mode=pad_mode, bias=bias)
 
     def resblock(self, dim: int, j: int) -> SEANetResnetBlock:
         return SEANetResnetBlock(

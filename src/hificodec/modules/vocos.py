@@ -44,6 +44,7 @@ class ISTFTHead(nn.Module):
         self.phase_advance = phase_advance
         self.frame_period = n_fft // math.gcd(n_fft, hop_length) if phase_advance else 1
         self.out = nn.Linear(dim, n_fft + 2)
+        self.window: torch.Tensor
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     def advance(self, frames: int, device: torch.device) -> torch.Tensor:

@@ -10,7 +10,7 @@ e.g. 2 groups x depth 2 -> [g0s0, g1s0, g0s1, g1s1]. Keeping the first n codeboo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -53,7 +53,11 @@ class GroupResidualVQ(nn.Module):
         self.codebook_size = codebook_size
         self.quantizer_dropout = quantizer_dropout
         self.dropout_choices = list(dropout_choices) if dropout_choices else None
-        self.rvqs = nn.ModuleList(ResidualVQ(dim // groups, depth, codebook_size, **vq_kwargs) for _ in range(groups))
+        # a ModuleList at run time; typed as the list of residual quantizers it holds
+        self.rvqs = cast(
+            "list[ResidualVQ]",
+            nn.ModuleList(ResidualVQ(dim // groups, depth, codebook_size, **vq_kwargs) for _ in range(groups)),
+        )
 
     @property
     def num_codebooks(self) -> int:

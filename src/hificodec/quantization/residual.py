@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -50,7 +50,11 @@ class ResidualVQ(nn.Module):
         self.codebook_size = codebook_size
         self.quantizer_dropout = quantizer_dropout
         self.dropout_choices = list(dropout_choices) if dropout_choices else None
-        self.layers = nn.ModuleList(VectorQuantizer(dim, codebook_size, **vq_kwargs) for _ in range(depth))
+        # a ModuleList at run time; typed as the list of quantizers it holds
+        self.layers = cast(
+            "list[VectorQuantizer]",
+            nn.ModuleList(VectorQuantizer(dim, codebook_size, **vq_kwargs) for _ in range(depth)),
+        )
         self.active_depth = depth
 
     def set_active_depth(self, n: int) -> None:

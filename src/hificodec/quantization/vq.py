@@ -69,6 +69,12 @@ class VectorQuantizer(nn.Module):
         self.project_in: nn.Module = nn.Linear(dim, self.codebook_dim) if factorised else nn.Identity()
         self.project_out: nn.Module = nn.Linear(self.codebook_dim, dim) if factorised else nn.Identity()
 
+        # buffers (and `embed`, a parameter without EMA), declared for type checkers
+        self.embed: torch.Tensor
+        self.cluster_size: torch.Tensor
+        self.embed_sum: torch.Tensor
+        self.initialized: torch.Tensor
+        self.unused_steps: torch.Tensor
         init = torch.empty(codebook_size, self.codebook_dim)
         nn.init.kaiming_uniform_(init)
         if ema:

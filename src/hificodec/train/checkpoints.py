@@ -70,8 +70,8 @@ def capture_rng() -> tuple[dict[str, torch.Tensor], dict]:
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"cuda.{i}"] = s
     py = random.getstate()
-    np_state = np.random.get_state()
-    meta = {
+    np_state: Any = np.random.get_state()  # the legacy tuple (typed as tuple | dict)
+    meta: dict[str, Any] = {
         "python": [py[0], list(py[1]), py[2]],
         "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
     }

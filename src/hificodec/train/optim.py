@@ -16,7 +16,7 @@ from .recipe import OptimizerSettings, ScheduleSettings
 def build_optimizer(params: Iterable[torch.nn.Parameter], settings: OptimizerSettings) -> torch.optim.Optimizer:
     cls = torch.optim.AdamW if settings.name == "adamw" else torch.optim.Adam
     return cls(
-        [p for p in params if p.requires_grad], lr=settings.lr, betas=tuple(settings.betas),
+        [p for p in params if p.requires_grad], lr=settings.lr, betas=(settings.betas[0], settings.betas[1]),
         weight_decay=settings.weight_decay,
     )
 

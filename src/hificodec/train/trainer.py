@@ -128,7 +128,8 @@ class Trainer:
             train_entries,
             SegmentOptions(
                 sample_rate=self.sample_rate, segment_samples=segment, loudness_db=recipe.data.loudness_db,
-                gain_db=tuple(recipe.data.gain_db), mix_prob=recipe.data.mix_prob, seed=recipe.seed,
+                gain_db=(recipe.data.gain_db[0], recipe.data.gain_db[1]), mix_prob=recipe.data.mix_prob,
+                seed=recipe.seed,
             ),
         )
         self.sampler = ResumableBatchSampler(
@@ -505,7 +506,7 @@ class Trainer:
         return path
 
 
-def _buffer_sync(every_forward: bool) -> dict[str, bool]:
+def _buffer_sync(every_forward: bool) -> dict[str, Any]:
     """DDP's buffer-broadcast flag under its current name (`broadcast_buffers` before torch 2.13)."""
     if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
         return {"forward_sync_buffers": every_forward}

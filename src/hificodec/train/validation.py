@@ -30,7 +30,7 @@ def load_validation_clips(
     entries: Sequence[ManifestEntry], sample_rate: int, max_clips: int, max_seconds: float
 ) -> list[torch.Tensor]:
     """The first `max_clips` readable clips, cropped to `max_seconds`, as [1, 1, T] tensors."""
-    clips = []
+    clips: list[torch.Tensor] = []
     for entry in entries:
         if len(clips) >= max_clips:
             break
