@@ -123,3 +123,13 @@ def test_frozen_generator_trains_only_the_discriminator(clips, tmp_path):
 def test_frozen_generator_needs_a_discriminator():
     with pytest.raises(hificodec.errors.ConfigError, match="freeze_generator needs a discriminator"):
         load_recipe(RECIPES / "tiny-hificodec.yaml", ["train.freeze_generator=true", "discriminators={}"])
+
+
+def test_init_from_refuses_a_different_architecture(clips, tmp_path):
+    tr = _trainer("tiny-hificodec", clips, tmp_path / "run", "train.max_steps=1")
+    tr.fit()
+    out = export_run(tmp_path / "run", tmp_path / "exported")
+    mismatch = r"differs from the recipe.s model in quantizer\.codebook_size"
+    with pytest.raises(hificodec.errors.ConfigError, match=mismatch):
+        _trainer("tiny-hificodec", clips, tmp_path / "ft", f"train.init_from={out}",
+                 "model_overrides.quantizer.codebook_size=32")

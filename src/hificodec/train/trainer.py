@@ -31,10 +31,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from ..checkpoint import build, load_state, load_state_into
-from ..config import dump_config
+from ..config import dump_config, load_config
 from ..data.dataset import AudioSegmentDataset, ResumableBatchSampler, SegmentOptions, collate_segments
 from ..data.manifest import ManifestEntry, read_entries
-from ..errors import HificodecError
+from ..errors import ConfigError, HificodecError
 from . import checkpoints as ckpt
 from . import losses as L
 from .discriminators import DiscriminatorOutput, build_discriminator
@@ -159,7 +159,19 @@ class Trainer:
 
     # ---- setup helpers -------------------------------------------------------------------
     def _init_from(self, directory: Path) -> None:
-        """Start from exported weights (`hificodec export`): generator, and discriminator if present."""
+        """Start from exported weights (`hificodec export`): generator, and discriminator if present.
+
+        The exported architecture must be the recipe's: matching tensor shapes are not enough (an
+        option such as the decoder's phase advance changes the output without changing any weight).
+        """
+        exported = load_config(directory / "config.yaml")
+        exported.pop("format_version", None)
+        if exported != self.model.config:
+            diff = _config_differences(exported, self.model.config)
+            raise ConfigError(
+                f"train.init_from={directory}: the exported model differs from the recipe's model in "
+                f"{', '.join(diff[:5])}; set the recipe's model (or model_overrides) to match"
+            )
         load_state_into(self.model, load_state(directory / "model.safetensors"), str(directory))
         disc_file = directory / "discriminator" / "discriminator.safetensors"
         if self.disc is not None and disc_file.is_file():
@@ -504,6 +516,16 @@ class Trainer:
             )
         barrier(self.ctx)
         return path
+
+
+def _config_differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested configs."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in sorted(set(a) | set(b), key=str):
+            out += _config_differences(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [f"{prefix.rstrip('.')} ({a!r} vs {b!r})"]
 
 
 def _buffer_sync(every_forward: bool) -> dict[str, Any]:
