@@ -31,7 +31,7 @@ def test_default_model_is_trained():
     trained = _stoi_of(hificodec.load(hificodec.DEFAULT_MODEL))
     torch.manual_seed(0)
     untrained = _stoi_of(hificodec.build("hificodec-16k").eval())
-    assert trained > untrained + 0.2, (trained, untrained)  # measured: 0.5+ vs 0.07
+    assert trained > untrained + 0.2, (trained, untrained)  # measured: 0.42 vs 0.07
 
 
 def test_default_model_ships_a_discriminator_for_fine_tuning():
