@@ -12,7 +12,7 @@ from typing import Any
 
 from ..config import apply_overrides, deep_merge, load_config
 from ..errors import ConfigError
-from .losses import STFTResolution
+from .losses import PHASE_TERMS, STFTResolution
 from .mel import MelResolution
 
 KNOWN_LOSSES = ("mel", "stft", "phase", "l1", "mse", "adv", "feat", "logits", "commitment", "codebook")
@@ -59,7 +59,7 @@ class LossSettings:
     stft_complex: bool = False
     phase_resolutions: list[STFTResolution] = field(default_factory=list)
     phase_weighted: bool = True
-    phase_terms: tuple[str, ...] = ("ip", "gd", "iaf")
+    phase_terms: tuple[str, ...] = PHASE_TERMS
     adversarial: str = "lsgan"
     adversarial_start: int = 0
     relative_feature_matching: bool = False
@@ -153,7 +153,7 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         stft_complex=bool(stft.get("complex", False)),
         phase_resolutions=_resolutions(STFTResolution, phase.get("resolutions"), "losses.phase.resolutions"),
         phase_weighted=bool(phase.get("weighted", True)),
-        phase_terms=tuple(phase.get("terms", ("ip", "gd", "iaf"))),
+        phase_terms=tuple(phase.get("terms", PHASE_TERMS)),
         adversarial=adv.get("kind", "lsgan"),
         adversarial_start=int(adv.get("start_step", 0)),
         relative_feature_matching=bool(fm.get("relative", False)),
@@ -166,8 +166,10 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         raise ConfigError("recipe: loss_weights.mel is set but losses.mel.resolutions is empty")
     if weights.get("stft") and not losses.stft_resolutions:
         raise ConfigError("recipe: loss_weights.stft is set but losses.stft.resolutions is empty")
-    if set(losses.phase_terms) - {"ip", "gd", "iaf"} or not losses.phase_terms:
-        raise ConfigError(f"recipe: losses.phase.terms must be among ip, gd, iaf (got {list(losses.phase_terms)})")
+    if set(losses.phase_terms) - set(PHASE_TERMS) or not losses.phase_terms:
+        raise ConfigError(
+            f"recipe: losses.phase.terms must be among {', '.join(PHASE_TERMS)} (got {list(losses.phase_terms)})"
+        )
     if weights.get("phase") and not losses.phase_resolutions:
         raise ConfigError("recipe: loss_weights.phase is set but losses.phase.resolutions is empty")
     recipe = Recipe(
