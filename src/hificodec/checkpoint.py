@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,18 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({e})") from None
 
 
-def load_state_into(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Copy `state` into `module`, failing on the first missing, unexpected or mis-shaped tensor."""
-    expected = module.state_dict()
+def load_state_into(
+    module: torch.nn.Module, state: dict[str, torch.Tensor], source: str, skip: Sequence[str] = ()
+) -> None:
+    """Copy `state` into `module`, failing on the first missing, unexpected or mis-shaped tensor.
+
+    skip: name prefixes (e.g. "decoder.head.") left as they are in `module` and ignored in `state`.
+    """
+    def kept(name: str) -> bool:
+        return not any(name.startswith(prefix) for prefix in skip)
+
+    expected = {k: v for k, v in module.state_dict().items() if kept(k)}
+    state = {k: v for k, v in state.items() if kept(k)}
     for name, target in expected.items():
         if name not in state:
             raise CheckpointError(f"{source}: tensor '{name}' is missing from the checkpoint")
@@ -101,7 +111,7 @@ def load_state_into(module: torch.nn.Module, state: dict[str, torch.Tensor], sou
     unexpected = sorted(set(state) - set(expected))
     if unexpected:
         raise CheckpointError(f"{source}: unexpected tensor '{unexpected[0]}' (config and weights do not match)")
-    module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=not skip)
 
 
 def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> CodecModel:

@@ -133,3 +133,24 @@ def test_init_from_refuses_a_different_architecture(clips, tmp_path):
     with pytest.raises(hificodec.errors.ConfigError, match=mismatch):
         _trainer("tiny-hificodec", clips, tmp_path / "ft", f"train.init_from={out}",
                  "model_overrides.quantizer.codebook_size=32")
+
+
+def test_init_exclude_starts_a_changed_decoder_from_the_exported_encoder(clips, tmp_path):
+    tr = _trainer("tiny-hificodec", clips, tmp_path / "run", "train.max_steps=1")
+    tr.fit()
+    out = export_run(tmp_path / "run", tmp_path / "exported")
+    wider = "model_overrides.decoder.upsample_initial_channel=16"
+    with pytest.raises(hificodec.errors.ConfigError, match="init_exclude"):
+        _trainer("tiny-hificodec", clips, tmp_path / "ft", f"train.init_from={out}", wider)
+    tuned = _trainer("tiny-hificodec", clips, tmp_path / "ft", f"train.init_from={out}", wider,
+                     "train.init_exclude=[decoder]")
+    exported = tr.model.state_dict()
+    for name, value in tuned.model.state_dict().items():
+        if name.startswith("decoder."):
+            assert value.shape != exported[name].shape or not torch.equal(value, exported[name])
+        else:
+            assert torch.equal(value, exported[name]), name
+    # excluding too little still fails on the first mis-shaped tensor, naming it
+    with pytest.raises(hificodec.errors.CheckpointError, match="tensor 'decoder.conv_pre.* has shape"):
+        _trainer("tiny-hificodec", clips, tmp_path / "ft2", f"train.init_from={out}", wider,
+                 "train.init_exclude=[decoder.ups]")

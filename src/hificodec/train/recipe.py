@@ -80,6 +80,9 @@ class TrainSettings:
     find_unused_parameters: bool = True  # quantizer dropout leaves codebooks unused in some steps
     progress: bool = True
     init_from: str | None = None  # a folder written by `hificodec export` (fine-tuning)
+    # parameter-name prefixes (e.g. decoder.head) left freshly initialised when starting from init_from,
+    # for fine-tuning into a changed architecture; every other tensor must still match in shape
+    init_exclude: list[str] = field(default_factory=list)
     freeze_generator: bool = False  # train only the discriminator (warm it up against a fixed generator)
 
 

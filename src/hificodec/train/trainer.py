@@ -166,13 +166,19 @@ class Trainer:
         """
         exported = load_config(directory / "config.yaml")
         exported.pop("format_version", None)
+        exclude = [prefix.rstrip(".") + "." for prefix in self.recipe.train.init_exclude]
         if exported != self.model.config:
             diff = _config_differences(exported, self.model.config)
-            raise ConfigError(
-                f"train.init_from={directory}: the exported model differs from the recipe's model in "
-                f"{', '.join(diff[:5])}; set the recipe's model (or model_overrides) to match"
-            )
-        load_state_into(self.model, load_state(directory / "model.safetensors"), str(directory))
+            if not exclude:
+                raise ConfigError(
+                    f"train.init_from={directory}: the exported model differs from the recipe's model in "
+                    f"{', '.join(diff[:5])}; set the recipe's model (or model_overrides) to match, or name "
+                    "the changed modules in train.init_exclude"
+                )
+            if self.ctx.is_main:
+                log.info("init_from %s: architecture differs in %s; not loading %s", directory,
+                         ", ".join(diff), ", ".join(exclude))
+        load_state_into(self.model, load_state(directory / "model.safetensors"), str(directory), skip=exclude)
         disc_file = directory / "discriminator" / "discriminator.safetensors"
         if self.disc is not None and disc_file.is_file():
             load_state_into(self.disc, load_state(disc_file), str(disc_file))
