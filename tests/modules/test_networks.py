@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
+from hificodec.modules.griffin_lim import fast_griffin_lim
 from hificodec.modules.hifigan import HiFiGANEncoder, HiFiGANGenerator
 from hificodec.modules.seanet import SEANetDecoder, SEANetEncoder
-from hificodec.modules.griffin_lim import fast_griffin_lim
 from hificodec.modules.vocos import ISTFTHead, MagnitudeHead, VocosDecoder
 
 
