@@ -48,3 +48,5 @@ def test_overrides_and_validation():
         load_recipe(RECIPES / "tiny-hificodec.yaml", ["loss_weights.melody=1"])
     with pytest.raises(ConfigError, match="resolutions is empty"):
         load_recipe(RECIPES / "tiny-hificodec.yaml", ["losses.mel.resolutions=[]"])
+    with pytest.raises(ConfigError, match="log_offset must be >= 0"):
+        load_recipe(RECIPES / "tiny-hificodec.yaml", ["losses.stft.log_offset=-1"])

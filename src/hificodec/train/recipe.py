@@ -57,6 +57,7 @@ class LossSettings:
     mel_resolutions: list[MelResolution] = field(default_factory=list)
     stft_resolutions: list[STFTResolution] = field(default_factory=list)
     stft_complex: bool = False
+    stft_log_offset: float = 0.0
     phase_resolutions: list[STFTResolution] = field(default_factory=list)
     phase_weighted: bool = True
     phase_terms: tuple[str, ...] = PHASE_TERMS
@@ -154,6 +155,7 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         mel_resolutions=_resolutions(MelResolution, mel.get("resolutions"), "losses.mel.resolutions"),
         stft_resolutions=_resolutions(STFTResolution, stft.get("resolutions"), "losses.stft.resolutions"),
         stft_complex=bool(stft.get("complex", False)),
+        stft_log_offset=float(stft.get("log_offset", 0.0)),
         phase_resolutions=_resolutions(STFTResolution, phase.get("resolutions"), "losses.phase.resolutions"),
         phase_weighted=bool(phase.get("weighted", True)),
         phase_terms=tuple(phase.get("terms", PHASE_TERMS)),
@@ -167,6 +169,8 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         raise ConfigError(f"recipe: unknown loss weight(s) {sorted(bad)} (known: {', '.join(KNOWN_LOSSES)})")
     if weights.get("mel") and not losses.mel_resolutions:
         raise ConfigError("recipe: loss_weights.mel is set but losses.mel.resolutions is empty")
+    if losses.stft_log_offset < 0:
+        raise ConfigError(f"recipe: losses.stft.log_offset must be >= 0, got {losses.stft_log_offset}")
     if weights.get("stft") and not losses.stft_resolutions:
         raise ConfigError("recipe: loss_weights.stft is set but losses.stft.resolutions is empty")
     if set(losses.phase_terms) - set(PHASE_TERMS) or not losses.phase_terms:

@@ -319,7 +319,9 @@ class Trainer:
         if w.get("mel"):
             terms["mel"] = L.multi_resolution_mel_loss(fake, real, self.sample_rate, ls.mel_resolutions, ls.mel_style)
         if w.get("stft"):
-            terms["stft"] = L.multi_resolution_stft_loss(fake, real, ls.stft_resolutions, ls.stft_complex)
+            terms["stft"] = L.multi_resolution_stft_loss(
+                fake, real, ls.stft_resolutions, ls.stft_complex, ls.stft_log_offset
+            )
         if w.get("phase"):
             terms["phase"] = L.multi_resolution_phase_loss(
                 fake, real, ls.phase_resolutions, ls.phase_weighted, ls.phase_terms
@@ -430,7 +432,9 @@ class Trainer:
             "l1": L.waveform_l1,
         }
         if ls.stft_resolutions:
-            fns["stft"] = lambda f, r: L.multi_resolution_stft_loss(f, r, ls.stft_resolutions, ls.stft_complex)
+            fns["stft"] = lambda f, r: L.multi_resolution_stft_loss(
+                f, r, ls.stft_resolutions, ls.stft_complex, ls.stft_log_offset
+            )
         return fns
 
     def run_validation(self) -> ValidationResult:
