@@ -18,7 +18,7 @@ demo: venv
 	$(VENV)/bin/hificodec demo
 
 lint: venv
-	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff check src tests bench scripts
 
 typecheck: venv
 	$(PY) -m mypy
