@@ -13,34 +13,23 @@ render harmonics at the right pitch from codes that do not carry it.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
+from _pitch import pick_entries, praat_f0
 
 import hificodec
 from hificodec.audio import load_audio
 
 
-def frame_f0(x: np.ndarray, sample_rate: int, frames: int, hop_seconds: float) -> np.ndarray:
-    import parselmouth
-
-    pitch = parselmouth.Sound(x.astype(np.float64), sample_rate).to_pitch(
-        time_step=hop_seconds, pitch_floor=60, pitch_ceiling=500
-    )
-    t = (np.arange(frames) + 0.5) * hop_seconds
-    return np.nan_to_num(np.array([pitch.get_value_at_time(v) or 0.0 for v in t]))
-
-
 def features(model: hificodec.CodecModel, manifest: Path, clips: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    lines = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
-    entries = lines[:: max(1, len(lines) // clips)][:clips]
+    entries = pick_entries(manifest, clips, spread=True)
     hop, sr = model.hop_length, model.sample_rate
     out: dict[str, list[np.ndarray]] = {"latent": [], "quantized": [], "spectrum": []}
     targets = []
     for entry in entries:
-        x = load_audio(entry["path"], sr, mono=True)[0][0].astype(np.float32)
+        x = load_audio(entry.path, sr, mono=True)[0][0].astype(np.float32)
         wav = torch.from_numpy(x).reshape(1, 1, -1)
         with torch.inference_mode():
             latent = model.latent(wav)[0]
@@ -49,7 +38,7 @@ def features(model: hificodec.CodecModel, manifest: Path, clips: int) -> tuple[d
             padded = torch.nn.functional.pad(wav[0, 0], (0, frames * hop - wav.shape[-1]))
             spec = torch.stft(padded, 4 * hop, hop, window=torch.hann_window(4 * hop), return_complex=True)
             spectrum = torch.log(spec.abs()[: 2 * hop, :frames] + 1e-4)
-        f0 = frame_f0(x, sr, frames, hop / sr)
+        f0 = praat_f0(x, sr, (np.arange(frames) + 0.5) * hop / sr, hop / sr)  # code frame centres
         voiced = f0 > 0
         if not voiced.any():
             continue

@@ -17,13 +17,13 @@ The optional variants are skipped, with a note, when their package is missing.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
+from _pitch import pick_entries, praat_f0
 
 from hificodec.audio import load_audio
 from hificodec.eval.metrics import MetricError, pesq_wb, stoi
@@ -51,11 +51,8 @@ def envelope(log_mag: torch.Tensor, coefficients: int) -> torch.Tensor:
 
 def harmonic_comb(x: np.ndarray, frames: int) -> torch.Tensor:
     """log gain [bins, frames]: peaks (~window main-lobe wide) at multiples of f0, 0 where unvoiced."""
-    import parselmouth
-
-    pitch = parselmouth.Sound(x.astype(np.float64), SR).to_pitch(time_step=HOP / SR, pitch_floor=60, pitch_ceiling=500)
-    f0 = torch.tensor([pitch.get_value_at_time(i * HOP / SR) or 0.0 for i in range(frames)], dtype=torch.float32)
-    f0 = torch.nan_to_num(f0)
+    times = np.arange(frames) * HOP / SR  # centred STFT frames
+    f0 = torch.tensor(praat_f0(x, SR, times, HOP / SR), dtype=torch.float32)
     freqs = torch.arange(N_FFT // 2 + 1) * SR / N_FFT
     nearest = torch.round(freqs[:, None] / f0.clamp(min=1)[None, :]) * f0[None, :]
     peaks = torch.exp(-0.5 * ((freqs[:, None] - nearest) / 18.0) ** 2)
@@ -112,18 +109,17 @@ def main() -> None:
     ap.add_argument("--min-seconds", type=float, default=1.0)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    entries = [json.loads(line) for line in args.manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
-    entries = [e for e in entries if e.get("duration", args.min_seconds) >= args.min_seconds][: args.clips]
+    entries = pick_entries(args.manifest, args.clips, args.min_seconds)
     optional = available(["parselmouth", "pyworld"])
     scores: dict[str, list[tuple[float, float]]] = {}
     for entry in entries:
-        x = load_audio(entry["path"], SR, mono=True)[0][0].astype(np.float32)
+        x = load_audio(entry.path, SR, mono=True)[0][0].astype(np.float32)
         for name, make in variants(x, optional):
             y = make()
             try:
                 scores.setdefault(name, []).append((pesq_wb(x, y, SR), stoi(x, y, SR)))
             except MetricError as e:  # too short or silent: reported, not scored (as `hificodec eval` does)
-                print(f"note: {entry['path']}: {name}: {e}")
+                print(f"note: {entry.path}: {name}: {e}")
     print(f"{len(entries)} clips of {args.manifest} (>= {args.min_seconds:g} s)")
     print(f"{'variant':42s} {'PESQ-WB':>8s} {'STOI':>6s}")
     for name, values in scores.items():

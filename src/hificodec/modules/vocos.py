@@ -123,7 +123,7 @@ class MagnitudeHead(nn.Module):
         length = x.shape[-1] * self.hop_length
         iterations = self.train_iterations if self.training else self.iterations
         with torch.no_grad():
-            phase = fast_griffin_lim(mag.detach(), self.n_fft, self.stft_hop, self.window, length, iterations)
+            phase = fast_griffin_lim(mag, self.n_fft, self.stft_hop, self.window, length, iterations)
         spec = torch.polar(mag, phase)
         wav = torch.istft(spec, self.n_fft, self.stft_hop, window=self.window, center=True, length=length)
         return wav.unsqueeze(1)

@@ -319,9 +319,7 @@ class Trainer:
         if w.get("mel"):
             terms["mel"] = L.multi_resolution_mel_loss(fake, real, self.sample_rate, ls.mel_resolutions, ls.mel_style)
         if w.get("stft"):
-            terms["stft"] = L.multi_resolution_stft_loss(
-                fake, real, ls.stft_resolutions, ls.stft_complex, ls.stft_log_offset
-            )
+            terms["stft"] = self._stft_loss(fake, real)
         if w.get("phase"):
             terms["phase"] = L.multi_resolution_phase_loss(
                 fake, real, ls.phase_resolutions, ls.phase_weighted, ls.phase_terms
@@ -432,10 +430,13 @@ class Trainer:
             "l1": L.waveform_l1,
         }
         if ls.stft_resolutions:
-            fns["stft"] = lambda f, r: L.multi_resolution_stft_loss(
-                f, r, ls.stft_resolutions, ls.stft_complex, ls.stft_log_offset
-            )
+            fns["stft"] = self._stft_loss
         return fns
+
+    def _stft_loss(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """The recipe's STFT loss, one definition for training and validation."""
+        ls = self.recipe.losses
+        return L.multi_resolution_stft_loss(fake, real, ls.stft_resolutions, ls.stft_complex, ls.stft_log_offset)
 
     def run_validation(self) -> ValidationResult:
         # every rank runs the same validation (no rank-dependent control flow); rank 0 logs it
