@@ -26,6 +26,7 @@ def test_signal_against_itself_scores_the_maximum(speech):
     assert M.stoi(x, x, 16000) == pytest.approx(1.0, abs=1e-9)
     assert M.estoi(x, x, 16000) == pytest.approx(1.0, abs=1e-9)
     assert M.mel_distance(x, x, 16000) == 0.0
+    assert M.f0_frame_error(x, x, 16000) == 0.0
     assert M.si_sdr(x, x, 16000) > 100
 
 
@@ -36,10 +37,21 @@ def test_more_noise_scores_lower_on_every_metric(speech):
     for name in ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr"):
         values = [v[name] for v, _ in scores]
         assert values[0] > values[1] > values[2], (name, values)
-    mels = [v["mel_distance"] for v, _ in scores]
-    assert mels[0] < mels[1] < mels[2]
+    for name in ("mel_distance", "f0_frame_error"):
+        values = [v[name] for v, _ in scores]
+        assert values[0] < values[1] < values[2], (name, values)
     # SI-SDR of additive white noise is the SNR itself
     assert [round(v["si_sdr"]) for v, _ in scores] == [30, 15, 5]
+
+
+def test_f0_frame_error_counts_frames_with_the_wrong_pitch(speech):
+    x = speech(3.0, 16000, f0=120.0)
+    # same syllables, f0 4 % off: within the 20 % tolerance; 25 % off: every voiced frame is an error
+    assert M.f0_frame_error(x, speech(3.0, 16000, f0=125.0), 16000) < 0.05  # measured 0.007
+    assert M.f0_frame_error(x, speech(3.0, 16000, f0=150.0), 16000) > 0.5  # measured 0.74
+    # envelope-shaped noise (what a codec that lost the pitch outputs): every voiced frame is lost
+    noise = np.random.default_rng(0).standard_normal(len(x)).astype(np.float32) * np.abs(x)
+    assert M.f0_frame_error(x, noise, 16000) > 0.5
 
 
 def test_narrower_band_scores_lower(speech):

@@ -106,3 +106,25 @@ def test_feature_matching_plain_and_relative():
     L.feature_matching_loss(r, f).backward()
     assert f[0][0].grad is not None and r[0][0].grad is None
     assert float(L.logit_matching_loss([torch.zeros(3)], [torch.ones(3)])) == 1.0
+
+
+def test_pitch_losses_measure_octaves_on_voiced_frames_only():
+    from hificodec.modules.pitch import PitchTrack
+
+    target = PitchTrack(
+        f0=torch.tensor([[100.0, 200.0, 0.0]]), voiced=torch.tensor([[True, True, False]]),
+        periodicity=torch.ones(1, 3),
+    )
+    exact = torch.tensor([[[0.0, 1.0, 5.0], [20.0, 20.0, -20.0]]])  # log2(f0 / 100); unvoiced f0 ignored
+    losses = L.pitch_losses(exact, target)
+    assert float(losses["f0"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(losses["voicing"]) < 1e-6
+    octave_up = exact.clone()
+    octave_up[:, 0] += 1.0
+    assert float(L.pitch_losses(octave_up, target)["f0"]) == pytest.approx(1.0)
+    flipped = exact.clone()
+    flipped[:, 1] *= -1
+    assert float(L.pitch_losses(flipped, target)["voicing"]) == pytest.approx(20.0, rel=1e-3)
+    # nothing voiced: no f0 term at all rather than a division by zero
+    silent = PitchTrack(f0=torch.zeros(1, 3), voiced=torch.zeros(1, 3, dtype=torch.bool), periodicity=torch.zeros(1, 3))
+    assert float(L.pitch_losses(exact, silent)["f0"]) == 0.0

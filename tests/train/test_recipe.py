@@ -50,3 +50,22 @@ def test_overrides_and_validation():
         load_recipe(RECIPES / "tiny-hificodec.yaml", ["losses.mel.resolutions=[]"])
     with pytest.raises(ConfigError, match="log_offset must be >= 0"):
         load_recipe(RECIPES / "tiny-hificodec.yaml", ["losses.stft.log_offset=-1"])
+
+
+def test_misspelt_loss_settings_are_refused_not_ignored():
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['complx'\] in 'losses.stft'"):
+        load_recipe(RECIPES / "tiny-hificodec.yaml", ["losses.stft.complx=true"])
+    with pytest.raises(ConfigError, match="in 'losses'"):
+        load_recipe(RECIPES / "tiny-hificodec.yaml", ["losses.pich.fmin=50"])
+    with pytest.raises(ConfigError, match="losses.pitch"):
+        load_recipe(RECIPES / "tiny-hificodec.yaml", ["losses.pitch.f_min=50"])
+
+
+def test_pitch_losses_need_a_pitch_head():
+    with pytest.raises(ConfigError, match="pitch head"):
+        load_recipe(RECIPES / "tiny-hificodec.yaml", ["loss_weights.f0=1"])
+    r = load_recipe(
+        RECIPES / "tiny-hificodec.yaml",
+        ["loss_weights.f0=1", "model_overrides.pitch_head.channels=8", "losses.pitch.fmin=80"],
+    )
+    assert r.loss_weights["f0"] == 1.0 and r.losses.pitch.fmin == 80.0 and r.losses.pitch.fmax == 500.0

@@ -1,4 +1,4 @@
-"""Evaluation: objective metrics (PESQ, STOI, SI-SDR, mel distance), delay compensation, classical
+"""Evaluation: objective metrics (PESQ, STOI, SI-SDR, mel distance, F0 frame error), delay compensation, classical
 baselines through ffmpeg, and reports.
 
     from hificodec.eval import EvalConfig, evaluate, write_report
@@ -10,7 +10,17 @@ baselines through ffmpeg, and reports.
 """
 
 from .align import align_and_crop, estimate_delay
-from .metrics import MetricError, compute_metrics, estoi, mel_distance, pesq_nb, pesq_wb, si_sdr, stoi
+from .metrics import (
+    MetricError,
+    compute_metrics,
+    estoi,
+    f0_frame_error,
+    mel_distance,
+    pesq_nb,
+    pesq_wb,
+    si_sdr,
+    stoi,
+)
 from .report import write_report
 from .runner import EvalConfig, EvalReport, evaluate
 
@@ -23,6 +33,7 @@ __all__ = [
     "estimate_delay",
     "estoi",
     "evaluate",
+    "f0_frame_error",
     "mel_distance",
     "pesq_nb",
     "pesq_wb",

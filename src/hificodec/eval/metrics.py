@@ -21,6 +21,9 @@ from .mel import mel_distance as _mel_distance
 PESQ_WB_RATE = 16000
 PESQ_NB_RATE = 8000
 STOI_RATE = 16000
+PITCH_RATE = 16000
+#: relative f0 deviation that counts as a gross pitch error
+GROSS_PITCH_ERROR = 0.2
 #: peak level below which a reference counts as digital silence
 SILENCE_PEAK = 1e-4
 
@@ -112,6 +115,23 @@ def si_sdr(ref: np.ndarray, deg: np.ndarray, sample_rate: int) -> float:
     return float(10 * np.log10(t / e))
 
 
+def f0_frame_error(ref: np.ndarray, deg: np.ndarray, sample_rate: int) -> float:
+    """F0 frame error (Chu & Alwan, 2009), 0..1: the fraction of 10 ms frames whose voicing differs,
+    or which are voiced in both with f0 more than 20 % apart. YIN (`hificodec.modules.pitch`) on 16 kHz
+    audio; lower is better. Catches codecs that keep the spectral envelope but lose the pitch."""
+    import torch
+
+    from ..modules.pitch import estimate_f0
+
+    r, d = _prepare(ref, deg, sample_rate, PITCH_RATE)
+    _check_not_silent(r)
+    track = estimate_f0(torch.from_numpy(np.stack([r, d])), PITCH_RATE, PITCH_RATE // 100)
+    voiced_ref, voiced_deg = track.voiced[0], track.voiced[1]
+    both = voiced_ref & voiced_deg
+    gross = both & ((track.f0[1] - track.f0[0]).abs() > GROSS_PITCH_ERROR * track.f0[0])
+    return float(((voiced_ref != voiced_deg) | gross).float().mean())
+
+
 def mel_distance(ref: np.ndarray, deg: np.ndarray, sample_rate: int) -> float:
     """Multi-resolution log10-mel L1 distance (0 = identical), at the given rate."""
     r, d = _prepare(ref, deg, sample_rate)
@@ -130,6 +150,7 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray, int], float]] = {
     "estoi": estoi,
     "si_sdr": si_sdr,
     "mel_distance": mel_distance,
+    "f0_frame_error": f0_frame_error,
 }
 
 

@@ -19,6 +19,8 @@ METRIC_DESCRIPTIONS = {
     "estoi": "extended STOI (pystoi) on 16 kHz audio",
     "si_sdr": "scale-invariant SDR in dB at the system's rate",
     "mel_distance": "multi-resolution log-mel L1 (4 windows, 16-128 ms) at the system's rate; lower is better",
+    "f0_frame_error": "F0 frame error (FFE): share of 10 ms frames with a voicing error or an f0 off by "
+    "> 20 % (YIN on 16 kHz audio); lower is better",
 }
 
 

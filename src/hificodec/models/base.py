@@ -21,6 +21,7 @@ class CodecOutput:
     perplexity: [n_q] per-codebook perplexity in this batch
     usage:      [n_q] per-codebook fraction of entries used in this batch
     latent:     [B, D, F] encoder output before quantization (for analysis / extra losses)
+    pitch:      [B, 2, F] pitch-head output (log2(f0 / 100 Hz), voicing logit) when the model has one
     """
 
     audio: torch.Tensor
@@ -29,6 +30,7 @@ class CodecOutput:
     perplexity: torch.Tensor | None = None
     usage: torch.Tensor | None = None
     latent: torch.Tensor | None = None
+    pitch: torch.Tensor | None = None
 
 
 class CodecModel(nn.Module, ABC):

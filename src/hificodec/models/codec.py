@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..modules.hifigan import HiFiGANEncoder, HiFiGANGenerator
+from ..modules.pitch import PitchHead, PitchTrack
 from ..modules.seanet import SEANetDecoder, SEANetEncoder
 from ..modules.vocos import VocosDecoder
 from ..quantization import GroupResidualVQ
@@ -111,6 +112,9 @@ class Codec(CodecModel):
         choices = _dropout_choices(cfg, self.sample_rate / self.hop_length, groups, self.bits_per_code)
         self.quantizer = GroupResidualVQ(latent_dim, groups, depth, size, dropout_choices=choices, **q)
         self.latent_norm = _latent_norm(cfg.get("latent_norm", "none"), latent_dim)
+        # optional: reads f0 from the quantized latent (trained by the recipe's f0/voicing losses)
+        pitch = cfg.get("pitch_head")
+        self.pitch_head = PitchHead(latent_dim, **pitch) if pitch else None
         if "num_codebooks" in cfg:
             self.set_num_codebooks(int(cfg["num_codebooks"]))
 
@@ -140,6 +144,13 @@ class Codec(CodecModel):
         wav = self.decoder(self.quantizer.decode(codes.long()))
         return wav[..., :length] if length is not None else wav
 
+    @torch.no_grad()
+    def predict_pitch(self, codes: torch.Tensor) -> PitchTrack:
+        """codes [B, n_q, F] -> f0 and voicing per frame, read by the model's pitch head."""
+        if self.pitch_head is None:
+            raise ConfigError(f"{self.name} has no pitch head (its config has no 'pitch_head')")
+        return PitchHead.to_track(self.pitch_head(self.quantizer.decode(codes.long())))
+
     def forward(self, wav: torch.Tensor) -> CodecOutput:  # type: ignore[override]
         latent = self.latent(wav)
         q = self.quantizer(latent)
@@ -151,4 +162,5 @@ class Codec(CodecModel):
             perplexity=q.perplexity,
             usage=q.usage,
             latent=latent,
+            pitch=self.pitch_head(q.quantized) if self.pitch_head is not None else None,
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..modules.pitch import REFERENCE_HZ, PitchTrack
 from .mel import MelResolution, mel_spectrogram, stft
 
 # ---- waveform --------------------------------------------------------------------------------
@@ -171,6 +172,23 @@ def multi_resolution_phase_loss(
         s_real = stft(real, res.n_fft, res.hop_length, res.win_length)
         total = total + res.weight * phase_loss(s_fake, s_real, weighted, terms)
     return total
+
+
+# ---- pitch -----------------------------------------------------------------------------------
+
+
+def pitch_losses(prediction: torch.Tensor, target: PitchTrack) -> dict[str, torch.Tensor]:
+    """Pitch-head output [B, 2, F] against tracked pitch: "f0" is the L1 distance in octaves over
+    frames voiced in the target (0 when none are), "voicing" the binary cross-entropy of the voicing logit."""
+    prediction = prediction.float()
+    frames = min(prediction.shape[-1], target.f0.shape[-1])
+    log_f0, logit = prediction[:, 0, :frames], prediction[:, 1, :frames]
+    voiced = target.voiced[:, :frames]
+    octaves = torch.log2(target.f0[:, :frames].clamp(min=1.0) / REFERENCE_HZ)
+    distance = (log_f0 - octaves).abs()
+    f0 = (distance * voiced).sum() / voiced.sum().clamp(min=1)
+    voicing = F.binary_cross_entropy_with_logits(logit, voiced.float())
+    return {"f0": f0, "voicing": voicing}
 
 
 # ---- adversarial -----------------------------------------------------------------------------

@@ -15,7 +15,9 @@ from ..errors import ConfigError
 from .losses import PHASE_TERMS, STFTResolution
 from .mel import MelResolution
 
-KNOWN_LOSSES = ("mel", "stft", "phase", "l1", "mse", "adv", "feat", "logits", "commitment", "codebook")
+KNOWN_LOSSES = (
+    "mel", "stft", "phase", "l1", "mse", "adv", "feat", "logits", "commitment", "codebook", "f0", "voicing",
+)
 
 
 @dataclass
@@ -52,6 +54,16 @@ class ScheduleSettings:
 
 
 @dataclass
+class PitchSettings:
+    """The f0 tracker that makes targets for the model's pitch head (losses `f0` and `voicing`)."""
+
+    fmin: float = 60.0
+    fmax: float = 500.0
+    threshold: float = 0.2  # YIN dip below which a frame counts as voiced
+    silence_db: float = -50.0  # frames quieter than this (dBFS) are unvoiced
+
+
+@dataclass
 class LossSettings:
     mel_style: str = "log_l1"
     mel_resolutions: list[MelResolution] = field(default_factory=list)
@@ -64,6 +76,7 @@ class LossSettings:
     adversarial: str = "lsgan"
     adversarial_start: int = 0
     relative_feature_matching: bool = False
+    pitch: PitchSettings = field(default_factory=PitchSettings)
 
 
 @dataclass
@@ -118,6 +131,26 @@ def _section(cls, raw: Any, where: str):
         raise ConfigError(f"recipe: bad '{where}' settings ({e})") from None
 
 
+# keys each `losses.<section>` accepts (a typo must fail, not silently train with a default)
+LOSS_SECTIONS: dict[str, tuple[str, ...]] = {
+    "mel": ("style", "resolutions"),
+    "stft": ("complex", "log_offset", "resolutions"),
+    "phase": ("resolutions", "weighted", "terms"),
+    "adversarial": ("kind", "start_step"),
+    "feature_matching": ("relative",),
+    "pitch": tuple(f.name for f in fields(PitchSettings)),
+}
+
+
+def _check_keys(raw: Any, known: Any, where: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"recipe: '{where}' must be a mapping")
+    unknown = set(raw) - set(known)
+    if unknown:
+        raise ConfigError(f"recipe: unknown key(s) {sorted(unknown)} in '{where}' (known: {', '.join(sorted(known))})")
+    return raw
+
+
 def _resolutions(cls, items: Any, where: str) -> list:
     out = []
     for i, item in enumerate(items or []):
@@ -145,11 +178,11 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         raise ConfigError(f"recipe: unknown top-level key(s) {sorted(unknown)}")
     optim = raw.get("optim") or {}
     losses_raw = dict(raw.get("losses") or {})
-    mel = losses_raw.get("mel") or {}
-    stft = losses_raw.get("stft") or {}
-    phase = losses_raw.get("phase") or {}
-    adv = losses_raw.get("adversarial") or {}
-    fm = losses_raw.get("feature_matching") or {}
+    _check_keys(losses_raw, LOSS_SECTIONS, "losses")
+    mel, stft, phase, adv, fm = (
+        _check_keys(losses_raw.get(name) or {}, LOSS_SECTIONS[name], f"losses.{name}")
+        for name in ("mel", "stft", "phase", "adversarial", "feature_matching")
+    )
     losses = LossSettings(
         mel_style=mel.get("style", "log_l1"),
         mel_resolutions=_resolutions(MelResolution, mel.get("resolutions"), "losses.mel.resolutions"),
@@ -162,6 +195,7 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         adversarial=adv.get("kind", "lsgan"),
         adversarial_start=int(adv.get("start_step", 0)),
         relative_feature_matching=bool(fm.get("relative", False)),
+        pitch=_section(PitchSettings, losses_raw.get("pitch"), "losses.pitch"),
     )
     weights = {k: float(v) for k, v in (raw.get("loss_weights") or {}).items()}
     bad = set(weights) - set(KNOWN_LOSSES)
@@ -179,8 +213,14 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         )
     if weights.get("phase") and not losses.phase_resolutions:
         raise ConfigError("recipe: loss_weights.phase is set but losses.phase.resolutions is empty")
+    model = model_config(raw)
+    if (weights.get("f0") or weights.get("voicing")) and not model.get("pitch_head"):
+        raise ConfigError(
+            "recipe: loss_weights.f0/voicing need a model with a pitch head "
+            "(model_overrides: {pitch_head: {channels: 256}})"
+        )
     recipe = Recipe(
-        model=model_config(raw),
+        model=model,
         seed=int(raw.get("seed", 1234)),
         data=_section(DataSettings, raw.get("data"), "data"),
         valid=_section(ValidSettings, raw.get("valid"), "valid"),

@@ -35,6 +35,7 @@ from ..config import dump_config, load_config
 from ..data.dataset import AudioSegmentDataset, ResumableBatchSampler, SegmentOptions, collate_segments
 from ..data.manifest import ManifestEntry, read_entries
 from ..errors import ConfigError, HificodecError
+from ..modules.pitch import PitchTrack, estimate_f0
 from . import checkpoints as ckpt
 from . import losses as L
 from .discriminators import DiscriminatorOutput, build_discriminator
@@ -293,6 +294,8 @@ class Trainer:
                 d_fake = self.disc(fake)
 
         terms = self._generator_losses(real, fake, out.losses, d_real, d_fake)
+        if out.pitch is not None and (self.weights.get("f0") or self.weights.get("voicing")):
+            terms.update(L.pitch_losses(out.pitch, self._pitch_targets(real)))
         total = sum((self.weights.get(k, 0.0) * v for k, v in terms.items()), torch.zeros((), device=self.device))
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
@@ -335,6 +338,13 @@ class Trainer:
             if w.get("logits"):
                 terms["logits"] = L.logit_matching_loss(d_real.logits, d_fake.logits)
         return terms
+
+    def _pitch_targets(self, real: torch.Tensor) -> PitchTrack:
+        p = self.recipe.losses.pitch
+        return estimate_f0(
+            real, self.sample_rate, self.model.hop_length, fmin=p.fmin, fmax=p.fmax,
+            threshold=p.threshold, silence_db=p.silence_db,
+        )
 
     def _clip(self, params) -> float:
         limit = self.recipe.train.grad_clip

@@ -1,0 +1,130 @@
+"""Pitch: a batched YIN f0 tracker in torch, and a small head that reads f0 back from codec latents.
+
+The tracker makes training targets on the training device (no extra dependency, no offline pass);
+the head, trained against them, is an auxiliary loss that makes the codes carry pitch. Without it a
+codec trained briefly learns the spectral envelope first and leaves out the harmonics' spacing
+(scripts/pitch_probe.py measured this on the session-2 model).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# predicted log-f0 is in octaves relative to this frequency (keeps the regression target near 0)
+REFERENCE_HZ = 100.0
+
+
+@dataclass
+class PitchTrack:
+    """f0 [B, F] in Hz (0 where unvoiced), voiced [B, F] bool, periodicity [B, F] in [0, 1]."""
+
+    f0: torch.Tensor
+    voiced: torch.Tensor
+    periodicity: torch.Tensor
+
+
+@torch.no_grad()
+def estimate_f0(
+    wav: torch.Tensor,
+    sample_rate: int,
+    hop_length: int,
+    fmin: float = 60.0,
+    fmax: float = 500.0,
+    threshold: float = 0.2,
+    window_seconds: float = 0.025,
+    silence_db: float = -50.0,
+) -> PitchTrack:
+    """YIN (de Cheveigné & Kawahara, 2002) on frames centred on each `hop_length` block.
+
+    wav [B, 1, T] or [B, T] -> one estimate per block: F = ceil(T / hop_length), the codec's frame
+    count when hop_length is the codec's hop. A frame is voiced when its cumulative-mean-normalised
+    difference dips below `threshold` and its level is above `silence_db` dBFS.
+    """
+    if not 0 < fmin < fmax < sample_rate / 2:
+        raise ValueError(f"need 0 < fmin < fmax < sample_rate / 2, got fmin={fmin}, fmax={fmax}")
+    x = wav.reshape(wav.shape[0], -1).float()
+    batch, length = x.shape
+    frames_out = max(1, math.ceil(length / hop_length))
+    tau_min = max(2, int(sample_rate / fmax))
+    tau_max = int(math.ceil(sample_rate / fmin))
+    window = max(int(round(window_seconds * sample_rate)), tau_min)
+    span = window + tau_max + 1
+
+    # frames [B, F, span] whose integration window is centred on the block centre
+    offset = hop_length // 2 - window // 2
+    left = max(0, -offset)
+    right = max(0, (frames_out - 1) * hop_length + offset + left + span - (length + left))
+    padded = F.pad(x, (left, right))[:, offset + left:]
+    frames = padded.unfold(-1, span, hop_length)[:, :frames_out]
+    frames = frames - frames[..., :window].mean(dim=-1, keepdim=True)
+
+    # difference d(tau) = sum_{j<W} (x_j - x_{j+tau})^2 = E_0 + E_tau - 2 r(tau), r by FFT correlation
+    n_fft = 1 << (span + window - 1).bit_length()
+    spec = torch.fft.rfft(frames, n_fft)
+    head = torch.fft.rfft(frames[..., :window], n_fft)
+    corr = torch.fft.irfft(spec * head.conj(), n_fft)[..., : tau_max + 1]
+    energy = F.pad(frames.square().cumsum(dim=-1), (1, 0))
+    e_tau = energy[..., window: window + tau_max + 1] - energy[..., : tau_max + 1]
+    diff = (e_tau[..., :1] + e_tau - 2 * corr).clamp(min=0)
+
+    # cumulative-mean-normalised difference: removes the bias towards tau = 0
+    taus = torch.arange(tau_max + 1, device=x.device, dtype=x.dtype)
+    running = diff[..., 1:].cumsum(dim=-1)
+    cmnd = torch.ones_like(diff)
+    cmnd[..., 1:] = diff[..., 1:] * taus[1:] / running.clamp(min=1e-12)
+
+    # the first local minimum below threshold (YIN's absolute threshold step), else the global minimum
+    inner = cmnd[..., tau_min:tau_max]
+    is_min = (inner <= cmnd[..., tau_min - 1: tau_max - 1]) & (inner <= cmnd[..., tau_min + 1: tau_max + 1])
+    candidate = is_min & (inner < threshold)
+    has_dip = candidate.any(dim=-1)
+    first = candidate.float().argmax(dim=-1)
+    best = torch.where(has_dip, first, inner.argmin(dim=-1)) + tau_min
+
+    # parabolic interpolation between neighbouring lags
+    prev, at, nxt = (cmnd.gather(-1, (best + k).unsqueeze(-1)).squeeze(-1) for k in (-1, 0, 1))
+    curvature = prev - 2 * at + nxt
+    shift = torch.where(curvature > 1e-9, 0.5 * (prev - nxt) / curvature.clamp(min=1e-9), torch.zeros_like(at))
+    period = best.to(x.dtype) + shift.clamp(-1, 1)
+
+    level_db = 10 * torch.log10(frames[..., :window].square().mean(dim=-1) + 1e-12)
+    voiced = has_dip & (level_db > silence_db)
+    f0 = torch.where(voiced, sample_rate / period, torch.zeros_like(period))
+    return PitchTrack(f0=f0, voiced=voiced, periodicity=(1 - at).clamp(0, 1))
+
+
+class PitchHead(nn.Module):
+    """Codec latent [B, D, F] -> [B, 2, F]: log2(f0 / 100 Hz) and a voicing logit per frame.
+
+    Small on purpose: its job is to make the latent carry pitch in a readable form, not to be a
+    strong pitch model of its own.
+    """
+
+    def __init__(self, in_channels: int, channels: int = 256, kernel_size: int = 3) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"pitch head kernel_size must be odd, got {kernel_size}")
+        pad = kernel_size // 2
+        self.net = nn.Sequential(
+            nn.Conv1d(in_channels, channels, kernel_size, padding=pad),
+            nn.GELU(),
+            nn.Conv1d(channels, channels, kernel_size, padding=pad),
+            nn.GELU(),
+            nn.Conv1d(channels, 2, 1),
+        )
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.net(latent)
+
+    @staticmethod
+    def to_track(prediction: torch.Tensor) -> PitchTrack:
+        """Head output -> Hz and voicing (voiced where the voicing probability exceeds 0.5)."""
+        probability = torch.sigmoid(prediction[:, 1].float())
+        voiced = probability > 0.5
+        f0 = REFERENCE_HZ * torch.exp2(prediction[:, 0].float())
+        return PitchTrack(f0=torch.where(voiced, f0, torch.zeros_like(f0)), voiced=voiced, periodicity=probability)
