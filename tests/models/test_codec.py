@@ -123,3 +123,24 @@ def test_tiny_encodec_overfits_one_clip():
 def test_tiny_hificodec_overfits_one_clip():
     first, last = _overfit("tiny-hificodec", 1e-2, 300)
     assert last < 0.75 * first, (first, last)  # measured: 0.90 -> 0.55
+
+
+def test_pitch_input_carries_tracked_f0_into_the_latent():
+    from hificodec.config import load_config
+
+    config = load_config("tiny-hificodec")
+    assert config.get("latent_norm", "none") == "none"  # so the latent shows the added features as they are
+    model = hificodec.build({**config, "pitch_input": {"fmin": 70.0}})
+    t = torch.arange(4800) / 16000
+    low, high = (torch.sin(2 * math.pi * f * t).reshape(1, 1, -1) * 0.3 for f in (110.0, 220.0))
+    with torch.no_grad():
+        assert torch.equal(model.latent(low), model.encoder(low))  # zero-initialised: a fine-tune starts unchanged
+        model.pitch_input.weight[0, 0] = 1.0  # latent channel 0 += log2(f0 / 100 Hz)
+        added = [model.latent(x) - model.encoder(x) for x in (low, high)]
+    # one octave apart -> exactly 1 apart on voiced frames (the outer frames see the clip's edges)
+    assert torch.allclose(added[1][0, 0, 2:-2] - added[0][0, 0, 2:-2], torch.ones(11), atol=0.01)
+    assert torch.allclose(added[0][0, 0, 2:-2], torch.full((11,), math.log2(1.1)), atol=0.01)
+    assert float(added[0][:, 1:].abs().max()) == 0.0
+    for bad in ({"fmn": 70}, 3):
+        with pytest.raises(hificodec.errors.ConfigError, match="pitch_input"):
+            hificodec.build({**config, "pitch_input": bad})

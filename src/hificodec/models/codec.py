@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..modules.hifigan import HiFiGANEncoder, HiFiGANGenerator
-from ..modules.pitch import PitchHead, PitchTrack
+from ..modules.pitch import PitchHead, PitchTrack, estimate_f0, pitch_features
 from ..modules.seanet import SEANetDecoder, SEANetEncoder
 from ..modules.vocos import VocosDecoder
 from ..quantization import GroupResidualVQ
@@ -37,7 +37,7 @@ def _build_encoder(cfg: dict[str, Any], latent_dim: int) -> nn.Module:
     raise ConfigError(f"unknown encoder type '{kind}' (choose hifigan or seanet)")
 
 
-def _build_decoder(cfg: dict[str, Any], latent_dim: int, hop_length: int) -> nn.Module:
+def _build_decoder(cfg: dict[str, Any], latent_dim: int, hop_length: int, sample_rate: int) -> nn.Module:
     kw = {k: v for k, v in cfg.items() if k != "type"}
     kind = cfg.get("type")
     if kind == "hifigan":
@@ -45,7 +45,7 @@ def _build_decoder(cfg: dict[str, Any], latent_dim: int, hop_length: int) -> nn.
     if kind == "seanet":
         return SEANetDecoder(dimension=latent_dim, **kw)
     if kind == "vocos":
-        return VocosDecoder(in_channels=latent_dim, hop_length=hop_length, **kw)
+        return VocosDecoder(in_channels=latent_dim, hop_length=hop_length, sample_rate=sample_rate, **kw)
     raise ConfigError(f"unknown decoder type '{kind}' (choose hifigan, seanet or vocos)")
 
 
@@ -56,6 +56,20 @@ def _dropout_choices(cfg: dict[str, Any], frame_rate: float, groups: int, bits: 
         return None
     per_stage_kbps = frame_rate * groups * bits / 1000
     return sorted({max(1, int(math.floor(b / per_stage_kbps + 1e-9))) for b in bandwidths})
+
+
+TRACKER_KEYS = ("fmin", "fmax", "threshold", "window_seconds", "silence_db")
+
+
+def _pitch_tracker(setting: Any) -> dict[str, Any] | None:
+    """`pitch_input`: absent/false (off), true (default tracker) or tracker settings for `estimate_f0`."""
+    if setting is None or setting is False:
+        return None
+    if setting is True:
+        return {}
+    if not isinstance(setting, dict) or set(setting) - set(TRACKER_KEYS):
+        raise ConfigError(f"pitch_input must be true or a mapping with keys among {', '.join(TRACKER_KEYS)}")
+    return dict(setting)
 
 
 class ChannelNorm(nn.Module):
@@ -95,7 +109,7 @@ class Codec(CodecModel):
         latent_dim = int(cfg["latent_dim"])
         self.encoder = _build_encoder(cfg["encoder"], latent_dim)
         self.hop_length = int(cast(Any, self.encoder).hop_length)
-        self.decoder = _build_decoder(cfg["decoder"], latent_dim, self.hop_length)
+        self.decoder = _build_decoder(cfg["decoder"], latent_dim, self.hop_length, self.sample_rate)
         head = getattr(self.decoder, "head", None)
         self.decode_alignment = int(getattr(head, "frame_period", 1))
         if self.decoder.hop_length != self.hop_length:
@@ -115,6 +129,15 @@ class Codec(CodecModel):
         # optional: reads f0 from the quantized latent (trained by the recipe's f0/voicing losses)
         pitch = cfg.get("pitch_head")
         self.pitch_head = PitchHead(latent_dim, **pitch) if pitch else None
+        # optional: YIN f0 features added to the encoder output, so pitch reaches the codes without
+        # the encoder having to learn a pitch tracker (zero-initialised: a fine-tune starts unchanged)
+        if getattr(self.decoder, "uses_pitch", False) and self.pitch_head is None:
+            raise ConfigError("decoder.excitation follows the pitch head's f0: add a 'pitch_head'")
+        self.pitch_tracker = _pitch_tracker(cfg.get("pitch_input"))
+        self.pitch_input = nn.Conv1d(3, latent_dim, 1) if self.pitch_tracker is not None else None
+        if self.pitch_input is not None:
+            nn.init.zeros_(self.pitch_input.weight)
+            nn.init.zeros_(self.pitch_input.bias)
         if "num_codebooks" in cfg:
             self.set_num_codebooks(int(cfg["num_codebooks"]))
 
@@ -131,7 +154,12 @@ class Codec(CodecModel):
 
     def latent(self, wav: torch.Tensor) -> torch.Tensor:
         """wav [B, 1, T] -> continuous pre-quantizer latent [B, latent_dim, ceil(T / hop)]."""
-        return self.latent_norm(self.encoder(self._pad(wav)))
+        wav = self._pad(wav)
+        latent = self.encoder(wav)
+        if self.pitch_input is not None:
+            track = estimate_f0(wav, self.sample_rate, self.hop_length, **(self.pitch_tracker or {}))
+            latent = latent + self.pitch_input(pitch_features(track).to(latent.dtype))
+        return self.latent_norm(latent)
 
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
         return self.quantizer.encode(self.latent(wav))
@@ -141,8 +169,14 @@ class Codec(CodecModel):
             raise ValueError(f"{self.name}: expected codes of shape [batch, n_q, frames], got {tuple(codes.shape)}")
         if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
             raise ValueError(f"{self.name}: codes must lie in [0, {self.codebook_size})")
-        wav = self.decoder(self.quantizer.decode(codes.long()))
+        wav = self._decode_latent(self.quantizer.decode(codes.long()))
         return wav[..., :length] if length is not None else wav
+
+    def _decode_latent(self, quantized: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        if not getattr(self.decoder, "uses_pitch", False):
+            return self.decoder(quantized)
+        assert self.pitch_head is not None
+        return self.decoder(quantized, self.pitch_head(quantized) if pitch is None else pitch)
 
     @torch.no_grad()
     def predict_pitch(self, codes: torch.Tensor) -> PitchTrack:
@@ -154,7 +188,8 @@ class Codec(CodecModel):
     def forward(self, wav: torch.Tensor) -> CodecOutput:  # type: ignore[override]
         latent = self.latent(wav)
         q = self.quantizer(latent)
-        audio = self.decoder(q.quantized)[..., : wav.shape[-1]]
+        pitch = self.pitch_head(q.quantized) if self.pitch_head is not None else None
+        audio = self._decode_latent(q.quantized, pitch)[..., : wav.shape[-1]]
         return CodecOutput(
             audio=audio,
             codes=q.codes,
@@ -162,5 +197,5 @@ class Codec(CodecModel):
             perplexity=q.perplexity,
             usage=q.usage,
             latent=latent,
-            pitch=self.pitch_head(q.quantized) if self.pitch_head is not None else None,
+            pitch=pitch,
         )

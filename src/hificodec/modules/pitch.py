@@ -98,6 +98,12 @@ def estimate_f0(
     return PitchTrack(f0=f0, voiced=voiced, periodicity=(1 - at).clamp(0, 1))
 
 
+def pitch_features(track: PitchTrack) -> torch.Tensor:
+    """[B, 3, F]: log2(f0 / 100 Hz) (0 where unvoiced), voicing (0/1) and periodicity."""
+    log_f0 = torch.where(track.voiced, torch.log2(track.f0.clamp(min=1.0) / REFERENCE_HZ), torch.zeros_like(track.f0))
+    return torch.stack([log_f0, track.voiced.to(log_f0.dtype), track.periodicity], dim=1)
+
+
 class PitchHead(nn.Module):
     """Codec latent [B, D, F] -> [B, 2, F]: log2(f0 / 100 Hz) and a voicing logit per frame.
 
@@ -128,3 +134,39 @@ class PitchHead(nn.Module):
         voiced = probability > 0.5
         f0 = REFERENCE_HZ * torch.exp2(prediction[:, 0].float())
         return PitchTrack(f0=torch.where(voiced, f0, torch.zeros_like(f0)), voiced=voiced, periodicity=probability)
+
+
+def frame_to_sample_rate(values: torch.Tensor, hop_length: int) -> torch.Tensor:
+    """[B, F] per-frame values (frame f centred on sample f * hop + hop / 2) -> [B, F * hop], linearly
+    interpolated between frame centres and held at the ends."""
+    batch, frames = values.shape
+    t = (torch.arange(frames * hop_length, device=values.device, dtype=torch.float32) + 0.5) / hop_length - 0.5
+    left = t.floor().clamp(0, frames - 1).long()
+    right = (left + 1).clamp(max=frames - 1)
+    frac = (t - left.float()).clamp(0, 1)
+    v = values.float()
+    return v[:, left] * (1 - frac) + v[:, right] * frac
+
+
+@torch.no_grad()
+def harmonic_excitation(
+    f0: torch.Tensor, voiced: torch.Tensor, sample_rate: int, hop_length: int, max_harmonics: int = 200
+) -> torch.Tensor:
+    """Per-frame f0 [B, F] (Hz) and voicing [B, F] (0..1) -> [B, F * hop]: the sum of unit cosines at
+    every harmonic below Nyquist, scaled by 1/sqrt(harmonics) and by voicing.
+
+    The phase is the running integral of f0 from the first sample, so harmonics stay coherent across
+    frames (and restart with each call: decoding in chunks restarts them at every chunk). The sum is
+    the closed-form Dirichlet kernel, so its cost does not grow with the number of harmonics.
+    """
+    f0_n = frame_to_sample_rate(f0, hop_length).clamp(min=0.0)
+    voiced_n = frame_to_sample_rate(voiced, hop_length).clamp(0, 1)
+    phase = torch.remainder(2 * math.pi * torch.cumsum(f0_n / sample_rate, dim=-1), 2 * math.pi)
+    count = (torch.ceil(0.5 * sample_rate / f0_n.clamp(min=1.0)) - 1).clamp(1, max_harmonics)  # below Nyquist
+    # sum_{k=1..K} cos(k phase) = sin((K + 1/2) phase) / (2 sin(phase / 2)) - 1/2, and K where phase -> 0
+    denominator = 2 * torch.sin(phase / 2)
+    near_zero = denominator.abs() < 1e-4
+    total = torch.where(
+        near_zero, count, torch.sin((count + 0.5) * phase) / torch.where(near_zero, 1.0, denominator) - 0.5
+    )
+    return total * voiced_n / count.sqrt()

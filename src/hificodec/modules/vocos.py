@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .griffin_lim import fast_griffin_lim
+from .pitch import REFERENCE_HZ, harmonic_excitation
 
 
 class ConvNeXtBlock(nn.Module):
@@ -39,7 +40,9 @@ class ISTFTHead(nn.Module):
     satisfy. The advance repeats every `frame_period` frames; chunked decoding aligns to it.
     """
 
-    def __init__(self, dim: int, n_fft: int, hop_length: int, phase_advance: bool = False) -> None:
+    def __init__(
+        self, dim: int, n_fft: int, hop_length: int, phase_advance: bool = False, sample_rate: int | None = None
+    ) -> None:
         super().__init__()
         self.n_fft = n_fft
         self.hop_length = hop_length
@@ -48,6 +51,18 @@ class ISTFTHead(nn.Module):
         self.out = nn.Linear(dim, n_fft + 2)
         self.window: torch.Tensor
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        # harmonic excitation (given a sample rate): a per-bin gain on the spectrum of a harmonic
+        # oscillator at the predicted f0, added to the predicted spectrum. The oscillator supplies
+        # what a frame-rate network finds hardest, harmonics with a coherent phase; the network only
+        # shapes them. The gain is linear and signed, zero at the start (a fine-tune begins from the
+        # model it starts from): an exp-parameterised gain would need thousands of Adam steps to
+        # climb from a harmless starting value to a useful one.
+        self.sample_rate = sample_rate
+        self.excitation_gain: nn.Linear | None = None
+        if sample_rate is not None:
+            self.excitation_gain = nn.Linear(dim, n_fft // 2 + 1)
+            nn.init.zeros_(self.excitation_gain.weight)
+            nn.init.zeros_(self.excitation_gain.bias)
 
     def advance(self, frames: int, device: torch.device) -> torch.Tensor:
         """[n_fft // 2 + 1, frames] phase advance, exact integer arithmetic modulo n_fft."""
@@ -56,8 +71,9 @@ class ISTFTHead(nn.Module):
         steps = (k[:, None] * self.hop_length * t[None, :]) % self.n_fft
         return steps.float() * (2 * math.pi / self.n_fft)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [B, dim, F] -> wav [B, 1, F * hop]."""
+    def forward(self, x: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, dim, F] -> wav [B, 1, F * hop]; pitch [B, 2, F] (pitch-head output) drives the
+        harmonic excitation when the head has one."""
         h = self.out(x.transpose(1, 2)).transpose(1, 2).float()
         log_mag, phase = h.chunk(2, dim=1)
         if self.phase_advance:
@@ -65,6 +81,10 @@ class ISTFTHead(nn.Module):
         mag = torch.exp(log_mag).clamp(max=1e2)  # bounded: an exploding magnitude would ruin the OLA
         spec = torch.polar(mag, phase)
         frames = x.shape[-1]
+        if self.excitation_gain is not None:
+            if pitch is None:
+                raise ValueError("this decoder's harmonic excitation needs the pitch head's output")
+            spec = spec + self._excitation(x, pitch)
         wav = torch.istft(
             spec,
             self.n_fft,
@@ -74,6 +94,19 @@ class ISTFTHead(nn.Module):
             length=frames * self.hop_length,
         )
         return wav.unsqueeze(1)
+
+
+    def _excitation(self, x: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+        """Gain-shaped STFT [B, bins, F] of a harmonic oscillator following the predicted pitch."""
+        assert self.excitation_gain is not None and self.sample_rate is not None
+        f0 = REFERENCE_HZ * torch.exp2(pitch[:, 0].detach().float())
+        voicing = torch.sigmoid(pitch[:, 1].detach().float())
+        source = harmonic_excitation(f0, voicing, self.sample_rate, self.hop_length)
+        source_spec = torch.stft(
+            source, self.n_fft, self.hop_length, window=self.window, center=True, return_complex=True
+        )[..., : x.shape[-1]]
+        gain = self.excitation_gain(x.transpose(1, 2)).transpose(1, 2).float().clamp(-1e2, 1e2)
+        return gain * source_spec
 
 
 class MagnitudeHead(nn.Module):
@@ -117,8 +150,8 @@ class MagnitudeHead(nn.Module):
         b, f, _ = h.shape
         return h.reshape(b, f * self.subframes, self.bins).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [B, dim, F] -> wav [B, 1, F * hop]."""
+    def forward(self, x: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, dim, F] -> wav [B, 1, F * hop] (pitch is not used)."""
         mag = torch.exp(self.log_magnitude(x)).clamp(max=1e2)
         length = x.shape[-1] * self.hop_length
         iterations = self.train_iterations if self.training else self.iterations
@@ -147,9 +180,15 @@ class VocosDecoder(nn.Module):
         stft_hop: int | None = None,
         griffin_lim_iterations: int = 32,
         griffin_lim_train_iterations: int = 8,
+        excitation: bool = False,
+        sample_rate: int | None = None,
     ) -> None:
         super().__init__()
         self.hop_length = hop_length
+        #: True when forward() needs the pitch head's output (harmonic excitation)
+        self.uses_pitch = excitation
+        if excitation and (head != "istft" or sample_rate is None):
+            raise ValueError("decoder.excitation needs the istft head and the model's sample rate")
         self.embed = nn.Conv1d(in_channels, dim, kernel_size, padding=kernel_size // 2)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.blocks = nn.ModuleList(
@@ -158,7 +197,9 @@ class VocosDecoder(nn.Module):
         self.final_norm = nn.LayerNorm(dim, eps=1e-6)
         self.head: nn.Module
         if head == "istft":
-            self.head = ISTFTHead(dim, n_fft or 4 * hop_length, hop_length, phase_advance)
+            self.head = ISTFTHead(
+                dim, n_fft or 4 * hop_length, hop_length, phase_advance, sample_rate if excitation else None
+            )
         elif head == "magnitude":
             if phase_advance:
                 raise ValueError("phase_advance applies to the istft head only (the magnitude head has no phase)")
@@ -169,9 +210,9 @@ class VocosDecoder(nn.Module):
         else:
             raise ValueError(f"unknown vocos head '{head}' (choose istft or magnitude)")
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
         x = self.norm(self.embed(z).transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             x = block(x)
         x = self.final_norm(x.transpose(1, 2)).transpose(1, 2)
-        return self.head(x)
+        return self.head(x, pitch)
