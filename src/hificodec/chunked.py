@@ -226,13 +226,14 @@ class ChunkedDecoder(_ChunkedStream):
         chunk = chunk_frames or default_chunk_frames(model)
         super().__init__(model, total_frames, total_frames, ctx.decode_left, ctx.decode_right, chunk)
         self.align = max(1, int(model.decode_alignment))
+        self._state: torch.Tensor | None = None  # carried from window to window (oscillator phase)
 
     def feed(self, codes: torch.Tensor) -> list[torch.Tensor]:
         return super().feed(torch.as_tensor(codes, dtype=torch.long))
 
     def _process(self, piece: torch.Tensor, first: int, count: int) -> torch.Tensor:
-        wav = self.model.decode(piece.to(self.device), length=piece.shape[-1] * self.hop)[:, 0].float().cpu()
-        return wav[:, first * self.hop : (first + count) * self.hop]
+        wav, self._state = self.model.decode_window(piece.to(self.device), first, first + count, self._state)
+        return wav[:, 0].float().cpu()[:, first * self.hop : (first + count) * self.hop]
 
 
 def encode_chunked(

@@ -144,3 +144,22 @@ def test_pitch_input_carries_tracked_f0_into_the_latent():
     for bad in ({"fmn": 70}, 3):
         with pytest.raises(hificodec.errors.ConfigError, match="pitch_input"):
             hificodec.build({**config, "pitch_input": bad})
+
+
+def test_excitation_decoder_needs_and_uses_the_pitch_head():
+    from hificodec.config import load_config
+
+    config = load_config("hificodec-16k")
+    small = {**config["decoder"], "dim": 16, "hidden_dim": 32, "num_layers": 2, "excitation": True}
+    with pytest.raises(hificodec.errors.ConfigError, match="pitch_head"):
+        hificodec.build({**config, "decoder": small})
+    model = hificodec.build({**config, "decoder": small, "pitch_head": {"channels": 8}}).eval()
+    wav = 0.1 * torch.randn(1, 1, 3200, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        codes = model.encode(wav)
+        before = model.decode(codes)
+        model.decoder.head.excitation_gain.bias.fill_(0.05)
+        after = model.decode(codes)
+        out = model(wav)
+    assert before.shape == after.shape == (1, 1, 3200) and out.pitch.shape == (1, 2, 10)
+    assert not torch.allclose(before, after)  # the oscillator now reaches the output

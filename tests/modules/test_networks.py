@@ -136,3 +136,26 @@ def test_vocos_head_options_are_checked():
         VocosDecoder(in_channels=8, hop_length=320, head="magnitude", phase_advance=True)
     with pytest.raises(ValueError, match="must divide"):
         VocosDecoder(in_channels=8, hop_length=320, head="magnitude", stft_hop=150)
+
+
+def test_excitation_head_starts_silent_and_follows_the_given_pitch():
+    from hificodec.modules.pitch import estimate_f0
+
+    torch.manual_seed(0)
+    plain = ISTFTHead(dim=8, n_fft=1280, hop_length=320, phase_advance=True)
+    excited = ISTFTHead(dim=8, n_fft=1280, hop_length=320, phase_advance=True, sample_rate=16000)
+    excited.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.randn(1, 8, 50)
+    pitch = torch.stack([torch.full((1, 50), math.log2(1.5)), torch.full((1, 50), 10.0)], dim=1)  # 150 Hz voiced
+    with torch.no_grad():
+        assert torch.allclose(excited(x, pitch), plain(x), atol=1e-6)  # zero gain: the plain head's output
+        excited.out.bias[: 641].fill_(-20.0)  # silence the predicted spectrum ...
+        excited.excitation_gain.bias.fill_(1e-2)  # ... and pass the oscillator through
+        y = excited(x, pitch)
+    track = estimate_f0(y, 16000, 320)
+    assert bool(track.voiced[0, 3:-3].all())
+    assert float((track.f0[0, 3:-3] - 150).abs().max()) < 1.5
+    with pytest.raises(ValueError, match="pitch"):
+        excited(x)
+    with pytest.raises(ValueError, match="istft head"):
+        VocosDecoder(in_channels=8, hop_length=320, head="magnitude", excitation=True, sample_rate=16000)

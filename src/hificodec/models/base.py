@@ -126,6 +126,15 @@ class CodecModel(nn.Module, ABC):
     def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """codes [B, n_q, F] (n_q <= max_codebooks) -> wav [B, 1, length or F * hop]."""
 
+    def decode_window(
+        self, codes: torch.Tensor, keep_start: int, keep_end: int, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Decode a window of codes [B, n_q, F] of a longer stream, of which frames [keep_start, keep_end)
+        will be kept -> (wav [B, 1, F * hop], the state the next window needs). `state` carries what a
+        decoder accumulates over the whole stream (the harmonic oscillator's phase): None at the
+        stream's start. Chunked decoding goes through here, so it matches a whole-file decode."""
+        return self.decode(codes), None
+
     @abstractmethod
     def forward(self, wav: torch.Tensor) -> CodecOutput:  # type: ignore[override]
         """Training pass: encode, quantize (with quantizer dropout when enabled), decode."""

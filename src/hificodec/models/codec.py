@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..modules.hifigan import HiFiGANEncoder, HiFiGANGenerator
-from ..modules.pitch import PitchHead, PitchTrack, estimate_f0, pitch_features
+from ..modules.pitch import PitchHead, PitchTrack, estimate_f0, oscillator_cycles, pitch_features, pitch_to_hz
 from ..modules.seanet import SEANetDecoder, SEANetEncoder
 from ..modules.vocos import VocosDecoder
 from ..quantization import GroupResidualVQ
@@ -165,18 +165,31 @@ class Codec(CodecModel):
         return self.quantizer.encode(self.latent(wav))
 
     def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        wav, _ = self.decode_window(codes, 0, codes.shape[-1])
+        return wav[..., :length] if length is not None else wav
+
+    def decode_window(
+        self, codes: torch.Tensor, keep_start: int, keep_end: int, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if codes.dim() != 3:
             raise ValueError(f"{self.name}: expected codes of shape [batch, n_q, frames], got {tuple(codes.shape)}")
         if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
             raise ValueError(f"{self.name}: codes must lie in [0, {self.codebook_size})")
-        wav = self._decode_latent(self.quantizer.decode(codes.long()))
-        return wav[..., :length] if length is not None else wav
+        quantized = self.quantizer.decode(codes.long())
+        if not getattr(self.decoder, "uses_pitch", False):
+            return self.decoder(quantized), None
+        # the harmonic oscillator's phase is carried in cycles from window to window
+        assert self.pitch_head is not None
+        pitch = self.pitch_head(quantized)
+        f0, _ = pitch_to_hz(pitch)
+        cycles = oscillator_cycles(f0, self.sample_rate, self.hop_length, keep_start * self.hop_length, state)
+        wav = self.decoder(quantized, pitch, cycles)
+        return wav, cycles[:, keep_end * self.hop_length - 1] if keep_end > 0 else state
 
-    def _decode_latent(self, quantized: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+    def _decode_latent(self, quantized: torch.Tensor, pitch: torch.Tensor | None) -> torch.Tensor:
         if not getattr(self.decoder, "uses_pitch", False):
             return self.decoder(quantized)
-        assert self.pitch_head is not None
-        return self.decoder(quantized, self.pitch_head(quantized) if pitch is None else pitch)
+        return self.decoder(quantized, pitch)
 
     @torch.no_grad()
     def predict_pitch(self, codes: torch.Tensor) -> PitchTrack:

@@ -130,10 +130,14 @@ class PitchHead(nn.Module):
     @staticmethod
     def to_track(prediction: torch.Tensor) -> PitchTrack:
         """Head output -> Hz and voicing (voiced where the voicing probability exceeds 0.5)."""
-        probability = torch.sigmoid(prediction[:, 1].float())
+        f0, probability = pitch_to_hz(prediction)
         voiced = probability > 0.5
-        f0 = REFERENCE_HZ * torch.exp2(prediction[:, 0].float())
         return PitchTrack(f0=torch.where(voiced, f0, torch.zeros_like(f0)), voiced=voiced, periodicity=probability)
+
+
+def pitch_to_hz(prediction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pitch-head output [B, 2, F] -> (f0 in Hz, voicing probability), each [B, F]."""
+    return REFERENCE_HZ * torch.exp2(prediction[:, 0].float()), torch.sigmoid(prediction[:, 1].float())
 
 
 def frame_to_sample_rate(values: torch.Tensor, hop_length: int) -> torch.Tensor:
@@ -149,19 +153,43 @@ def frame_to_sample_rate(values: torch.Tensor, hop_length: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def oscillator_cycles(
+    f0: torch.Tensor, sample_rate: int, hop_length: int, anchor: int = 0, cycles_before: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per-frame f0 [B, F] -> the oscillator's running phase in cycles [B, F * hop] (float64), so that
+    `cycles_before` [B] cycles have passed before sample `anchor`. Whole-file decoding counts from 0;
+    chunked decoding carries the count from chunk to chunk, so both give the same phase. float64:
+    a float32 running sum drifts by a noticeable fraction of a cycle over a minute at high harmonics."""
+    f0_n = frame_to_sample_rate(f0, hop_length).clamp(min=0.0).double()
+    cycles = torch.cumsum(f0_n / sample_rate, dim=-1)
+    if anchor > 0:
+        cycles = cycles - cycles[:, anchor - 1 : anchor]
+    if cycles_before is not None:
+        cycles = cycles + cycles_before.double().reshape(-1, 1)
+    return cycles
+
+
+@torch.no_grad()
 def harmonic_excitation(
-    f0: torch.Tensor, voiced: torch.Tensor, sample_rate: int, hop_length: int, max_harmonics: int = 200
+    f0: torch.Tensor,
+    voiced: torch.Tensor,
+    sample_rate: int,
+    hop_length: int,
+    cycles: torch.Tensor | None = None,
+    max_harmonics: int = 200,
 ) -> torch.Tensor:
     """Per-frame f0 [B, F] (Hz) and voicing [B, F] (0..1) -> [B, F * hop]: the sum of unit cosines at
     every harmonic below Nyquist, scaled by 1/sqrt(harmonics) and by voicing.
 
-    The phase is the running integral of f0 from the first sample, so harmonics stay coherent across
-    frames (and restart with each call: decoding in chunks restarts them at every chunk). The sum is
-    the closed-form Dirichlet kernel, so its cost does not grow with the number of harmonics.
+    The phase is the running integral of f0 (`oscillator_cycles`; from the first sample unless
+    `cycles` is given), so harmonics stay coherent across frames. The sum is the closed-form Dirichlet
+    kernel, so its cost does not grow with the number of harmonics.
     """
     f0_n = frame_to_sample_rate(f0, hop_length).clamp(min=0.0)
     voiced_n = frame_to_sample_rate(voiced, hop_length).clamp(0, 1)
-    phase = torch.remainder(2 * math.pi * torch.cumsum(f0_n / sample_rate, dim=-1), 2 * math.pi)
+    if cycles is None:
+        cycles = oscillator_cycles(f0, sample_rate, hop_length)
+    phase = (2 * math.pi * torch.remainder(cycles, 1.0)).float()
     count = (torch.ceil(0.5 * sample_rate / f0_n.clamp(min=1.0)) - 1).clamp(1, max_harmonics)  # below Nyquist
     # sum_{k=1..K} cos(k phase) = sin((K + 1/2) phase) / (2 sin(phase / 2)) - 1/2, and K where phase -> 0
     denominator = 2 * torch.sin(phase / 2)

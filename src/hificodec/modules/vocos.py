@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .griffin_lim import fast_griffin_lim
-from .pitch import REFERENCE_HZ, harmonic_excitation
+from .pitch import harmonic_excitation, pitch_to_hz
 
 
 class ConvNeXtBlock(nn.Module):
@@ -71,9 +71,12 @@ class ISTFTHead(nn.Module):
         steps = (k[:, None] * self.hop_length * t[None, :]) % self.n_fft
         return steps.float() * (2 * math.pi / self.n_fft)
 
-    def forward(self, x: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, pitch: torch.Tensor | None = None, cycles: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """x [B, dim, F] -> wav [B, 1, F * hop]; pitch [B, 2, F] (pitch-head output) drives the
-        harmonic excitation when the head has one."""
+        harmonic excitation when the head has one, with the oscillator phase `cycles` [B, F * hop]
+        (default: counted from the first sample)."""
         h = self.out(x.transpose(1, 2)).transpose(1, 2).float()
         log_mag, phase = h.chunk(2, dim=1)
         if self.phase_advance:
@@ -84,7 +87,7 @@ class ISTFTHead(nn.Module):
         if self.excitation_gain is not None:
             if pitch is None:
                 raise ValueError("this decoder's harmonic excitation needs the pitch head's output")
-            spec = spec + self._excitation(x, pitch)
+            spec = spec + self._excitation(x, pitch, cycles)
         wav = torch.istft(
             spec,
             self.n_fft,
@@ -96,12 +99,11 @@ class ISTFTHead(nn.Module):
         return wav.unsqueeze(1)
 
 
-    def _excitation(self, x: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+    def _excitation(self, x: torch.Tensor, pitch: torch.Tensor, cycles: torch.Tensor | None) -> torch.Tensor:
         """Gain-shaped STFT [B, bins, F] of a harmonic oscillator following the predicted pitch."""
         assert self.excitation_gain is not None and self.sample_rate is not None
-        f0 = REFERENCE_HZ * torch.exp2(pitch[:, 0].detach().float())
-        voicing = torch.sigmoid(pitch[:, 1].detach().float())
-        source = harmonic_excitation(f0, voicing, self.sample_rate, self.hop_length)
+        f0, voicing = pitch_to_hz(pitch.detach())
+        source = harmonic_excitation(f0, voicing, self.sample_rate, self.hop_length, cycles)
         source_spec = torch.stft(
             source, self.n_fft, self.hop_length, window=self.window, center=True, return_complex=True
         )[..., : x.shape[-1]]
@@ -150,8 +152,10 @@ class MagnitudeHead(nn.Module):
         b, f, _ = h.shape
         return h.reshape(b, f * self.subframes, self.bins).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B, dim, F] -> wav [B, 1, F * hop] (pitch is not used)."""
+    def forward(
+        self, x: torch.Tensor, pitch: torch.Tensor | None = None, cycles: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x [B, dim, F] -> wav [B, 1, F * hop] (pitch and cycles are not used)."""
         mag = torch.exp(self.log_magnitude(x)).clamp(max=1e2)
         length = x.shape[-1] * self.hop_length
         iterations = self.train_iterations if self.training else self.iterations
@@ -210,9 +214,11 @@ class VocosDecoder(nn.Module):
         else:
             raise ValueError(f"unknown vocos head '{head}' (choose istft or magnitude)")
 
-    def forward(self, z: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, pitch: torch.Tensor | None = None, cycles: torch.Tensor | None = None
+    ) -> torch.Tensor:
         x = self.norm(self.embed(z).transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             x = block(x)
         x = self.final_norm(x.transpose(1, 2)).transpose(1, 2)
-        return self.head(x, pitch)
+        return self.head(x, pitch, cycles)
