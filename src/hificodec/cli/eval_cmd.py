@@ -10,11 +10,11 @@ import sys
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "eval",
-        help="evaluate codecs (PESQ, STOI, SI-SDR, mel distance, bitrate, speed) against classical baselines",
+        help="evaluate codecs (PESQ, STOI, SI-SDR, mel distance, F0 frame error, bitrate, speed) against baselines",
         description=(
             "Encode and decode every file with each model and baseline, compensate the delay, and score "
             "PESQ (wide-band at 16 kHz, narrow-band at 8 kHz), STOI/ESTOI, SI-SDR, multi-resolution mel "
-            "distance and the measured bitrate. Writes results.csv, summary.json, summary.md and plots."
+            "distance, F0 frame error and the measured bitrate. Writes results.csv, summary.json, summary.md and plots."
         ),
     )
     p.add_argument("source", metavar="DATA", help="folder of audio files, .jsonl manifest, file list, or one file")
