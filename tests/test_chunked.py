@@ -115,7 +115,7 @@ def test_short_inputs(encodec):
 
 def test_phase_advance_decoder_chunks_align_to_its_period():
     config = hificodec.build("hificodec-16k").config
-    small = {"dim": 16, "hidden_dim": 32, "num_layers": 2, "phase_advance": True}
+    small = {"dim": 16, "hidden_dim": 32, "num_layers": 2, "phase_advance": True, "excitation": False}
     model = hificodec.build({**config, "decoder": {**config["decoder"], **small}}).eval()
     assert model.decode_alignment == 4  # n_fft 1280, hop 320
     codes = torch.randint(0, 1024, (1, 4, 203), generator=torch.Generator().manual_seed(0))
@@ -132,7 +132,7 @@ def test_magnitude_head_decoder_chunks_match_whole_file():
     """Griffin-Lim couples neighbouring frames; the measured context must cover its reach."""
     config = hificodec.build("hificodec-16k").config
     small = {"dim": 16, "hidden_dim": 32, "num_layers": 2, "phase_advance": False, "head": "magnitude",
-             "n_fft": 640, "stft_hop": 160}
+             "n_fft": 640, "stft_hop": 160, "excitation": False}
     model = hificodec.build({**config, "decoder": {**config["decoder"], **small}}).eval()
     assert model.decode_alignment == 1
     assert receptive_context(model).decode_left > 8  # wider than the 7-frame convolutions alone

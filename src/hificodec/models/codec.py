@@ -129,15 +129,16 @@ class Codec(CodecModel):
         # optional: reads f0 from the quantized latent (trained by the recipe's f0/voicing losses)
         pitch = cfg.get("pitch_head")
         self.pitch_head = PitchHead(latent_dim, **pitch) if pitch else None
-        # optional: YIN f0 features added to the encoder output, so pitch reaches the codes without
-        # the encoder having to learn a pitch tracker (zero-initialised: a fine-tune starts unchanged)
         if getattr(self.decoder, "uses_pitch", False) and self.pitch_head is None:
             raise ConfigError("decoder.excitation follows the pitch head's f0: add a 'pitch_head'")
+        # optional: YIN f0 features added to the encoder output, so pitch reaches the codes without
+        # the encoder having to learn a pitch tracker (zero-initialised: a fine-tune starts unchanged)
         self.pitch_tracker = _pitch_tracker(cfg.get("pitch_input"))
-        self.pitch_input = nn.Conv1d(3, latent_dim, 1) if self.pitch_tracker is not None else None
-        if self.pitch_input is not None:
-            nn.init.zeros_(self.pitch_input.weight)
-            nn.init.zeros_(self.pitch_input.bias)
+        self.pitch_input: nn.Conv1d | None = None
+        if self.pitch_tracker is not None:
+            self.pitch_input = nn.Conv1d(3, latent_dim, 1)
+            for tensor in self.pitch_input.parameters():
+                nn.init.zeros_(tensor)
         if "num_codebooks" in cfg:
             self.set_num_codebooks(int(cfg["num_codebooks"]))
 
