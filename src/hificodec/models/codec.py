@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import asdict, fields
 from typing import Any, cast
 
 import torch
@@ -18,7 +19,15 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..modules.hifigan import HiFiGANEncoder, HiFiGANGenerator
-from ..modules.pitch import PitchHead, PitchTrack, estimate_f0, oscillator_cycles, pitch_features, pitch_to_hz
+from ..modules.pitch import (
+    PitchHead,
+    PitchTrack,
+    TrackerSettings,
+    estimate_f0,
+    oscillator_cycles,
+    pitch_features,
+    pitch_to_hz,
+)
 from ..modules.seanet import SEANetDecoder, SEANetEncoder
 from ..modules.vocos import VocosDecoder
 from ..quantization import GroupResidualVQ
@@ -58,18 +67,16 @@ def _dropout_choices(cfg: dict[str, Any], frame_rate: float, groups: int, bits: 
     return sorted({max(1, int(math.floor(b / per_stage_kbps + 1e-9))) for b in bandwidths})
 
 
-TRACKER_KEYS = ("fmin", "fmax", "threshold", "window_seconds", "silence_db")
-
-
-def _pitch_tracker(setting: Any) -> dict[str, Any] | None:
+def _pitch_tracker(setting: Any) -> TrackerSettings | None:
     """`pitch_input`: absent/false (off), true (default tracker) or tracker settings for `estimate_f0`."""
     if setting is None or setting is False:
         return None
     if setting is True:
-        return {}
-    if not isinstance(setting, dict) or set(setting) - set(TRACKER_KEYS):
-        raise ConfigError(f"pitch_input must be true or a mapping with keys among {', '.join(TRACKER_KEYS)}")
-    return dict(setting)
+        return TrackerSettings()
+    keys = [f.name for f in fields(TrackerSettings)]
+    if not isinstance(setting, dict) or set(setting) - set(keys):
+        raise ConfigError(f"pitch_input must be true or a mapping with keys among {', '.join(keys)}")
+    return TrackerSettings(**setting)
 
 
 class ChannelNorm(nn.Module):
@@ -157,8 +164,8 @@ class Codec(CodecModel):
         """wav [B, 1, T] -> continuous pre-quantizer latent [B, latent_dim, ceil(T / hop)]."""
         wav = self._pad(wav)
         latent = self.encoder(wav)
-        if self.pitch_input is not None:
-            track = estimate_f0(wav, self.sample_rate, self.hop_length, **(self.pitch_tracker or {}))
+        if self.pitch_input is not None and self.pitch_tracker is not None:
+            track = estimate_f0(wav, self.sample_rate, self.hop_length, **asdict(self.pitch_tracker))
             latent = latent + self.pitch_input(pitch_features(track).to(latent.dtype))
         return self.latent_norm(latent)
 

@@ -28,6 +28,17 @@ class PitchTrack:
     periodicity: torch.Tensor
 
 
+@dataclass
+class TrackerSettings:
+    """`estimate_f0`'s settings, as model configs (`pitch_input`) and recipes (`losses.pitch`) give them."""
+
+    fmin: float = 60.0
+    fmax: float = 500.0
+    threshold: float = 0.2  # YIN dip below which a frame counts as voiced
+    window_seconds: float = 0.025
+    silence_db: float = -50.0  # frames quieter than this (dBFS) are unvoiced
+
+
 @torch.no_grad()
 def estimate_f0(
     wav: torch.Tensor,

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..config import apply_overrides, deep_merge, load_config
 from ..errors import ConfigError
+from ..modules.pitch import TrackerSettings
 from .losses import PHASE_TERMS, STFTResolution
 from .mel import MelResolution
 
@@ -54,16 +55,6 @@ class ScheduleSettings:
 
 
 @dataclass
-class PitchSettings:
-    """The f0 tracker that makes targets for the model's pitch head (losses `f0` and `voicing`)."""
-
-    fmin: float = 60.0
-    fmax: float = 500.0
-    threshold: float = 0.2  # YIN dip below which a frame counts as voiced
-    silence_db: float = -50.0  # frames quieter than this (dBFS) are unvoiced
-
-
-@dataclass
 class LossSettings:
     mel_style: str = "log_l1"
     mel_resolutions: list[MelResolution] = field(default_factory=list)
@@ -76,7 +67,7 @@ class LossSettings:
     adversarial: str = "lsgan"
     adversarial_start: int = 0
     relative_feature_matching: bool = False
-    pitch: PitchSettings = field(default_factory=PitchSettings)
+    pitch: TrackerSettings = field(default_factory=TrackerSettings)  # makes the f0/voicing targets
 
 
 @dataclass
@@ -138,7 +129,7 @@ LOSS_SECTIONS: dict[str, tuple[str, ...]] = {
     "phase": ("resolutions", "weighted", "terms"),
     "adversarial": ("kind", "start_step"),
     "feature_matching": ("relative",),
-    "pitch": tuple(f.name for f in fields(PitchSettings)),
+    "pitch": tuple(f.name for f in fields(TrackerSettings)),
 }
 
 
@@ -195,7 +186,7 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         adversarial=adv.get("kind", "lsgan"),
         adversarial_start=int(adv.get("start_step", 0)),
         relative_feature_matching=bool(fm.get("relative", False)),
-        pitch=_section(PitchSettings, losses_raw.get("pitch"), "losses.pitch"),
+        pitch=_section(TrackerSettings, losses_raw.get("pitch"), "losses.pitch"),
     )
     weights = {k: float(v) for k, v in (raw.get("loss_weights") or {}).items()}
     bad = set(weights) - set(KNOWN_LOSSES)

@@ -21,7 +21,7 @@ import random
 import signal
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -340,11 +340,7 @@ class Trainer:
         return terms
 
     def _pitch_targets(self, real: torch.Tensor) -> PitchTrack:
-        p = self.recipe.losses.pitch
-        return estimate_f0(
-            real, self.sample_rate, self.model.hop_length, fmin=p.fmin, fmax=p.fmax,
-            threshold=p.threshold, silence_db=p.silence_db,
-        )
+        return estimate_f0(real, self.sample_rate, self.model.hop_length, **asdict(self.recipe.losses.pitch))
 
     def _clip(self, params) -> float:
         limit = self.recipe.train.grad_clip
