@@ -133,7 +133,7 @@ def f0_frame_error(ref: np.ndarray, deg: np.ndarray, sample_rate: int) -> float:
 
 
 def mel_distance(ref: np.ndarray, deg: np.ndarray, sample_rate: int) -> float:
-    """Multi-resolution log10-mel L1 distance (0 = identical), at the given rate."""
+    """Multi-resolution log-mel (natural log) L1 distance (0 = identical), at the given rate."""
     r, d = _prepare(ref, deg, sample_rate)
     _check_not_silent(r)
     try:
