@@ -1,10 +1,12 @@
 """Training speed on this CPU: steps/s and peak memory per recipe and discriminator, plus the
 MS-STFT discriminator's cost against a reference layout measured in the same run.
 
-    python bench/train_speed.py [--steps 2] [--threads 1] [--quick]
+    python bench/train_speed.py [--steps 2] [--threads 1] [--quick] [--compile]
 
 Every configuration runs in its own process (peak RSS is per process) at batch 8 x 1 s, 16 kHz,
 on synthetic audio (speed does not depend on the data): one warm-up step, then `--steps` timed.
+`--compile` measures instead the shipped model's architecture (recipe hificodec-16k-exc, generator
+only) eager and under `train.compile=true` (torch.compile; the compile time is reported separately).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ VARIANTS = {
     "+ MS-STFT 16x3 (slim)": SLIM_MSSTFT,
 }
 RECIPE_NAMES = ["hificodec-16k-small-cpu", "hificodec-16k-320d"]
+COMPILE_RECIPE = "hificodec-16k-exc"
 
 
 def make_data(folder: Path, n: int = 16) -> None:
@@ -56,19 +59,22 @@ def make_data(folder: Path, n: int = 16) -> None:
         sf.write(folder / f"clip{i:02d}.wav", x.astype(np.float32), 16000)
 
 
-def run_one(recipe_name: str, discriminators: str, data: str, steps: int) -> dict:
+def run_one(recipe_name: str, discriminators: str, data: str, steps: int, compile_model: bool = False) -> dict:
     """Child process: time `steps` training steps after one warm-up step."""
     from hificodec.train import Trainer, load_recipe
 
     recipe = load_recipe(
         RECIPES / f"{recipe_name}.yaml",
         [f"discriminators={discriminators}", "losses.adversarial.start_step=0", "data.batch_size=8",
-         "data.segment_seconds=1.0", "train.progress=false", "data.num_workers=0"],
+         "data.segment_seconds=1.0", "train.progress=false", "data.num_workers=0", "train.init_from=null",
+         f"train.compile={str(compile_model).lower()}"],
     )
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(recipe, data, run_dir)
         batches = trainer._batches()
+        t0 = time.perf_counter()
         trainer.train_step(next(batches))
+        warmup = time.perf_counter() - t0
         times = []
         for _ in range(steps):
             batch = next(batches)
@@ -79,6 +85,7 @@ def run_one(recipe_name: str, discriminators: str, data: str, steps: int) -> dic
     params_d = sum(p.numel() for p in trainer.disc.parameters()) if trainer.disc is not None else 0
     return {
         "s_per_step": float(np.median(times)),
+        "warmup_s": warmup,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "params_g_m": params_g / 1e6,
         "params_d_m": params_d / 1e6,
@@ -145,16 +152,46 @@ def msstft_comparison(steps: int) -> dict:
     return out
 
 
+def _child(recipe: str, discriminators: str, data: str, args: argparse.Namespace, env: dict,
+           compiled: bool = False) -> dict | str:
+    """Run one configuration in its own process: its result, or the last line of its error."""
+    cmd = [sys.executable, __file__, "--one", recipe, discriminators, data, "--steps", str(args.steps),
+           "--threads", str(args.threads)] + (["--compiled"] if compiled else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT / "bench")
+    if proc.returncode != 0:
+        return (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def compile_comparison(data: str, args: argparse.Namespace, env: dict) -> dict:
+    """The shipped architecture, generator only, eager vs train.compile=true (each in its own process)."""
+    runs = {mode: _child(COMPILE_RECIPE, "{}", data, args, env, compiled=mode == "compiled")
+            for mode in ("eager", "compiled")}
+    failed = {mode: r for mode, r in runs.items() if isinstance(r, str)}
+    if failed:
+        print(f"{COMPILE_RECIPE}: failed: {failed}")
+        return {"recipe": COMPILE_RECIPE, "failed": failed}
+    eager, compiled = runs["eager"], runs["compiled"]
+    speedup = eager["s_per_step"] / compiled["s_per_step"]
+    print(f"{COMPILE_RECIPE} (shipped architecture), generator only: eager {eager['s_per_step']:.2f} s/step, "
+          f"train.compile=true {compiled['s_per_step']:.2f} s/step ({speedup:.2f}x faster; "
+          f"the first, compiling step took {compiled['warmup_s']:.0f} s vs {eager['warmup_s']:.1f} s)")
+    return {"recipe": COMPILE_RECIPE, **runs, "speedup": speedup}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="only the small recipe")
+    parser.add_argument("--compile", action="store_true",
+                        help="instead: the shipped architecture, eager vs train.compile=true")
+    parser.add_argument("--compiled", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--one", nargs=3, metavar=("RECIPE", "DISCRIMINATORS", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.one:
-        print(json.dumps(run_one(*args.one, steps=args.steps)))
+        print(json.dumps(run_one(*args.one, steps=args.steps, compile_model=args.compiled)))
         return
 
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OMP_WAIT_POLICY": "PASSIVE"}
@@ -162,21 +199,22 @@ def main() -> None:
     names = RECIPE_NAMES[:1] if args.quick else RECIPE_NAMES
     print(f"training speed, {args.threads} thread(s), torch {torch.__version__}, batch 8 x 1 s, "
           f"median of {args.steps} steps after 1 warm-up")
-    print(f"{'recipe':26s} {'discriminators':24s} {'s/step':>8s} {'steps/s':>8s} {'x gen-only':>10s} "
-          f"{'peak RSS MB':>11s} {'G/D params M':>13s}")
     with tempfile.TemporaryDirectory() as data:
         make_data(Path(data))
+        if args.compile:
+            results["compile"] = compile_comparison(data, args, env)
+            emit("train_speed", results)
+            return
+        print(f"{'recipe':26s} {'discriminators':24s} {'s/step':>8s} {'steps/s':>8s} {'x gen-only':>10s} "
+              f"{'peak RSS MB':>11s} {'G/D params M':>13s}")
         for recipe in names:
             results[recipe] = {}
             base = None
             for label, discs in VARIANTS.items():
-                cmd = [sys.executable, __file__, "--one", recipe, discs, data, "--steps", str(args.steps),
-                       "--threads", str(args.threads)]
-                proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT / "bench")
-                if proc.returncode != 0:
-                    print(f"{recipe:26s} {label:24s} failed: {proc.stderr.strip().splitlines()[-1:]}")
+                r = _child(recipe, discs, data, args, env)
+                if isinstance(r, str):
+                    print(f"{recipe:26s} {label:24s} failed: {r}")
                     continue
-                r = json.loads(proc.stdout.strip().splitlines()[-1])
                 base = base or r["s_per_step"]
                 r["x_generator_only"] = r["s_per_step"] / base
                 results[recipe][label] = r
