@@ -136,7 +136,9 @@ class Codec(CodecModel):
         # optional: reads f0 from the quantized latent (trained by the recipe's f0/voicing losses)
         pitch = cfg.get("pitch_head")
         self.pitch_head = PitchHead(latent_dim, **pitch) if pitch else None
-        if getattr(self.decoder, "uses_pitch", False) and self.pitch_head is None:
+        # decoders with a harmonic excitation take the pitch head's output (VocosDecoder.uses_pitch)
+        self.decoder_uses_pitch = bool(getattr(self.decoder, "uses_pitch", False))
+        if self.decoder_uses_pitch and self.pitch_head is None:
             raise ConfigError("decoder.excitation follows the pitch head's f0: add a 'pitch_head'")
         # optional: YIN f0 features added to the encoder output, so pitch reaches the codes without
         # the encoder having to learn a pitch tracker (zero-initialised: a fine-tune starts unchanged)
@@ -184,7 +186,7 @@ class Codec(CodecModel):
         if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
             raise ValueError(f"{self.name}: codes must lie in [0, {self.codebook_size})")
         quantized = self.quantizer.decode(codes.long())
-        if not getattr(self.decoder, "uses_pitch", False):
+        if not self.decoder_uses_pitch:
             return self.decoder(quantized), None
         # the harmonic oscillator's phase is carried in cycles from window to window
         assert self.pitch_head is not None
@@ -195,7 +197,7 @@ class Codec(CodecModel):
         return wav, cycles[:, keep_end * self.hop_length - 1] if keep_end > 0 else state
 
     def _decode_latent(self, quantized: torch.Tensor, pitch: torch.Tensor | None) -> torch.Tensor:
-        if not getattr(self.decoder, "uses_pitch", False):
+        if not self.decoder_uses_pitch:
             return self.decoder(quantized)
         return self.decoder(quantized, pitch)
 

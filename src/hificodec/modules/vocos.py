@@ -98,7 +98,6 @@ class ISTFTHead(nn.Module):
         )
         return wav.unsqueeze(1)
 
-
     def _excitation(self, x: torch.Tensor, pitch: torch.Tensor, cycles: torch.Tensor | None) -> torch.Tensor:
         """Gain-shaped STFT [B, bins, F] of a harmonic oscillator following the predicted pitch."""
         assert self.excitation_gain is not None and self.sample_rate is not None
