@@ -14,15 +14,27 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 
 from .errors import AudioError, HificodecError
+
+
+def _soundfile():
+    """soundfile, imported on first use: training from a device pack runs where it is not installed."""
+    import soundfile
+
+    return soundfile
+
+
+def _soxr():
+    import soxr
+
+    return soxr
 
 
 def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
     """Return (sample_rate, channels, frames) without decoding the audio."""
     p = _check_file(path)
+    sf = _soundfile()
     try:
         info = sf.info(str(p))
     except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError)
@@ -41,6 +53,7 @@ def load_audio(
     non-finite samples.
     """
     p = _check_file(path)
+    sf = _soundfile()
     try:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as e:
@@ -62,8 +75,8 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     if sr_in == sr_out:
         return audio
     if audio.ndim == 1:
-        return soxr.resample(audio, sr_in, sr_out, quality="HQ").astype(np.float32)
-    out = soxr.resample(np.ascontiguousarray(audio.T), sr_in, sr_out, quality="HQ")
+        return _soxr().resample(audio, sr_in, sr_out, quality="HQ").astype(np.float32)
+    out = _soxr().resample(np.ascontiguousarray(audio.T), sr_in, sr_out, quality="HQ")
     return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, audio.shape[0]).T)
 
 
@@ -80,7 +93,7 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, sub
         arr = arr[None]
     fmt = _format_for(p)
     with atomic_output(p) as tmp:
-        sf.write(tmp, np.clip(arr.T, -1.0, 1.0), sample_rate, format=fmt, subtype=subtype)
+        _soundfile().write(tmp, np.clip(arr.T, -1.0, 1.0), sample_rate, format=fmt, subtype=subtype)
 
 
 class atomic_output:

@@ -8,6 +8,7 @@ model the config builds, and names the first mismatch.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Sequence
 from importlib import resources
@@ -27,6 +28,7 @@ from .models import Codec, CodecModel
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.yaml"
+INDEX_SUFFIX = ".index.json"  # `model.safetensors.index.json`: which shard holds which tensor
 
 
 def build(preset: str | os.PathLike | dict[str, Any]) -> CodecModel:
@@ -45,26 +47,102 @@ def list_models() -> list[str]:
     root = pretrained_dir()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / WEIGHTS_FILE).is_file())
+    return sorted(p.name for p in root.iterdir() if has_weights(p / WEIGHTS_FILE))
 
 
-def save(model: CodecModel, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
-    """Write `model.safetensors` + `config.yaml` into `directory` atomically (temp dir, then rename).
+def save(
+    model: CodecModel, directory: str | os.PathLike, dtype: torch.dtype | None = None,
+    shard_mib: float | None = None,
+) -> Path:
+    """Write the weights + `config.yaml` into `directory` atomically (temp dir, then rename).
 
     `dtype=torch.float16` stores floating-point weights at half size (they load back as float32).
+    `shard_mib` splits the weights into safetensors shards of at most that size, listed in
+    `model.safetensors.index.json` (for transports with a per-file limit); `load` reads either form.
     """
     out = Path(directory)
+    with atomic_directory(out) as tmp:
+        write_model_files(model, tmp, dtype, shard_mib)
+    return out
+
+
+def write_model_files(
+    model: CodecModel, folder: Path, dtype: torch.dtype | None = None, shard_mib: float | None = None
+) -> None:
+    """The files of a model folder (weights + config), written into an existing `folder` as they are:
+    callers make the folder atomic (`save`, `train.export.write_export`)."""
+    save_weights(model, folder / WEIGHTS_FILE, dtype, shard_mib)
+    config = {"format_version": FORMAT_VERSION, **model.config}
+    (folder / CONFIG_FILE).write_text(dump_config(config), encoding="utf-8")
+
+
+def save_weights(
+    module: torch.nn.Module, path: Path, dtype: torch.dtype | None = None, shard_mib: float | None = None
+) -> list[Path]:
+    """A module's state as `path` (one safetensors file) or as shards `STEM-00001-of-0000N.safetensors`
+    plus `path.index.json`; returns the files written."""
     state = {}
-    for name, tensor in model.state_dict().items():
+    for name, tensor in module.state_dict().items():
         t = tensor.detach().cpu()
         if dtype is not None and t.is_floating_point():
             t = t.to(dtype)
         state[name] = t.contiguous()
-    config = {"format_version": FORMAT_VERSION, **model.config}
-    with atomic_directory(out) as tmp:
-        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
-        (tmp / CONFIG_FILE).write_text(dump_config(config), encoding="utf-8")
-    return out
+    metadata = {"format_version": str(FORMAT_VERSION)}
+    limit = None if shard_mib is None else int(shard_mib * 2**20)
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for name, t in state.items():
+        nbytes = t.numel() * t.element_size()
+        if limit is not None and shards[-1] and size + nbytes > limit:
+            shards.append({})
+            size = 0
+        if limit is not None and nbytes > limit:
+            raise CheckpointError(f"tensor '{name}' ({nbytes / 2**20:.1f} MiB) is larger than a {shard_mib} MiB shard")
+        shards[-1][name] = t
+        size += nbytes
+    if len(shards) == 1:  # fits one shard: one plain file
+        save_file(state, str(path), metadata=metadata)
+        return [path]
+    stem = path.name.removesuffix(".safetensors")
+    files = [path.with_name(f"{stem}-{i + 1:05d}-of-{len(shards):05d}.safetensors") for i in range(len(shards))]
+    weight_map = {}
+    for shard, file in zip(shards, files):
+        save_file(shard, str(file), metadata=metadata)
+        weight_map.update({name: file.name for name in shard})
+    index = path.with_name(path.name + INDEX_SUFFIX)
+    total = sum(t.numel() * t.element_size() for t in state.values())
+    index.write_text(json.dumps({"metadata": {"total_size": total, **metadata}, "weight_map": weight_map}, indent=1))
+    return files + [index]
+
+
+def has_weights(path: Path) -> bool:
+    """Whether `path` (a `.safetensors` name) exists as one file or as an index of shards."""
+    return path.is_file() or path.with_name(path.name + INDEX_SUFFIX).is_file()
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read what `save_weights` wrote: `path` itself, or the shards its index lists."""
+    if path.is_file():
+        return load_state(path)
+    index = path.with_name(path.name + INDEX_SUFFIX)
+    if not index.is_file():
+        raise CheckpointError(f"{path}: missing weights file (nor an index of shards, {index.name})")
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        if not isinstance(weight_map, dict):
+            raise TypeError("weight_map is not a mapping")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{index}: unreadable shard index ({e})") from None
+    state: dict[str, torch.Tensor] = {}
+    for shard in sorted(set(weight_map.values())):
+        if Path(shard).name != shard:
+            raise CheckpointError(f"{index}: shard name '{shard}' must be a file in the same folder")
+        part = load_state(path.parent / shard)
+        listed = {name for name, file in weight_map.items() if file == shard}
+        if set(part) != listed:
+            raise CheckpointError(f"{path.parent / shard}: holds other tensors than {index.name} lists")
+        state.update(part)
+    return state
 
 
 def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
@@ -72,7 +150,7 @@ def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
     if p.is_dir():
         return p
     shipped = pretrained_dir() / str(name_or_path)
-    if (shipped / WEIGHTS_FILE).is_file():
+    if has_weights(shipped / WEIGHTS_FILE):
         return shipped
     names = ", ".join(list_models()) or "none installed"
     raise CheckpointError(f"'{name_or_path}' is neither a checkpoint directory nor a shipped model ({names})")
@@ -135,7 +213,7 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
         model = Codec(config)
     except HificodecError as e:
         raise CheckpointError(f"{config_path}: {e}") from None
-    load_state_into(model, load_state(directory / WEIGHTS_FILE), str(directory))
+    load_state_into(model, load_weights(directory / WEIGHTS_FILE), str(directory))
     model.eval()
     setattr(model, "_weights_hash", weights_hash(model))  # noqa: B010 - nn.Module attribute, not a field
     return model.to(device)

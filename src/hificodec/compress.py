@@ -12,8 +12,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 import torch
 from tqdm import tqdm
 
@@ -142,6 +140,8 @@ class _Resampler:
     def __init__(self, sr_in: int, sr_out: int, channels: int, total_out: int):
         self.stream = None
         if sr_in != sr_out:
+            import soxr  # file I/O imports soundfile/soxr where used: the GPU training image has neither
+
             self.stream = soxr.ResampleStream(sr_in, sr_out, channels, dtype="float32", quality="HQ")
         self.remaining = total_out
         self.channels = channels
@@ -160,6 +160,8 @@ class _Resampler:
 
 def _read_blocks(path: Path, channels: int) -> Iterator[np.ndarray]:
     """[channels, n] float32 blocks of an audio file; raises AudioError on unreadable or non-finite data."""
+    import soundfile as sf
+
     try:
         with sf.SoundFile(str(path)) as f:
             while True:
@@ -213,6 +215,8 @@ def _write_pieces(writer: HfcWriter, pieces: list[torch.Tensor], bar: tqdm, mode
 
 
 def output_format(path: Path) -> str:
+    import soundfile as sf
+
     fmt = path.suffix.lstrip(".").upper()
     if fmt not in sf.available_formats():
         raise HificodecError(f"{path}: unsupported output extension '{path.suffix}' (try .wav or .flac)")
@@ -232,6 +236,8 @@ def decode_file(
 ) -> HfcHeader:
     """Decode a .hfc file to audio (format from the extension) in bounded memory. Without `model`, the
     shipped model named in the file is loaded (onto `device`)."""
+    import soundfile as sf
+
     out = check_output_path(dst, [src], force)
     fmt = output_format(out)
     with open_hfc(src) as f:

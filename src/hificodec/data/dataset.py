@@ -17,7 +17,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import soundfile as sf
 import torch
 from torch.utils.data import Dataset, Sampler
 
@@ -112,6 +111,8 @@ class AudioSegmentDataset(Dataset):
         opts = self.options
         # a header read (cheap) rather than the manifest's fields: its sample_rate is the original
         # recording's, not necessarily the file's
+        import soundfile as sf  # here, not at the top: the GPU image has no soundfile
+
         try:
             info = sf.info(entry.path)
         except Exception as e:

@@ -21,6 +21,13 @@ from .base import QuantizerOutput
 _NEAREST_BLOCK = 16384
 
 
+def code_counts(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
+    """How often each entry was chosen (float32 [codebook_size]); unlike `torch.bincount` on CUDA, this
+    does not wait for the device to find the largest code."""
+    ones = torch.ones(codes.numel(), device=codes.device)
+    return torch.zeros(codebook_size, device=codes.device).index_add_(0, codes.reshape(-1), ones)
+
+
 class VectorQuantizer(nn.Module):
     """Quantize [B, dim, F] latents against one codebook of `codebook_size` entries.
 
@@ -119,6 +126,15 @@ class VectorQuantizer(nn.Module):
         return q.transpose(1, 2)
 
     # ---- training-time codebook maintenance ----------------------------------------------
+    def _known_initialized(self) -> bool:
+        """Whether the codebook is initialised, read from the device once: after that, a flag on the host.
+
+        Reading the buffer at every forward would make each training step wait for the GPU.
+        """
+        if not getattr(self, "_initialized_seen", False):
+            self._initialized_seen = bool(self.initialized)
+        return self._initialized_seen
+
     @torch.no_grad()
     def _run_kmeans(self, z: torch.Tensor) -> None:
         k = self.codebook_size
@@ -127,7 +143,7 @@ class VectorQuantizer(nn.Module):
         counts = torch.zeros(k, device=z.device)
         for _ in range(self.kmeans_iters):
             codes = self._nearest(z, centroids)
-            counts = all_reduce_sum(torch.bincount(codes, minlength=k).float())
+            counts = all_reduce_sum(code_counts(codes, k))
             sums = all_reduce_sum(torch.zeros_like(centroids).index_add_(0, codes, z))
             centroids = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], centroids)
         self.embed.data.copy_(centroids)
@@ -135,6 +151,7 @@ class VectorQuantizer(nn.Module):
             self.cluster_size.copy_(counts)
             self.embed_sum.copy_(centroids * counts[:, None])
         self.initialized.fill_(True)
+        self._initialized_seen = True
 
     @torch.no_grad()
     def _update_ema(self, z: torch.Tensor, codes: torch.Tensor, counts: torch.Tensor) -> None:
@@ -146,36 +163,42 @@ class VectorQuantizer(nn.Module):
         self.embed.copy_(self.embed_sum / smoothed[:, None])
 
     @torch.no_grad()
-    def _restart_dead_codes(self, z: torch.Tensor, counts: torch.Tensor) -> int:
+    def _restart_dead_codes(self, z: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """Replace dead entries by random inputs; returns how many were restarted (a tensor).
+
+        Written without data-dependent branches, so a training step never waits for the device.
+        """
         self.unused_steps.add_(1).masked_fill_(counts > 0, 0)
         dead = torch.zeros_like(counts, dtype=torch.bool)
         if self.dead_code_steps > 0:
             dead |= self.unused_steps >= self.dead_code_steps
         if self.ema and self.dead_code_threshold > 0:
             dead |= self.cluster_size < self.dead_code_threshold
-        n_dead = int(dead.sum())  # identical on every rank: derived from reduced statistics
-        if n_dead == 0:
-            return 0
         idx = torch.randint(0, z.shape[0], (self.codebook_size,), device=z.device)
-        samples = broadcast(z[idx].contiguous())
-        self.embed.data[dead] = samples[dead]
+        samples = broadcast(z[idx].contiguous())  # identical on every rank: `dead` is too (reduced counts)
+        column = dead[:, None]
+        self.embed.data.copy_(torch.where(column, samples.to(self.embed.dtype), self.embed.data))
         if self.ema:
-            self.cluster_size[dead] = 1.0
-            self.embed_sum[dead] = samples[dead]
-        self.unused_steps[dead] = 0
-        return n_dead
+            self.cluster_size.copy_(torch.where(dead, torch.ones_like(self.cluster_size), self.cluster_size))
+            self.embed_sum.copy_(torch.where(column, samples, self.embed_sum))
+        self.unused_steps.masked_fill_(dead, 0)
+        return dead.sum()
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        self._initialized_seen = False  # the loaded `initialized` buffer decides again
+        super()._load_from_state_dict(*args, **kwargs)
 
     # ---- forward -------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> QuantizerOutput:
         b, _, f = x.shape
         with torch.autocast(device_type=x.device.type, enabled=False):
             z = self._flatten(x)
-            if self.training and not bool(self.initialized):
+            if self.training and not self._known_initialized():
                 self._run_kmeans(z.detach())
             codebook = self._codebook()
             codes = self._nearest(z.detach(), codebook.detach())
             q = F.embedding(codes, codebook)
-            counts = torch.bincount(codes, minlength=self.codebook_size).float()
+            counts = code_counts(codes, self.codebook_size)
             losses = {"commitment": F.mse_loss(z, q.detach())}
             if not self.ema:
                 losses["codebook"] = F.mse_loss(q, z.detach())

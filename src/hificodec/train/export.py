@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+import torch
 import yaml
-from safetensors.torch import save_file
 
-from ..audio import atomic_output
-from ..checkpoint import build, load_state, load_state_into, save
+from ..audio import atomic_directory
+from ..checkpoint import build, load_state, load_state_into, save_weights, write_model_files
 from ..errors import CheckpointError
+from ..models import CodecModel
 from . import checkpoints as ckpt
 from .discriminators import build_discriminator
 from .recipe import parse_recipe
@@ -43,16 +45,28 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, which: st
     recipe = parse_recipe(raw)
     model = build(recipe.model)
     load_state_into(model, load_state(source / "generator.safetensors"), str(source))
-    out = save(model.eval(), out_dir)
     disc = build_discriminator(recipe.discriminators)
     disc_file = source / "discriminator.safetensors"
     if disc is not None and disc_file.is_file():
         load_state_into(disc, load_state(disc_file), str(source))
-        target = out / "discriminator"
-        target.mkdir(exist_ok=True)
-        state = {k: v.contiguous() for k, v in disc.state_dict().items()}
-        with atomic_output(target / "discriminator.safetensors") as tmp:
-            save_file(state, tmp)
-        with atomic_output(target / "config.yaml") as tmp, open(tmp, "w", encoding="utf-8") as f:
-            yaml.safe_dump({"discriminators": recipe.discriminators}, f, sort_keys=False)
-    return out
+    else:
+        disc = None
+    return write_export(model, disc, recipe.discriminators, out_dir)
+
+
+def write_export(
+    model: CodecModel, disc: torch.nn.Module | None, discriminators: dict[str, Any], out_dir: str | os.PathLike,
+    dtype: torch.dtype | None = None, shard_mib: float | None = None,
+) -> Path:
+    """The generator as `hificodec.save` writes it, plus `discriminator/` (weights + the recipe's
+    `discriminators` settings) when given; the folder is replaced as a whole (atomically)."""
+    with atomic_directory(out_dir) as tmp:
+        write_model_files(model, tmp, dtype=dtype, shard_mib=shard_mib)
+        if disc is not None:
+            target = tmp / "discriminator"
+            target.mkdir()
+            save_weights(disc, target / "discriminator.safetensors", dtype=dtype, shard_mib=shard_mib)
+            (target / "config.yaml").write_text(
+                yaml.safe_dump({"discriminators": discriminators}, sort_keys=False), encoding="utf-8"
+            )
+    return Path(out_dir)

@@ -89,6 +89,12 @@ class TrainSettings:
     # for fine-tuning into a changed architecture; every other tensor must still match in shape
     init_exclude: list[str] = field(default_factory=list)
     freeze_generator: bool = False  # train only the discriminator (warm it up against a fixed generator)
+    # an export (`hificodec export` format) written during training and at its end, replaced atomically:
+    # what a run with a hard time limit (a borrowed GPU) brings back
+    export_to: str | None = None
+    export_every_minutes: float = 1.5
+    export_dtype: str = "float32"  # or float16 (half the bytes; loads back as float32)
+    export_shard_mib: float | None = None  # split weights into safetensors shards of at most this size
 
 
 @dataclass
@@ -228,6 +234,8 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         raise ConfigError("recipe: train.freeze_generator needs a discriminator ('discriminators' is empty)")
     if recipe.generator_optim.name not in ("adam", "adamw"):
         raise ConfigError(f"recipe: optimizer '{recipe.generator_optim.name}' unknown (use adam or adamw)")
+    if recipe.train.export_dtype not in ("float32", "float16"):
+        raise ConfigError("recipe: train.export_dtype must be float32 or float16")
     if recipe.schedule.per not in ("epoch", "step"):
         raise ConfigError("recipe: optim.schedule.per must be 'epoch' or 'step'")
     return recipe

@@ -20,7 +20,7 @@ import math
 import random
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from ..checkpoint import build, load_state, load_state_into
+from ..checkpoint import WEIGHTS_FILE, build, has_weights, load_state_into, load_weights
 from ..config import dump_config, load_config
 from ..data.dataset import AudioSegmentDataset, ResumableBatchSampler, SegmentOptions, collate_segments
+from ..data.device_pool import DevicePool
 from ..data.manifest import ManifestEntry, read_entries
 from ..errors import ConfigError, HificodecError
 from ..modules.pitch import PitchTrack, estimate_f0
@@ -40,12 +41,15 @@ from . import checkpoints as ckpt
 from . import losses as L
 from .discriminators import DiscriminatorOutput, build_discriminator
 from .distributed import DistContext, any_across_ranks, barrier, init_distributed, states_match
+from .export import write_export
 from .mel import MelResolution
-from .optim import build_optimizer, lr_factor, set_lr
+from .optim import build_optimizer, guarded_step, lr_factor, set_lr
 from .recipe import Recipe
 from .validation import ValidationResult, load_validation_clips, validate
 
 log = logging.getLogger(__name__)
+
+HISTORY_STEPS = 1000  # steps kept in Trainer.history
 
 # used for validation (and "best" selection) when a recipe trains without a mel loss
 DEFAULT_VALID_MEL = MelResolution(n_fft=1024, hop_length=256, win_length=1024, n_mels=80)
@@ -55,12 +59,30 @@ class TrainingDiverged(HificodecError):
     """Too many consecutive steps produced non-finite losses or gradients."""
 
 
-@dataclass
 class StepResult:
-    step: int
-    losses: dict[str, float]
-    skipped: bool = False
-    reason: str = ""
+    """One step's loss terms, kept on the device: reading them (`losses`, `skipped`) waits for the
+    step to finish, so the training loop reads them only every `log_every` steps."""
+
+    def __init__(
+        self, step: int, values: dict[str, torch.Tensor] | None = None, finite: torch.Tensor | None = None,
+        skipped_on_host: bool = False, reason: str = "",
+    ) -> None:
+        self.step = step
+        self.values = values or {}
+        self.finite = finite  # False where the update was skipped on the device (non-finite loss/gradient)
+        self.skipped_on_host = skipped_on_host
+        self.reason = reason
+
+    @property
+    def losses(self) -> dict[str, float]:
+        if not self.values:
+            return {}
+        numbers = torch.stack([v.detach().float().reshape(()) for v in self.values.values()]).tolist()
+        return dict(zip(self.values, numbers))
+
+    @property
+    def skipped(self) -> bool:
+        return self.skipped_on_host or (self.finite is not None and not bool(self.finite))
 
 
 @dataclass
@@ -93,7 +115,7 @@ class Trainer:
     def __init__(
         self,
         recipe: Recipe,
-        data: str | Sequence[ManifestEntry],
+        data: str | Sequence[ManifestEntry] | DevicePool,
         run_dir: str | Path,
         valid: str | Sequence[ManifestEntry] | None = None,
         resume: bool = False,
@@ -106,6 +128,11 @@ class Trainer:
         self.state = TrainerState()
         self.history: list[StepResult] = []
         self._stop_requested = False
+        self._device_bad: torch.Tensor | None = None  # skipped updates since the last read
+        self._device_bad_streak: torch.Tensor | None = None
+        self.flops_per_step: float | None = None  # set by whoever measured it (scripts/gpu_leg.py)
+        self.peak_flops: float | None = None  # the device's peak, for the utilisation in the log
+        self.on_export: Callable[[], None] | None = None  # called after each export (rank 0)
         _seed_everything(recipe.seed)
 
         # models (same seed on every rank -> same init; DDP also broadcasts rank 0's parameters)
@@ -119,24 +146,27 @@ class Trainer:
         self.opt_d = build_optimizer(self.disc.parameters(), recipe.discriminator_optim) if self.disc else None
         self.sample_rate = int(self.model.sample_rate)
 
-        # data
-        train_entries, valid_entries = split_data(data, valid)
-        if not train_entries:
-            raise HificodecError("no training entries (check --data and the manifest's split field)")
+        # data: files through a DataLoader, or a pool of audio already on the device
         segment = int(round(recipe.data.segment_seconds * self.sample_rate))
         segment = max(self.model.hop_length, segment // self.model.hop_length * self.model.hop_length)
-        self.dataset = AudioSegmentDataset(
-            train_entries,
-            SegmentOptions(
-                sample_rate=self.sample_rate, segment_samples=segment, loudness_db=recipe.data.loudness_db,
-                gain_db=(recipe.data.gain_db[0], recipe.data.gain_db[1]), mix_prob=recipe.data.mix_prob,
-                seed=recipe.seed,
-            ),
+        self.segment_options = SegmentOptions(
+            sample_rate=self.sample_rate, segment_samples=segment, loudness_db=recipe.data.loudness_db,
+            gain_db=(recipe.data.gain_db[0], recipe.data.gain_db[1]), mix_prob=recipe.data.mix_prob,
+            seed=recipe.seed,
         )
-        self.sampler = ResumableBatchSampler(
-            len(self.dataset), recipe.data.batch_size, seed=recipe.seed,
-            rank=self.ctx.rank, world_size=self.ctx.world_size,
-        )
+        self.pool = data if isinstance(data, DevicePool) else None
+        if self.pool is not None:
+            valid_entries = split_data([], valid)[1] if valid is not None else []
+        else:
+            assert not isinstance(data, DevicePool)
+            train_entries, valid_entries = split_data(data, valid)
+            if not train_entries:
+                raise HificodecError("no training entries (check --data and the manifest's split field)")
+            self.dataset = AudioSegmentDataset(train_entries, self.segment_options)
+            self.sampler = ResumableBatchSampler(
+                len(self.dataset), recipe.data.batch_size, seed=recipe.seed,
+                rank=self.ctx.rank, world_size=self.ctx.world_size,
+            )
         self.valid_clips = load_validation_clips(
             valid_entries, self.sample_rate, recipe.valid.max_clips, recipe.valid.max_seconds
         )
@@ -152,6 +182,11 @@ class Trainer:
             self._resume()
         self._wrap_distributed()
         self.amp = self.device.type == "cuda" and recipe.train.amp != "none"
+        if self.device.type == "cuda":
+            # TF32 matrix products and autotuned convolutions: fixed training shapes, float32 parameters
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True
         self.forward_g = torch.compile(self.model_ddp) if recipe.train.compile else self.model_ddp
         self._writer = None
         if self.ctx.is_main:
@@ -179,10 +214,10 @@ class Trainer:
             if self.ctx.is_main:
                 log.info("init_from %s: architecture differs in %s; not loading %s", directory,
                          ", ".join(diff), ", ".join(exclude))
-        load_state_into(self.model, load_state(directory / "model.safetensors"), str(directory), skip=exclude)
+        load_state_into(self.model, load_weights(directory / WEIGHTS_FILE), str(directory), skip=exclude)
         disc_file = directory / "discriminator" / "discriminator.safetensors"
-        if self.disc is not None and disc_file.is_file():
-            load_state_into(self.disc, load_state(disc_file), str(disc_file))
+        if self.disc is not None and has_weights(disc_file):
+            load_state_into(self.disc, load_weights(disc_file), str(disc_file))
 
     def _resume(self) -> None:
         latest = ckpt.latest_checkpoint(self.run_dir)
@@ -214,6 +249,9 @@ class Trainer:
 
     # ---- data ----------------------------------------------------------------------------
     def _batches(self) -> Iterator[dict]:
+        if self.pool is not None:
+            yield from self._pool_batches(self.pool)
+            return
         loader_kw: dict[str, Any] = dict(
             batch_sampler=self.sampler, collate_fn=collate_segments, num_workers=self.recipe.data.num_workers,
             pin_memory=self.device.type == "cuda",
@@ -228,30 +266,48 @@ class Trainer:
             self.state.epoch += 1
             self.state.batch_in_epoch = 0
 
+    def _pool_batches(self, pool: DevicePool) -> Iterator[dict]:
+        """Batches cut on the device; each drawn with a generator seeded by (seed, rank, epoch, batch),
+        so a resumed run draws what the uninterrupted one would have."""
+        size = self.recipe.data.batch_size
+        per_epoch = max(1, math.ceil(len(pool) / (size * self.ctx.world_size)))
+        generator = torch.Generator(device=self.device)
+        while True:
+            st = self.state
+            generator.manual_seed(((self.recipe.seed * 1_000_003 + st.epoch) * 65_537 + st.batch_in_epoch) * 257
+                                  + self.ctx.rank)
+            audio = pool.batch(self.segment_options, size, generator)
+            st.batch_in_epoch += 1
+            if st.batch_in_epoch >= per_epoch:
+                st.epoch += 1
+                st.batch_in_epoch = 0
+            yield {"audio": audio}
+
     # ---- one step ------------------------------------------------------------------------
     def _autocast(self):
         if self.amp:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def train_step(self, batch: dict) -> StepResult:
+        """One update. Nothing here waits for the device: non-finite losses or gradients skip the
+        optimizer updates on the device (fused AdamW's `found_inf`), counted by `_read_device_counters`."""
         st = self.state
-        real = batch["audio"].to(self.device, non_blocking=True)
+        real = batch["audio"]
         st.skipped_files += int(batch.get("skipped", 0))
         factor = lr_factor(self.recipe.schedule, st.step, st.epoch)
         set_lr(self.opt_g, self.recipe.generator_optim.lr, factor)
         if self.opt_d is not None:
             set_lr(self.opt_d, self.recipe.discriminator_optim.lr, factor)
 
-        # agree across ranks before touching the model: a NaN batch would poison EMA codebooks
-        flags = torch.tensor(
-            [0.0 if bool(torch.isfinite(real).all()) else 1.0, 1.0 if self._stop_requested else 0.0],
-            device=self.device,
-        )
-        flags = any_across_ranks(flags, self.ctx)
-        self._stop_requested = bool(flags[1] > 0)
-        if flags[0] > 0:
+        # a NaN batch would poison EMA codebooks: checked before the model sees it. Batches read from
+        # files are checked on the host (no device wait); a device pool holds int16 audio, finite by type.
+        bad_input = real.device.type == "cpu" and not bool(torch.isfinite(real).all())
+        if self.ctx.enabled:  # every rank must take the same decision
+            bad_input = bool(any_across_ranks(torch.tensor([float(bad_input)], device=self.device), self.ctx)[0] > 0)
+        if bad_input:
             return self._bad_step("non-finite input batch")
+        real = real.to(self.device, non_blocking=True)
 
         frozen = self.recipe.train.freeze_generator
         if frozen:
@@ -264,7 +320,7 @@ class Trainer:
             with self._autocast():
                 out = self.forward_g(real)
         fake = out.audio.float()
-        values: dict[str, float] = {}
+        values: dict[str, torch.Tensor] = {}
         adversarial = self.disc is not None and (frozen or st.step >= self.recipe.losses.adversarial_start)
 
         d_real = d_fake = None
@@ -279,12 +335,11 @@ class Trainer:
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             norm_d = self._clip(self.disc.parameters())
-            if math.isfinite(norm_d):
-                self.opt_d.step()
-            values["disc"] = float(loss_d.detach())
+            guarded_step(self.opt_d, torch.isfinite(norm_d) & torch.isfinite(loss_d))
+            values["disc"] = loss_d.detach()
             if frozen:
-                st.bad_streak = 0
                 st.step += 1
+                st.bad_streak = 0
                 return StepResult(st.step, values)
             # generator side: discriminator frozen (no weight gradients), real features are targets
             self.disc.requires_grad_(False)
@@ -300,18 +355,42 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
         norm_g = self._clip(self.model.parameters())
-        values.update({k: float(v.detach()) for k, v in terms.items()})
-        values["total"] = float(total.detach())
-        values["grad_norm"] = norm_g
-        if not math.isfinite(norm_g) or not math.isfinite(values["total"]):
-            self.opt_g.zero_grad(set_to_none=True)
-            return self._bad_step("non-finite loss or gradient", values)
-        self.opt_g.step()
-        st.bad_streak = 0
-        st.step += 1
+        finite = torch.isfinite(norm_g) & torch.isfinite(total)
+        guarded_step(self.opt_g, finite)
+        values.update({k: v.detach() for k, v in terms.items()})
+        values["total"] = total.detach()
+        values["grad_norm"] = norm_g.detach()
         if out.perplexity is not None:
-            values["perplexity"] = float(out.perplexity.float().mean())
-        return StepResult(st.step, values)
+            values["perplexity"] = out.perplexity.detach().float().mean()
+        self._count_device_outcome(finite)
+        st.step += 1
+        st.bad_streak = 0
+        return StepResult(st.step, values, finite=finite)
+
+    def _count_device_outcome(self, finite: torch.Tensor) -> None:
+        """Track skipped updates on the device (a count, and the current run of them)."""
+        bad = (~finite).to(torch.int64)
+        if self._device_bad is None or self._device_bad_streak is None:
+            self._device_bad = torch.zeros((), dtype=torch.int64, device=self.device)
+            self._device_bad_streak = torch.zeros((), dtype=torch.int64, device=self.device)
+        self._device_bad.add_(bad)
+        self._device_bad_streak.add_(1).mul_(bad)  # +1 on a bad step, back to 0 on a good one
+
+    def _read_device_counters(self) -> None:
+        """Fold the device-side count of skipped updates into the state (waits for the device), and stop
+        a diverged run."""
+        if self._device_bad is None or self._device_bad_streak is None:
+            return
+        bad, streak = (int(v) for v in torch.stack([self._device_bad, self._device_bad_streak]).tolist())
+        self._device_bad.zero_()
+        self.state.bad_steps += bad
+        if bad and self.ctx.is_main:
+            log.warning("step %d: %d update(s) skipped for non-finite losses or gradients", self.state.step, bad)
+        if streak >= self.recipe.train.max_bad_steps:
+            raise TrainingDiverged(
+                f"{streak} consecutive steps had non-finite losses or gradients (last at step {self.state.step}); "
+                "training stopped. Lower the learning rate, set train.grad_clip, or check the data."
+            )
 
     def _generator_losses(
         self, real: torch.Tensor, fake: torch.Tensor, quantizer: dict[str, torch.Tensor],
@@ -342,15 +421,15 @@ class Trainer:
     def _pitch_targets(self, real: torch.Tensor) -> PitchTrack:
         return estimate_f0(real, self.sample_rate, self.model.hop_length, **asdict(self.recipe.losses.pitch))
 
-    def _clip(self, params) -> float:
+    def _clip(self, params) -> torch.Tensor:
+        """Clip to `train.grad_clip` (if set); the total norm before clipping, on the device."""
         limit = self.recipe.train.grad_clip
         params = [p for p in params if p.grad is not None]
         if not params:
-            return 0.0
-        norm = torch.nn.utils.clip_grad_norm_(params, limit if limit else float("inf"))
-        return float(norm)
+            return torch.zeros((), device=self.device)
+        return torch.nn.utils.clip_grad_norm_(params, limit if limit else float("inf"))
 
-    def _bad_step(self, reason: str, values: dict[str, float] | None = None) -> StepResult:
+    def _bad_step(self, reason: str) -> StepResult:
         st = self.state
         st.bad_steps += 1
         st.bad_streak += 1
@@ -361,53 +440,98 @@ class Trainer:
                 f"{st.bad_streak} consecutive steps had {reason} (last at step {st.step}); training stopped. "
                 "Lower the learning rate, set train.grad_clip, or check the data."
             )
-        return StepResult(st.step, values or {}, skipped=True, reason=reason)
+        return StepResult(st.step, skipped_on_host=True, reason=reason)
 
     # ---- the loop ------------------------------------------------------------------------
     def fit(self, max_steps: int | None = None) -> TrainerState:
-        """Train until `max_steps` (default: the recipe's), a stop signal, or divergence."""
+        """Train until `max_steps` (default: the recipe's), `train.max_minutes`, a stop signal, or divergence.
+
+        The loop waits for the device only every `log_every` steps (to log), and to validate or save.
+        """
         cfg = self.recipe.train
         target = max_steps if max_steps is not None else cfg.max_steps
         handlers = self._install_signal_handlers()
         bar = _progress(target, self.state.step, enabled=self.ctx.is_main and cfg.progress)
-        running: dict[str, list[float]] = {}
+        running: dict[str, list[torch.Tensor]] = {}
         last_saved = self.state.step
-        t0 = started = time.perf_counter()
+        t0 = started = last_export = time.perf_counter()
         try:
             batches = self._batches()
             while self.state.step < target:
                 result = self.train_step(next(batches))
-                self.history.append(result)
-                if self._stop_requested:
+                self._remember(result)
+                if self._agreed_stop():
                     if self.ctx.is_main:
                         log.warning("stop requested: writing a checkpoint at step %d", self.state.step)
                     break
-                if result.skipped:
+                if result.skipped_on_host:
                     continue
-                for k, v in result.losses.items():
+                for k, v in result.values.items():
                     running.setdefault(k, []).append(v)
                 bar.update(1)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in result.losses.items() if k in ("mel", "total", "disc")},
-                                refresh=False)
                 step = self.state.step
                 if step % cfg.log_every == 0:
-                    self._log_train(running, time.perf_counter() - t0)
+                    self._read_device_counters()
+                    entry = self._log_train(running, time.perf_counter() - t0)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in entry.items() if k in ("mel", "total", "disc")},
+                                    refresh=False)
                     running, t0 = {}, time.perf_counter()
                 if self.valid_clips and step % self.recipe.valid.every == 0:
                     self._validate_and_log()
                 if step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
                     last_saved = step
-                if cfg.max_minutes is not None and time.perf_counter() - started > 60 * cfg.max_minutes:
-                    self._stop_requested = True  # OR-ed across ranks at the next step, then we stop
+                now = time.perf_counter()
+                if cfg.export_to and now - last_export > 60 * cfg.export_every_minutes:
+                    self.export(cfg.export_to)
+                    last_export = time.perf_counter()
+                if cfg.max_minutes is not None and now - started > 60 * cfg.max_minutes:
+                    self._stop_requested = True  # agreed across ranks (at a log step), then we stop
+            self._read_device_counters()
             if self.state.step != last_saved or self._stop_requested:
                 self.save_checkpoint()
+            if cfg.export_to:
+                self.export(cfg.export_to)
         finally:
             bar.close()
             self._restore_signal_handlers(handlers)
             if self._writer is not None:
                 self._writer.flush()
         return self.state
+
+    def _remember(self, result: StepResult) -> None:
+        """Keep recent steps in `history` (bounded: a long run would hold a tensor per loss per step)."""
+        self.history.append(result)
+        if len(self.history) > 2 * HISTORY_STEPS:
+            del self.history[:-HISTORY_STEPS]
+
+    def _agreed_stop(self) -> bool:
+        """Whether to stop now. One process decides alone; ranks agree at log steps (a collective
+        every step would make each one wait for the slowest)."""
+        if not self.ctx.enabled:
+            return self._stop_requested
+        if self.state.step % self.recipe.train.log_every != 0:
+            return False
+        flag = torch.tensor([1.0 if self._stop_requested else 0.0], device=self.device)
+        self._stop_requested = bool(any_across_ranks(flag, self.ctx)[0] > 0)
+        return self._stop_requested
+
+    def export(self, directory: str | Path) -> Path | None:
+        """Write the generator and discriminator as `hificodec export` does (`train.export_dtype`,
+        sharded at `train.export_shard_mib`), replacing `directory` atomically. Rank 0 writes."""
+        path = None
+        if self.ctx.is_main:
+            cfg = self.recipe.train
+            dtype = {"float16": torch.float16, "float32": None}[cfg.export_dtype]
+            path = write_export(
+                self.model, self.disc, self.recipe.discriminators, directory, dtype=dtype,
+                shard_mib=cfg.export_shard_mib,
+            )
+            self._append_log({"kind": "export", "step": self.state.step, "path": str(directory)})
+            if self.on_export is not None:
+                self.on_export()
+        barrier(self.ctx)
+        return path
 
     def request_stop(self) -> None:
         """Ask the loop to checkpoint and stop at the next step boundary (what SIGINT/SIGTERM do)."""
@@ -480,24 +604,37 @@ class Trainer:
             if self.ctx.is_main and path is not None:
                 ckpt.mark_best(self.run_dir, path)
 
-    def _log_train(self, running: dict[str, list[float]], seconds: float) -> None:
-        if not self.ctx.is_main:
-            return
+    def _log_train(self, running: dict[str, list[torch.Tensor]], seconds: float) -> dict[str, float]:
+        """Log the window's mean losses (one read from the device for all of them), speed and, when
+        `flops_per_step` is known, the achieved model FLOP/s and its share of `peak_flops`."""
         n = max((len(v) for v in running.values()), default=1)  # steps in this window
-        entry = {k: float(np.mean(v)) for k, v in running.items()}
+        names = list(running)
+        means = torch.stack([torch.nanmean(torch.stack(running[k]).float()) for k in names]).tolist() if names else []
+        entry: dict[str, Any] = dict(zip(names, means))
+        if not self.ctx.is_main:
+            return entry
+        steps_per_s = n / max(seconds, 1e-9)
         entry.update(
-            step=self.state.step, epoch=self.state.epoch, steps_per_s=n / max(seconds, 1e-9),
+            step=self.state.step, epoch=self.state.epoch, steps_per_s=steps_per_s,
             lr=self.opt_g.param_groups[0]["lr"], skipped_files=self.state.skipped_files,
             bad_steps=self.state.bad_steps,
         )
+        if self.flops_per_step:
+            entry["tflops"] = self.flops_per_step * steps_per_s / 1e12
+            if self.peak_flops:
+                entry["mfu"] = self.flops_per_step * steps_per_s / self.peak_flops
         if self.opt_d is not None:
             entry["lr_disc"] = self.opt_d.param_groups[0]["lr"]
         self._append_log({"kind": "train", **entry})
+        if not self.recipe.train.progress:  # no progress bar: a line per log step instead
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k not in ("step", "epoch", "lr_disc"))
+            log.info("step %d: %s", self.state.step, shown)
         writer = self._tensorboard()
         if writer is not None:
             for k, v in entry.items():
                 if k != "step":
                     writer.add_scalar(f"train/{k}", v, self.state.step)
+        return entry
 
     def _append_log(self, entry: dict) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -518,6 +655,7 @@ class Trainer:
     def save_checkpoint(self) -> Path | None:
         """Rank 0 writes; every rank waits so nobody runs ahead of a checkpoint."""
         path = None
+        self._read_device_counters()
         modules = [self.model] + ([self.disc] if self.disc is not None else [])
         in_sync = states_match([t for m in modules for t in m.state_dict().values()], self.ctx)
         if not in_sync and self.ctx.is_main:

@@ -1,0 +1,268 @@
+"""A training leg on a borrowed GPU, in two halves around one `run` call (docs/gpu.md).
+
+    python scripts/gpu_leg.py prepare --corpus corpus/16k --leg 1     # here: pack, wheels, the exact call
+    (the printed `run` call, on the GPU machine: scripts/gpu_leg.py run ...)
+    python scripts/gpu_leg.py finish RETURNED_DIR --leg 1 --corpus corpus/16k   # here: score, ship if better
+
+`prepare` builds the carried folder (default `.leg/`, git-ignored): a device pack of the leg's slice of
+the training split, the cp312 wheels that read it on the GPU image, and `leg.json`; it measures what
+would travel (tree + carry, at most 64 MiB) and prints the command, the carry list and a timeout.
+`run` is the device half (hificodec.train.leg.run_leg). `finish` loads the returned shards, scores them
+and the shipped model on the validation split with the evaluation's metrics, installs the leg's model
+as the next hificodec-16k if it is better, and adds a row to the learning-curve table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TRAVEL_LIMIT_MIB = 64.0
+COMMAND_LIMIT_S = 600
+WHEELS = ("soundfile==0.14.0", "cffi==2.1.1", "pycparser==3.12")  # libsndfile with Opus, for Python 3.12
+WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+DEFAULT_RECIPE = "recipes/hificodec-16k-gpu-leg.yaml"
+DEFAULT_MODEL = "src/hificodec/pretrained/hificodec-16k"
+CURVE_HEADER = "## Learning curve: GPU legs"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="build the carried folder and print the run call")
+    p.add_argument("--corpus", default="corpus/16k", help="corpus folder with train.jsonl (default corpus/16k)")
+    p.add_argument("--train", help="training manifest (default CORPUS/train.jsonl)")
+    p.add_argument("--leg", type=int, required=True, help="leg number: picks the slice (leg mod --slices)")
+    p.add_argument("--slices", type=int, default=3, help="the train split is dealt into this many packs")
+    p.add_argument("--recipe", default=DEFAULT_RECIPE)
+    p.add_argument("--minutes", type=float, default=9.0, help="the leg's own budget (the timeout adds a minute)")
+    p.add_argument("--max-mib", type=float, default=30.0, help="pack size limit")
+    p.add_argument("--kbps", type=float, default=24.0, help="Opus bitrate of the pack")
+    p.add_argument("--dest", default=".leg", help="carried folder (git-ignored)")
+    p.add_argument("--no-wheels", action="store_true", help="skip the soundfile wheels (a CPU rehearsal)")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides for the leg")
+    p.set_defaults(func=prepare)
+
+    r = sub.add_parser("run", help="the device half: self-check, smoke pass, train, export")
+    r.add_argument("--leg-dir", default=".leg")
+    r.add_argument("--out", required=True, help="where exports and the log go ($OUT on the device)")
+    r.add_argument("--minutes", type=float, required=True)
+    r.add_argument("--device", default="cuda")
+    r.add_argument("--no-selfcheck", action="store_true")
+    r.add_argument("--smoke-steps", type=int, default=30)
+    r.set_defaults(func=run)
+
+    f = sub.add_parser("finish", help="score the returned model, ship it if better, record the leg")
+    f.add_argument("returned", help="the folder the run's files came back to (holds export/ and log.jsonl)")
+    f.add_argument("--leg", type=int, required=True)
+    f.add_argument("--corpus", default="corpus/16k")
+    f.add_argument("--valid", help="validation manifest (default CORPUS/valid.jsonl)")
+    f.add_argument("--clips", type=int, default=60, help="validation files scored (spread over the split)")
+    f.add_argument("--shipped", default=DEFAULT_MODEL, help="the model to beat")
+    f.add_argument("--install", default=DEFAULT_MODEL, help="where a better model is installed")
+    f.add_argument("--results", default="docs/results.md", help="the file holding the learning-curve table")
+    f.add_argument("--gpu-minutes", type=float, help="device time the leg cost (from the run's reply)")
+    f.add_argument("--workers", type=int, default=2)
+    f.set_defaults(func=finish)
+
+    args = parser.parse_args(argv)
+    from hificodec.errors import HificodecError
+
+    try:
+        return int(args.func(args) or 0)
+    except HificodecError as e:
+        print(f"gpu_leg {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+# ---- prepare ------------------------------------------------------------------------------------
+def prepare(args: argparse.Namespace) -> int:
+    from hificodec.data.device_pack import deal_slices, write_device_pack
+    from hificodec.data.manifest import read_entries
+    from hificodec.errors import HificodecError
+    from hificodec.train import load_recipe
+
+    load_recipe(args.recipe, args.overrides)  # a bad recipe fails here, not on the GPU
+    dest = Path(args.dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    manifest = args.train or str(Path(args.corpus) / "train.jsonl")
+    entries = [e for e in read_entries(manifest) if not e.synthetic]
+    slice_index = args.leg % args.slices
+    leg = {
+        "leg": args.leg, "slice": slice_index, "slices": args.slices, "recipe": args.recipe,
+        "overrides": args.overrides, "model": DEFAULT_MODEL, "shard_mib": 15, "max_mib": args.max_mib,
+        "kbps": args.kbps, "manifest": manifest,
+    }
+    old = _read_json(dest / "leg.json")
+    pack_keys = ("slice", "slices", "max_mib", "kbps", "manifest")
+    same_pack = old is not None and all(old.get(k) == leg[k] for k in pack_keys)
+    if not same_pack or not (dest / "pack" / "index.json").is_file():
+        part = deal_slices(entries, args.slices)[slice_index]
+        t = time.perf_counter()
+        index = write_device_pack(part, dest / "pack", sample_rate=16000, kbps=args.kbps, max_mib=args.max_mib,
+                                  progress=True)
+        print(f"pack: slice {slice_index} of {args.slices}: {len(index['clips'])} clips, "
+              f"{index['seconds'] / 3600:.2f} h, {len({c[3] for c in index['clips']})} speakers, "
+              f"{index['bytes'] / 2**20:.1f} MiB ({time.perf_counter() - t:.0f} s)")
+    else:
+        print(f"pack: reusing {dest / 'pack'} (slice {slice_index} of {args.slices})")
+    if not args.no_wheels:
+        _download_wheels(dest / "wheels")
+    (dest / "leg.json").write_text(json.dumps(leg, indent=1), encoding="utf-8")
+
+    tree = _travelling_bytes()
+    carry = _folder_bytes(dest)
+    total = (tree + carry) / 2**20
+    print(f"travels: tree {tree / 2**20:.1f} MiB + carry {carry / 2**20:.1f} MiB = {total:.1f} MiB "
+          f"(limit {TRAVEL_LIMIT_MIB:g})")
+    if total > TRAVEL_LIMIT_MIB:
+        raise HificodecError(f"{total:.1f} MiB would travel, over {TRAVEL_LIMIT_MIB:g} MiB: lower --max-mib")
+    command = leg_command(dest.as_posix(), args.minutes, args.device, wheels=not args.no_wheels)
+    timeout = min(COMMAND_LIMIT_S, int(args.minutes * 60 + 60))
+    print("\nrun call:")
+    print(json.dumps({"command": command, "carry": [dest.as_posix()], "timeout_s": timeout}, indent=1))
+    return 0
+
+
+def leg_command(leg_dir: str, minutes: float, device: str = "cuda", wheels: bool = True) -> str:
+    """The device command: wheels into /tmp/site, the source tree on the path, output teed into $OUT."""
+    parts = ["set -o pipefail"]
+    if wheels:
+        parts.append(f"python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade "
+                     f"--target /tmp/site {leg_dir}/wheels/*.whl || exit 3")
+    parts.append("export PYTHONPATH=$PWD/src:/tmp/site PYTHONUNBUFFERED=1")
+    parts.append("nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv || true")
+    parts.append(f"python3 scripts/gpu_leg.py run --leg-dir {leg_dir} --out $OUT --minutes {minutes:g} "
+                 f"--device {device} 2>&1 | tee $OUT/leg.log")
+    command = "; ".join(parts)
+    assert len(command) <= 2000, "the device tool takes commands of at most 2000 characters"
+    return command
+
+
+def _download_wheels(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    names = {w.split("==")[0] for w in WHEELS}
+    present = {p.name.split("-")[0].lower() for p in folder.glob("*.whl")}
+    if names <= present:
+        return
+    platforms = [x for p in WHEEL_PLATFORMS for x in ("--platform", p)]
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
+           "3.12", "--implementation", "cp", *platforms, "-d", str(folder), *WHEELS]
+    subprocess.run(cmd, check=True)
+
+
+def _travelling_bytes() -> int:
+    """Tracked and untracked-not-ignored files: what the device tool sends besides the carry."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], capture_output=True, check=True)
+    return sum(os.path.getsize(p) for p in listed.stdout.decode().split("\0") if p and os.path.isfile(p))
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+# ---- run (on the device) -----------------------------------------------------------------------
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from hificodec.train.leg import run_leg
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
+    summary = run_leg(args.leg_dir, args.out, args.minutes, device=args.device, selfcheck=not args.no_selfcheck,
+                      smoke_steps=args.smoke_steps)
+    print(f"[leg] done: {summary['train']['steps']} steps in {summary['minutes']} min")
+    return 0
+
+
+# ---- finish ---------------------------------------------------------------------------------------
+def finish(args: argparse.Namespace) -> int:
+    import torch
+
+    import hificodec
+    from hificodec.audio import atomic_directory
+    from hificodec.checkpoint import write_model_files
+    from hificodec.errors import HificodecError
+    from hificodec.eval.runner import EvalConfig, evaluate
+
+    returned = Path(args.returned)
+    export = returned / "export"
+    model = hificodec.load(export)  # reads the shards; fails clearly on a missing or corrupt one
+    lines = [json.loads(x) for x in (returned / "log.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+    legs = [x for x in lines if x.get("kind") == "leg"]
+    if not legs:
+        raise HificodecError(f"{returned / 'log.jsonl'}: no leg summary (did the run end?)")
+    leg = legs[-1]
+    train = leg.get("train") or {}
+    mfus = [x["mfu"] for x in lines if x.get("kind") == "train" and "mfu" in x]
+    print(f"returned: step {train.get('steps')}, batch {train.get('batch')}, "
+          f"{train.get('steps_per_s')} steps/s, {leg.get('minutes')} min")
+
+    valid = args.valid or str(Path(args.corpus) / "valid.jsonl")
+    scores = {}
+    for name, path in (("shipped", args.shipped), ("leg", str(export))):
+        report = evaluate(EvalConfig(source=valid, models=[path], limit=args.clips, spread=True,
+                                     workers=args.workers, progress=False))
+        metrics = report.summary["systems"][0]["metrics"]
+        scores[name] = {m: metrics[m]["mean"] for m in ("pesq_wb", "stoi", "mel_distance")}
+        print(f"{name:8s} PESQ-WB {scores[name]['pesq_wb']:.3f}  STOI {scores[name]['stoi']:.3f}  "
+              f"mel {scores[name]['mel_distance']:.3f}  ({args.clips} validation files)")
+    before, after = scores["shipped"], scores["leg"]
+    better = after["pesq_wb"] > before["pesq_wb"] and after["stoi"] >= before["stoi"]
+    if better:
+        with atomic_directory(args.install) as tmp:
+            write_model_files(model, tmp, dtype=torch.float16)
+            if (export / "discriminator").is_dir():  # as it came back (fp16): it seeds the next leg
+                shutil.copytree(export / "discriminator", tmp / "discriminator")
+        print(f"installed as {args.install} (better on PESQ-WB and STOI)")
+    else:
+        print("not installed: the leg's model does not beat the shipped one on PESQ-WB and STOI")
+    row = (f"| {args.leg} | {_fmt(args.gpu_minutes, 1)} | {train.get('steps')} | {train.get('batch')} | "
+           f"{_fmt(train.get('steps_per_s'), 1)} | {_fmt(statistics.median(mfus) * 100 if mfus else None, 1)} % | "
+           f"{before['pesq_wb']:.3f} -> {after['pesq_wb']:.3f} | {before['stoi']:.3f} -> {after['stoi']:.3f} | "
+           f"{before['mel_distance']:.3f} -> {after['mel_distance']:.3f} | {'yes' if better else 'no'} |")
+    _add_curve_row(Path(args.results), row)
+    print(row)
+    return 0
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _add_curve_row(path: Path, row: str) -> None:
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if CURVE_HEADER not in text:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + (
+            f"{CURVE_HEADER}\n\n"
+            "Each row is one leg (`scripts/gpu_leg.py`, docs/gpu.md); validation scores are the evaluation's\n"
+            "metrics on the same validation files for the shipped model before the leg and for the leg's model.\n\n"
+            "| leg | GPU min | steps | batch | steps/s | MFU | valid PESQ-WB | valid STOI | valid mel | shipped |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n"
+        )
+    head, sep, tail = text.partition(CURVE_HEADER)
+    table_end = tail.find("\n\n", tail.find("|---"))
+    if table_end < 0:
+        tail = tail.rstrip("\n") + "\n" + row + "\n"
+    else:
+        tail = tail[:table_end] + "\n" + row + tail[table_end:]
+    path.write_text(head + sep + tail, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
