@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]  # the leg runs from the repository root, here and there
 TRAVEL_LIMIT_MIB = 64.0
 COMMAND_LIMIT_S = 600
 WHEELS = ("soundfile==0.14.0", "cffi==2.1.1", "pycparser==3.12")  # libsndfile with Opus, for Python 3.12
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dest", default=".leg", help="carried folder (git-ignored)")
     p.add_argument("--no-wheels", action="store_true", help="skip the soundfile wheels (a CPU rehearsal)")
     p.add_argument("--device", default="cuda")
+    p.add_argument("--travel-limit-mib", type=float, default=TRAVEL_LIMIT_MIB, help="the device tool's limit")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides for the leg")
     p.set_defaults(func=prepare)
 
@@ -59,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--device", default="cuda")
     r.add_argument("--no-selfcheck", action="store_true")
     r.add_argument("--smoke-steps", type=int, default=30)
+    r.add_argument("--run-dir", help="the trainer's run folder (default /tmp/hificodec-leg-run)")
+    r.add_argument("--margin-minutes", type=float, default=0.5, help="kept for the final checkpoint and export")
     r.set_defaults(func=run)
 
     f = sub.add_parser("finish", help="score the returned model, ship it if better, record the leg")
@@ -123,9 +127,9 @@ def prepare(args: argparse.Namespace) -> int:
     carry = _folder_bytes(dest)
     total = (tree + carry) / 2**20
     print(f"travels: tree {tree / 2**20:.1f} MiB + carry {carry / 2**20:.1f} MiB = {total:.1f} MiB "
-          f"(limit {TRAVEL_LIMIT_MIB:g})")
-    if total > TRAVEL_LIMIT_MIB:
-        raise HificodecError(f"{total:.1f} MiB would travel, over {TRAVEL_LIMIT_MIB:g} MiB: lower --max-mib")
+          f"(limit {args.travel_limit_mib:g})")
+    if total > args.travel_limit_mib:
+        raise HificodecError(f"{total:.1f} MiB would travel, over {args.travel_limit_mib:g} MiB: lower --max-mib")
     command = leg_command(dest.as_posix(), args.minutes, args.device, wheels=not args.no_wheels)
     timeout = min(COMMAND_LIMIT_S, int(args.minutes * 60 + 60))
     print("\nrun call:")
@@ -162,8 +166,10 @@ def _download_wheels(folder: Path) -> None:
 
 def _travelling_bytes() -> int:
     """Tracked and untracked-not-ignored files: what the device tool sends besides the carry."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], capture_output=True, check=True)
-    return sum(os.path.getsize(p) for p in listed.stdout.decode().split("\0") if p and os.path.isfile(p))
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], capture_output=True, check=True,
+                            cwd=REPO)
+    paths = (REPO / p for p in listed.stdout.decode().split("\0") if p)
+    return sum(p.stat().st_size for p in paths if p.is_file())
 
 
 def _folder_bytes(folder: Path) -> int:
@@ -185,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     summary = run_leg(args.leg_dir, args.out, args.minutes, device=args.device, selfcheck=not args.no_selfcheck,
-                      smoke_steps=args.smoke_steps)
+                      smoke_steps=args.smoke_steps, margin_minutes=args.margin_minutes, run_dir=args.run_dir,
+                      repo=REPO)
     print(f"[leg] done: {summary['train']['steps']} steps in {summary['minutes']} min")
     return 0
 

@@ -86,3 +86,29 @@ def test_config_mismatch_and_version(trained_dir):
 def test_unknown_name_lists_models(tmp_path):
     with pytest.raises(hificodec.CheckpointError, match="neither a checkpoint directory nor a shipped model"):
         hificodec.load(tmp_path / "nope")
+
+
+def test_sharded_save_loads_the_same_weights(trained_dir, tmp_path):
+    model, _ = trained_dir
+    total = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    shard_mib = total / 3 / 2**20  # about three shards
+    directory = hificodec.save(model, tmp_path / "sharded", shard_mib=shard_mib)
+    shards = sorted(directory.glob("model-*-of-*.safetensors"))
+    assert len(shards) >= 3 and not (directory / WEIGHTS_FILE).exists()
+    assert all(p.stat().st_size <= shard_mib * 2**20 + 4096 for p in shards)  # + the safetensors header
+    assert hificodec.weights_hash(hificodec.load(directory)) == hificodec.weights_hash(model)
+
+
+def test_a_missing_or_altered_shard_is_an_error(trained_dir, tmp_path):
+    model, _ = trained_dir
+    directory = hificodec.save(model, tmp_path / "sharded", shard_mib=0.5)
+    shards = sorted(directory.glob("model-*-of-*.safetensors"))
+    first = load_file(str(shards[0]))
+    save_file(dict(list(first.items())[:-1]), str(shards[0]))  # one tensor fewer than the index lists
+    with pytest.raises(hificodec.CheckpointError, match="other tensors than"):
+        hificodec.load(directory)
+    save_file(first, str(shards[0]))
+    hificodec.load(directory)
+    shards[-1].unlink()
+    with pytest.raises(hificodec.CheckpointError, match="missing weights file"):
+        hificodec.load(directory)

@@ -181,3 +181,32 @@ def test_predict_pitch_needs_a_pitch_head():
     model = hificodec.build("tiny-hificodec")
     with pytest.raises(hificodec.errors.ConfigError, match="no pitch head"):
         model.predict_pitch(torch.zeros(1, model.max_codebooks, 3, dtype=torch.long))
+
+
+def test_nonfinite_gradient_skips_the_update_on_the_device(clips, tmp_path):
+    """A NaN gradient is not read on the host at the step: the fused optimizer skips the update, and the
+    skip is counted (and divergence detected) when the counters are read at a log step."""
+    tr = _trainer("tiny-hificodec", clips, tmp_path / "run", "train.max_bad_steps=3", "train.log_every=100")
+    batches = tr._batches()
+    tr.train_step(next(batches))
+    assert tr.opt_g.defaults["fused"]
+    param = next(p for p in tr.model.parameters() if p.requires_grad)
+    hook = param.register_hook(lambda g: torch.full_like(g, float("nan")))
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    moments = {k: v.clone() for k, v in tr.opt_g.state[param].items()}
+    result = tr.train_step(next(batches))
+    assert result.skipped and tr.state.step == 2  # counted as a step, its update skipped
+    after = tr.model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert all("unused_steps" in k or "embed" in k for k in changed), changed  # only codebook upkeep moves
+    assert all(torch.equal(moments[k], tr.opt_g.state[param][k]) for k in moments)
+    assert tr.state.bad_steps == 0
+    tr._read_device_counters()
+    assert tr.state.bad_steps == 1
+    hook.remove()
+    assert not tr.train_step(next(batches)).skipped
+    hook = param.register_hook(lambda g: torch.full_like(g, float("nan")))
+    for _ in range(3):
+        tr.train_step(next(batches))
+    with pytest.raises(TrainingDiverged, match="3 consecutive"):
+        tr._read_device_counters()

@@ -14,6 +14,7 @@ import json
 import logging
 import platform
 import shutil
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -54,7 +55,7 @@ def environment() -> dict[str, Any]:
 
 def run_leg(
     leg_dir: str | Path, out_dir: str | Path, minutes: float, *, device: str = "cuda", repo: str | Path = ".",
-    selfcheck: bool = True, smoke_steps: int = 30, run_dir: str | Path | None = None,
+    selfcheck: bool = True, smoke_steps: int = 30, run_dir: str | Path | None = None, margin_minutes: float = 0.5,
 ) -> dict[str, Any]:
     """Run the leg; returns its summary (also the last line of OUT/log.jsonl)."""
     from ..data.device_pack import read_device_pack
@@ -116,9 +117,10 @@ def run_leg(
     trainer.export(out / EXPORT_DIR)  # something to bring back, whatever happens next
 
     # train for what is left, keeping a margin for the final checkpoint and export
-    left = minutes - (time.perf_counter() - started) / 60 - 0.5
+    left = minutes - (time.perf_counter() - started) / 60 - margin_minutes
     if left <= 0:
-        raise HificodecError(f"no time left to train ({minutes} minutes, {left + 0.5:.1f} left after the smoke pass)")
+        raise HificodecError(f"no time left to train ({minutes} minutes, {left + margin_minutes:.2f} left after the "
+                             "smoke pass)")
     trainer.recipe.train.max_minutes = left
     first_step = trainer.state.step
     t = time.perf_counter()
@@ -195,10 +197,11 @@ def self_check(
     def tiny_step(name: str) -> Callable[[], dict[str, Any]]:
         def run() -> dict[str, Any]:
             recipe = load_recipe(repo / "recipes" / f"{name}.yaml", [f"train.device={device}"])
-            trainer = Trainer(recipe, pool, Path("/tmp") / f"leg-{name}")
-            batches = trainer._batches()
-            result = trainer.train_step(next(batches))
-            result = trainer.train_step(next(batches))
+            with tempfile.TemporaryDirectory(prefix=f"leg-{name}-") as run:
+                trainer = Trainer(recipe, pool, run)
+                batches = trainer._batches()
+                result = trainer.train_step(next(batches))
+                result = trainer.train_step(next(batches))
             losses = result.losses
             if result.skipped or not all(v == v for v in losses.values()):
                 raise AssertionError(f"non-finite step: {losses}")

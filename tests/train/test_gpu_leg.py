@@ -1,0 +1,142 @@
+"""The GPU leg rehearsed on the CPU: prepare -> run -> shards in a fake $OUT -> finish -> a loadable model."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import hificodec
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_RECIPE = str(REPO / "recipes" / "tiny-hificodec.yaml")
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("gpu_leg", REPO / "scripts" / "gpu_leg.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_corpus(root: Path, speakers: int = 3, per_speaker: int = 4, seed: int = 0) -> Path:
+    """Voiced tones per 'speaker' (own f0), with a manifest as `hificodec data build-corpus` writes one."""
+    rng = np.random.default_rng(seed)
+    audio = root / "audio"
+    audio.mkdir(parents=True)
+    lines = []
+    for s in range(speakers):
+        for i in range(per_speaker):
+            sr = 16000
+            t = np.arange(int(sr * (0.6 + 0.1 * i))) / sr
+            f0 = 110 + 50 * s + 5 * i
+            x = sum(0.2 / k * np.sin(2 * np.pi * k * f0 * t) for k in (1, 2, 3)) + 0.01 * rng.standard_normal(t.size)
+            path = audio / f"s{s}-{i}.flac"
+            sf.write(path, x.astype(np.float32), sr)
+            lines.append({"path": f"audio/{path.name}", "duration": t.size / sr, "split": "train",
+                          "speaker": f"spk{s}", "sample_rate": sr, "channels": 1})
+    for name in ("train.jsonl", "valid.jsonl"):
+        (root / name).write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    return root
+
+
+def test_rehearsal_prepare_run_finish(tmp_path):
+    leg_script = _script()
+    corpus = write_corpus(tmp_path / "corpus")
+    dest, out = tmp_path / "leg", tmp_path / "out"
+    assert leg_script.main([
+        "prepare", "--corpus", str(corpus), "--leg", "2", "--slices", "2", "--recipe", TINY_RECIPE,
+        "--minutes", "1", "--dest", str(dest), "--no-wheels", "--device", "cpu", "train.log_every=2",
+    ]) == 0
+    index = json.loads((dest / "pack" / "index.json").read_text())
+    # slice 0 of 2: half of each speaker's files, every speaker present
+    assert len(index["clips"]) == 6 and {c[3] for c in index["clips"]} == {"spk0", "spk1", "spk2"}
+    leg = json.loads((dest / "leg.json").read_text())
+    assert leg["slice"] == 0 and leg["overrides"] == ["train.log_every=2"]
+
+    # the device half, on the CPU, as its own process (what the printed command runs)
+    out.mkdir()
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gpu_leg.py"), "run", "--leg-dir", str(dest), "--out", str(out),
+         "--minutes", "0.5", "--device", "cpu", "--smoke-steps", "2", "--margin-minutes", "0.02",
+         "--run-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert '"status": "FAIL"' not in done.stdout  # every self-check passed on the CPU
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == ["export/config.yaml", "export/discriminator/config.yaml",
+                     "export/discriminator/discriminator.safetensors", "export/model.safetensors", "log.jsonl"]
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    summary = log[-1]
+    assert summary["kind"] == "leg" and summary["train"]["steps"] > summary["smoke"]["steps"]
+    assert summary["smoke"]["gflop_per_step"] > 0 and any(x.get("kind") == "train" for x in log)
+
+    # finish: scored against a "shipped" model (the leg's own starting point: a fresh tiny export)
+    shipped = tmp_path / "shipped"
+    hificodec.save(hificodec.build("tiny-hificodec"), shipped)
+    results = tmp_path / "results.md"
+    results.write_text("# Results\n\nearlier text\n")
+    install = tmp_path / "installed"
+    assert leg_script.main([
+        "finish", str(out), "--leg", "2", "--corpus", str(corpus), "--clips", "3", "--shipped", str(shipped),
+        "--install", str(install), "--results", str(results), "--gpu-minutes", "0.5", "--workers", "0",
+    ]) == 0
+    text = results.read_text()
+    assert text.startswith("# Results\n\nearlier text\n") and "| 2 | 0.5 |" in text
+    row = [line for line in text.splitlines() if line.startswith("| 2 |")][0]
+    if row.rstrip().endswith("| yes |"):  # a trained model beats an untrained one, but the rule decides
+        assert hificodec.weights_hash(hificodec.load(install)) == hificodec.weights_hash(hificodec.load(out / "export"))
+    else:
+        assert not install.exists()
+
+
+def test_prepare_refuses_what_cannot_travel(tmp_path, capsys):
+    leg_script = _script()
+    corpus = write_corpus(tmp_path / "corpus", speakers=1)
+    code = leg_script.main([
+        "prepare", "--corpus", str(corpus), "--leg", "0", "--slices", "1", "--recipe", TINY_RECIPE,
+        "--dest", str(tmp_path / "leg"), "--no-wheels", "--travel-limit-mib", "1",
+    ])
+    assert code == 2 and "would travel" in capsys.readouterr().err
+
+
+def test_leg_command_fits_the_device_tool():
+    command = _script().leg_command(".leg", 9.0)
+    assert len(command) <= 2000 and "--minutes 9 " in command and "$OUT/leg.log" in command
+
+
+@pytest.mark.parametrize("blocked", [("soundfile", "soxr", "pesq", "pystoi")])
+def test_trains_without_soundfile_soxr_pesq_pystoi(blocked):
+    """The GPU image has none of these: importing hificodec and a training step from a pool must not need them."""
+    code = f"""
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+import tempfile
+import numpy as np, torch
+import hificodec
+from hificodec.data.device_pack import PackAudio
+from hificodec.data.device_pool import DevicePool
+from hificodec.train import Trainer, load_recipe
+rng = np.random.default_rng(0)
+audio = (rng.standard_normal(16000 * 3) * 3000).astype(np.int16)
+pack = PackAudio(audio, np.array([0, 16000]), np.array([16000, 32000]), ["a", "b"], 16000)
+recipe = load_recipe("{REPO / 'recipes' / 'tiny-hificodec.yaml'}", ["train.device=cpu"])
+with tempfile.TemporaryDirectory() as run:
+    trainer = Trainer(recipe, DevicePool(pack, "cpu"), run)
+    state = trainer.fit(max_steps=2)
+    assert state.step == 2, state
+    assert all(np.isfinite(list(trainer.history[-1].losses.values())))
+print("trained")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, cwd=REPO)
+    assert done.returncode == 0 and "trained" in done.stdout, done.stderr[-3000:]
