@@ -7,6 +7,9 @@ Every configuration runs in its own process (peak RSS is per process) at batch 8
 on synthetic audio (speed does not depend on the data): one warm-up step, then `--steps` timed.
 `--compile` measures instead the shipped model's architecture (recipe hificodec-16k-exc, generator
 only) eager and under `train.compile=true` (torch.compile; the compile time is reported separately).
+`--leg` measures the GPU leg's recipe (hificodec-16k-gpu-leg: the shipped architecture with its GAN) at
+batch 8 two ways on this CPU, data read included: from files through the DataLoader (the eager CPU
+trainer) and from a `DevicePool` with the device-side step (what a leg runs; docs/gpu.md).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ VARIANTS = {
 }
 RECIPE_NAMES = ["hificodec-16k-small-cpu", "hificodec-16k-320d"]
 COMPILE_RECIPE = "hificodec-16k-exc"
+LEG_RECIPE = "hificodec-16k-gpu-leg"
 
 
 def make_data(folder: Path, n: int = 16) -> None:
@@ -90,6 +94,51 @@ def run_one(recipe_name: str, discriminators: str, data: str, steps: int, compil
         "params_g_m": params_g / 1e6,
         "params_d_m": params_d / 1e6,
     }
+
+
+def run_leg_mode(mode: str, data: str, steps: int) -> dict:
+    """Child process: the leg recipe fed from files ("files") or from a pool ("pool"), batch fetch timed too."""
+    from hificodec.data.device_pack import PackAudio
+    from hificodec.data.device_pool import DevicePool
+    from hificodec.train import Trainer, load_recipe
+
+    recipe = load_recipe(RECIPES / f"{LEG_RECIPE}.yaml", [
+        "data.batch_size=8", "train.progress=false", "train.init_from=null", "train.device=cpu"])
+    source: str | DevicePool = data
+    if mode == "pool":
+        clips = [sf.read(f, dtype="int16")[0] for f in sorted(Path(data).glob("*.wav"))]
+        lengths = np.array([c.size for c in clips])
+        pack = PackAudio(np.concatenate(clips), np.cumsum(lengths) - lengths, lengths, ["x"] * len(clips), 16000)
+        source = DevicePool(pack, "cpu")
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(recipe, source, run_dir)
+        batches = trainer._batches()
+        trainer.train_step(next(batches))
+        times = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            result = trainer.train_step(next(batches))
+            result.losses  # noqa: B018 - wait for the step (the device-side path defers it)
+            times.append(time.perf_counter() - t0)
+    return {"s_per_step": float(np.median(times))}
+
+
+def leg_comparison(data: str, args: argparse.Namespace, env: dict) -> dict:
+    runs: dict = {}
+    for mode in ("files", "pool"):
+        cmd = [sys.executable, __file__, "--leg-one", mode, data, "--steps", str(args.steps), "--threads",
+               str(args.threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT / "bench")
+        if proc.returncode != 0:
+            runs[mode] = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            print(f"{LEG_RECIPE} {mode}: failed: {runs[mode]}")
+            return {"recipe": LEG_RECIPE, **runs}
+        runs[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+    ratio = runs["files"]["s_per_step"] / runs["pool"]["s_per_step"]
+    print(f"{LEG_RECIPE} at batch 8, {args.threads} thread(s): eager trainer from files "
+          f"{1 / runs['files']['s_per_step']:.2f} steps/s, leg path (DevicePool) "
+          f"{1 / runs['pool']['s_per_step']:.2f} steps/s ({ratio:.2f}x)")
+    return {"recipe": LEG_RECIPE, **runs, "speedup": ratio}
 
 
 # ---- MS-STFT: reference layout vs ours -------------------------------------------------------
@@ -186,12 +235,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="only the small recipe")
     parser.add_argument("--compile", action="store_true",
                         help="instead: the shipped architecture, eager vs train.compile=true")
+    parser.add_argument("--leg", action="store_true",
+                        help="instead: the GPU leg's recipe, eager trainer from files vs the leg's pool path")
     parser.add_argument("--compiled", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--leg-one", nargs=2, metavar=("MODE", "DATA"), help=argparse.SUPPRESS)
     parser.add_argument("--one", nargs=3, metavar=("RECIPE", "DISCRIMINATORS", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.one:
         print(json.dumps(run_one(*args.one, steps=args.steps, compile_model=args.compiled)))
+        return
+    if args.leg_one:
+        print(json.dumps(run_leg_mode(*args.leg_one, steps=args.steps)))
         return
 
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OMP_WAIT_POLICY": "PASSIVE"}
@@ -203,6 +258,10 @@ def main() -> None:
         make_data(Path(data))
         if args.compile:
             results["compile"] = compile_comparison(data, args, env)
+            emit("train_speed", results)
+            return
+        if args.leg:
+            results["leg"] = leg_comparison(data, args, env)
             emit("train_speed", results)
             return
         print(f"{'recipe':26s} {'discriminators':24s} {'s/step':>8s} {'steps/s':>8s} {'x gen-only':>10s} "

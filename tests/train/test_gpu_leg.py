@@ -4,6 +4,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,41 @@ def test_rehearsal_prepare_run_finish(tmp_path):
         assert hificodec.weights_hash(hificodec.load(install)) == hificodec.weights_hash(hificodec.load(out / "export"))
     else:
         assert not install.exists()
+
+
+def test_a_killed_leg_still_returns_its_last_export(tmp_path):
+    """The lease can end mid-leg: exports replace each other atomically, so what is in OUT always loads."""
+    leg_script = _script()
+    corpus = write_corpus(tmp_path / "corpus", speakers=2)
+    dest, out = tmp_path / "leg", tmp_path / "out"
+    assert leg_script.main([
+        "prepare", "--corpus", str(corpus), "--leg", "0", "--slices", "1", "--recipe", TINY_RECIPE, "--dest",
+        str(dest), "--no-wheels", "--device", "cpu", "train.export_every_minutes=0.02",
+    ]) == 0
+    out.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / "gpu_leg.py"), "run", "--leg-dir", str(dest), "--out", str(out),
+         "--minutes", "5", "--device", "cpu", "--no-selfcheck", "--smoke-steps", "2", "--run-dir",
+         str(tmp_path / "run")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+    )
+    def exports() -> int:  # OUT's log is rewritten after every export
+        log = out / "log.jsonl"
+        return log.read_text().count('"kind": "export"') if log.is_file() else 0
+
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and exports() < 3:
+            time.sleep(0.2)
+        proc.kill()  # no signal handler runs: what a lease ending looks like
+    finally:
+        proc.wait(timeout=30)
+    assert exports() >= 3 and proc.returncode != 0
+    model = hificodec.load(out / "export")
+    assert model.name == "tiny-hificodec"
+    assert (out / "export" / "discriminator" / "discriminator.safetensors").is_file()
+    leftovers = [p.name for p in out.iterdir() if p.name not in ("export", "log.jsonl")]
+    assert all(name.startswith(".") for name in leftovers), leftovers  # at most an interrupted temp folder
 
 
 def test_prepare_refuses_what_cannot_travel(tmp_path, capsys):

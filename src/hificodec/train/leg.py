@@ -10,6 +10,7 @@ at its time limit still returns its last export) and the training log next to it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
@@ -17,7 +18,8 @@ import shutil
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,14 +105,15 @@ def run_leg(
     except Exception as e:  # the utilisation is a report, not a reason to lose the lease
         _say("flop count failed", f"{type(e).__name__}: {e}")
     _sync(dev)
-    t = time.perf_counter()
-    for _ in range(smoke_steps):
-        trainer.train_step(next(batches))
-    _sync(dev)
-    smoke_rate = smoke_steps / (time.perf_counter() - t)
+    with _count_host_syncs(dev) as syncs:  # CUDA's sync debug mode: each waiting call warns
+        t = time.perf_counter()
+        for _ in range(smoke_steps):
+            trainer.train_step(next(batches))
+        _sync(dev)
+        smoke_rate = smoke_steps / (time.perf_counter() - t)
     summary["smoke"] = {"steps": smoke_steps, "steps_per_s": round(smoke_rate, 2),
                         "gflop_per_step": round((trainer.flops_per_step or 0) / 1e9, 1),
-                        "batch": recipe.data.batch_size}
+                        "batch": recipe.data.batch_size, "host_syncs_per_step": _per_step(syncs, smoke_steps)}
     if trainer.peak_flops and trainer.flops_per_step:
         summary["smoke"]["mfu"] = round(trainer.flops_per_step * smoke_rate / trainer.peak_flops, 4)
     _say("smoke", summary["smoke"])
@@ -170,17 +173,27 @@ def self_check(
     clip = pool.audio[: 4 * pool.sample_rate].float().div(32768).view(1, 1, -1)
 
     def codec_matches_cpu() -> dict[str, Any]:
+        """float32 on both sides (cuDNN's default TF32 convolutions differ by ~2e-2 on decode; reported)."""
         cpu_model, dev_model = load(model_dir), load(model_dir, device)
-        with torch.no_grad():
-            codes_cpu = cpu_model.encode(clip.cpu())
-            codes_dev = dev_model.encode(clip.to(device))
-            same = float((codes_cpu == codes_dev.cpu()).float().mean())
-            wav_cpu = cpu_model.decode(codes_cpu)
-            wav_dev = dev_model.decode(codes_cpu.to(device)).cpu()
+        tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        try:
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+            with torch.no_grad():
+                codes_cpu = cpu_model.encode(clip.cpu())
+                codes_dev = dev_model.encode(clip.to(device))
+                same = float((codes_cpu == codes_dev.cpu()).float().mean())
+                wav_cpu = cpu_model.decode(codes_cpu)
+                wav_dev = dev_model.decode(codes_cpu.to(device)).cpu()
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+            with torch.no_grad():
+                wav_tf32 = dev_model.decode(codes_cpu.to(device)).cpu()
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
         err = float((wav_cpu - wav_dev).norm() / wav_cpu.norm().clamp(min=1e-9))
-        if same < 0.99 or err > 1e-2:
+        err_tf32 = float((wav_cpu - wav_tf32).norm() / wav_cpu.norm().clamp(min=1e-9))
+        if same < 0.99 or err > 1e-3:
             raise AssertionError(f"codes equal {same:.4f}, decode relative error {err:.2e}")
-        return {"codes_equal": round(same, 5), "decode_rel_error": err}
+        return {"codes_equal": round(same, 5), "decode_rel_error": err, "decode_rel_error_tf32": err_tf32}
 
     def chunked_matches_whole() -> dict[str, Any]:
         model = load(model_dir, device)
@@ -225,6 +238,25 @@ def count_flops(step: Callable[[], Any]) -> float:
     with counter:
         step()
     return float(counter.get_total_flops())
+
+
+@contextlib.contextmanager
+def _count_host_syncs(device: torch.device) -> Iterator[list[Any]]:
+    """Collect the warnings of `torch.cuda.set_sync_debug_mode("warn")` (empty on other devices)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if device.type == "cuda":
+            torch.cuda.set_sync_debug_mode("warn")
+        try:
+            yield caught
+        finally:
+            if device.type == "cuda":
+                torch.cuda.set_sync_debug_mode(0)
+
+
+def _per_step(caught: list[Any], steps: int) -> float | None:
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    return len(syncs) / steps if steps else None
 
 
 def _sync(device: torch.device) -> None:
