@@ -89,3 +89,19 @@ def test_short_clip_round_trips_through_the_cli(tmp_path, capsys):
     with torch.inference_mode():
         wav = model.decode(torch.from_numpy(codes.astype(np.int64))[None], length=1)
     assert wav.shape == (1, 1, 1) and torch.isfinite(wav).all()
+
+
+def test_cached_windows_made_in_inference_mode_serve_training():
+    """The STFT window and mel filterbank caches kept the tensors of their first caller: after an
+    evaluation under torch.inference_mode, a training step in the same process failed with
+    "Inference tensors cannot be saved for backward"."""
+    from hificodec.train.mel import hann_window, mel_filterbank
+
+    with torch.inference_mode():
+        window = hann_window(777)
+        bank = mel_filterbank(16000, 777, 13)
+    assert not window.is_inference() and not bank.is_inference()
+    x = torch.randn(1, 2000, requires_grad=True)
+    spec = torch.stft(x, 777, 100, window=window, return_complex=True).abs()
+    (bank @ spec).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
