@@ -105,3 +105,169 @@ def test_cached_windows_made_in_inference_mode_serve_training():
     spec = torch.stft(x, 777, 100, window=window, return_complex=True).abs()
     (bank @ spec).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+# ---- corrupt weights ----------------------------------------------------------------------------
+def _overwrite_middle(path, size: int = 4096, byte: int = 0xFF) -> None:
+    """Overwrite `size` bytes in the middle of a file (0xFF bytes are NaN in fp16 and fp32)."""
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + size] = bytes([byte]) * size
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def shipped_copy(tmp_path):
+    import shutil
+
+    from hificodec.checkpoint import pretrained_dir
+
+    folder = tmp_path / "copy"
+    shutil.copytree(pretrained_dir() / hificodec.DEFAULT_MODEL, folder)
+    return folder
+
+
+def test_corrupt_weights_are_refused_by_the_digest(shipped_copy, tmp_path, capsys):
+    """4 KiB overwritten in the middle of a copy of the shipped model.safetensors loaded silently: encode
+    and decode exited 0 and every output sample was -32768. The folder's checksums.sha256 catches it."""
+    from hificodec.checkpoint import DIGEST_FILE
+
+    src = _write_wav(tmp_path / "in.wav", 8000)
+    code, _, err = run(["encode", src, "-q"], capsys)
+    assert code == 0, err
+    _overwrite_middle(shipped_copy / "model.safetensors")
+    with pytest.raises(hificodec.CheckpointError, match=rf"{shipped_copy}: model.safetensors does not match"):
+        hificodec.load(shipped_copy)
+    for argv in (["encode", src, "--model", shipped_copy, "-o", tmp_path / "x.hfc"],
+                 ["decode", tmp_path / "in.hfc", "--model", shipped_copy, "-o", tmp_path / "x.wav"]):  # fmt: skip
+        code, out, err = run(argv, capsys)
+        assert code == 1 and f"{shipped_copy}: model.safetensors does not match" in err and DIGEST_FILE in err
+        assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "in.hfc", "in.wav"]  # no output, no .part
+    # a weights file the digest does not list is refused too
+    lines = (shipped_copy / DIGEST_FILE).read_text().splitlines(keepends=True)
+    (shipped_copy / DIGEST_FILE).write_text("".join(x for x in lines if "model.safetensors" not in x))
+    with pytest.raises(hificodec.CheckpointError, match="model.safetensors is not listed"):
+        hificodec.load(shipped_copy)
+
+
+def test_non_finite_weights_are_refused_by_name(shipped_copy):
+    """A folder without a digest (saved by an older hificodec) still loads, but NaN or infinite weights are
+    refused with the tensor's name instead of decoding to full-scale noise."""
+    from hificodec.checkpoint import DIGEST_FILE
+
+    (shipped_copy / DIGEST_FILE).unlink()
+    assert hificodec.weights_hash(hificodec.load(shipped_copy)) == hificodec.weights_hash(
+        hificodec.load(hificodec.DEFAULT_MODEL)
+    )
+    _overwrite_middle(shipped_copy / "model.safetensors")
+    with pytest.raises(hificodec.CheckpointError, match=r"tensor '[\w.]+' holds \d+ NaN or infinite values"):
+        hificodec.load(shipped_copy)
+
+
+def test_digest_covers_shards_and_config(tmp_path):
+    """The digest lists every shard and the index of a sharded save, and the config."""
+    from hificodec.checkpoint import DIGEST_FILE, read_digest
+
+    model = hificodec.build("tiny-hificodec")
+    total = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    folder = hificodec.save(model, tmp_path / "sharded", shard_mib=total / 3 / 2**20)
+    shards = sorted(folder.glob("model-*-of-*.safetensors"))
+    assert len(shards) >= 2
+    digest = read_digest(folder)
+    assert digest is not None
+    assert set(digest) == {p.name for p in shards} | {"model.safetensors.index.json", "config.yaml"}
+    hificodec.load(folder)
+    config = folder / "config.yaml"
+    config.write_text(config.read_text() + "\n# edited\n")
+    with pytest.raises(hificodec.CheckpointError, match="config.yaml does not match"):
+        hificodec.load(folder)
+    config.write_text(config.read_text().removesuffix("\n# edited\n"))
+    hificodec.load(folder)
+    _overwrite_middle(shards[-1], size=64, byte=0)
+    with pytest.raises(hificodec.CheckpointError, match=rf"{shards[-1].name} does not match"):
+        hificodec.load(folder)
+    (folder / DIGEST_FILE).unlink()
+    hificodec.load(folder)  # no digest: loads (zeros are valid weights)
+
+
+def test_shipped_models_record_a_digest_of_their_files():
+    """Every shipped model folder (and its discriminator) records the SHA-256 of the files it holds,
+    computed from those files: weights replaced without re-saving would fail this test and `load`."""
+    import hashlib
+
+    from hificodec.checkpoint import pretrained_dir, read_digest
+
+    for name in hificodec.list_models():
+        for folder in (pretrained_dir() / name, pretrained_dir() / name / "discriminator"):
+            if not folder.is_dir():
+                continue
+            digest = read_digest(folder)
+            assert digest, f"{folder}: no checksums.sha256"
+            files = {p.name for p in folder.iterdir() if p.is_file() and p.name != "checksums.sha256"}
+            assert set(digest) == files, folder
+            for file, value in digest.items():
+                assert hashlib.sha256((folder / file).read_bytes()).hexdigest() == value, folder / file
+
+
+def _tiny_with(update) -> hificodec.CodecModel:
+    model = hificodec.build("tiny-encodec").eval()
+    with torch.no_grad():
+        update(model)
+    return model
+
+
+def test_non_finite_or_pinned_output_is_an_error_not_a_file(tmp_path):
+    """Weights that pass every check on disk but make the decoder produce NaN (written as -32768) or
+    audio pinned at full scale give an error and no output file."""
+    src = _write_wav(tmp_path / "in.wav", 4000)
+    good = hificodec.build("tiny-encodec").eval()
+    hfc = tmp_path / "in.hfc"
+    good.encode_file(src, hfc)
+
+    def nan_decoder(m):
+        m.decoder.model[-1].conv.bias.fill_(float("nan"))
+
+    def pinned_decoder(m):
+        last = m.decoder.model[-1].conv
+        last.bias.fill_(10.0)
+        last.parametrizations.weight.original0.zero_()  # weight norm's gain: a constant output of 10
+
+    for update, message in ((nan_decoder, "NaN or infinite samples"), (pinned_decoder, "pinned at full scale")):
+        model = _tiny_with(update)
+        model.load_state_dict(good.state_dict() | {k: v for k, v in model.state_dict().items() if "decoder" in k})
+        setattr(model, "_weights_hash", hificodec.weights_hash(good))  # noqa: B010 - decode it as the encoder's model
+        with pytest.raises(hificodec.HificodecError, match=message):
+            model.decode_file(hfc, tmp_path / "out.wav")
+        with pytest.raises(hificodec.HificodecError, match=message):
+            model.decompress(good.compress(np.zeros(4000, np.float32) + 0.1, 16000))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.hfc", "in.wav"]
+
+
+def test_non_finite_encoder_output_is_an_error(tmp_path):
+    """An encoder with NaN weights produced plausible-looking codes (NaN compares false with every
+    codebook entry); now encoding fails and writes nothing."""
+    src = _write_wav(tmp_path / "in.wav", 4000)
+    model = _tiny_with(lambda m: next(m.encoder.parameters()).fill_(float("nan")))
+    with pytest.raises(hificodec.HificodecError, match="encoder produced NaN or infinite values"):
+        model.encode_file(src, tmp_path / "in.hfc")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+def test_exports_record_digests_for_the_generator_and_the_discriminator(tmp_path):
+    """`hificodec export` (and the trainer's exports) write checksums.sha256 for the generator and for
+    discriminator/, which `train.init_from` verifies before loading."""
+    from hificodec.checkpoint import verify_digest, weight_files
+    from hificodec.train.discriminators import build_discriminator
+    from hificodec.train.export import write_export
+
+    settings = {"mpd": {"periods": [2, 3]}}
+    disc = build_discriminator(settings)
+    assert disc is not None
+    out = write_export(hificodec.build("tiny-hificodec"), disc, settings, tmp_path / "export")
+    assert verify_digest(out, [out / "config.yaml", *weight_files(out / "model.safetensors")])
+    disc_file = out / "discriminator" / "discriminator.safetensors"
+    assert verify_digest(disc_file.parent, weight_files(disc_file))
+    _overwrite_middle(disc_file, size=64)
+    with pytest.raises(hificodec.CheckpointError, match="discriminator.safetensors does not match"):
+        verify_digest(disc_file.parent, weight_files(disc_file))

@@ -100,6 +100,34 @@ def compress(model: CodecModel, wav: np.ndarray | torch.Tensor, sample_rate: int
     return write_codes(codes.numpy(), header)
 
 
+class OutputCheck:
+    """Refuses decoded audio that cannot be real: NaN or infinite samples (written as full-scale
+    noise or -32768 by soundfile), or every sample at or beyond full scale. Both come from corrupt
+    weights, not from audio."""
+
+    def __init__(self, model: CodecModel):
+        self.model = model
+        self.samples = 0
+        self.saturated = 0
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        if not np.isfinite(block).all():
+            raise HificodecError(
+                f"model '{self.model.name}' decoded NaN or infinite samples (its weights are probably corrupt); "
+                "no output written"
+            )
+        self.samples += block.size
+        self.saturated += int(np.count_nonzero(np.abs(block) >= 1.0))
+        return block
+
+    def finish(self) -> None:
+        if self.samples and self.saturated == self.samples:
+            raise HificodecError(
+                f"model '{self.model.name}' decoded audio pinned at full scale (its weights are probably "
+                "corrupt); no output written"
+            )
+
+
 def decompress(
     data: bytes, model: CodecModel | str | os.PathLike | None = None, sample_rate: int | None = None
 ) -> tuple[np.ndarray, int]:
@@ -108,6 +136,9 @@ def decompress(
     header, codes = read_codes(data)
     model = model_for(header, model)
     wav = decode_chunked(model, torch.from_numpy(codes), length=header.num_samples)[:, 0].numpy()
+    check = OutputCheck(model)
+    check(wav)
+    check.finish()
     sr_out = sample_rate or header.source_sample_rate
     out = _fit_length(resample(wav, header.sample_rate, sr_out), _output_length(header, sr_out))
     return np.clip(out, -1.0, 1.0), sr_out
@@ -247,6 +278,7 @@ def decode_file(
         sr_out = sample_rate or header.source_sample_rate
         to_out_rate = _Resampler(header.sample_rate, sr_out, header.channels, _output_length(header, sr_out))
         decoder = ChunkedDecoder(model, header.num_frames, chunk_frames)
+        check = OutputCheck(model)
         left = header.num_samples  # decoded audio beyond this is the padding of the last frame
         bar = tqdm(total=round(header.duration, 1), unit="s", desc=Path(src).name, disable=not progress, leave=False)
         with atomic_output(out) as tmp, bar, sf.SoundFile(
@@ -256,9 +288,10 @@ def decode_file(
                 last = i == header.num_groups - 1
                 pieces = decoder.feed(torch.from_numpy(codes)) + (decoder.finish() if last else [])
                 for wav in pieces:
-                    block = wav.numpy()[:, :left]
+                    block = check(wav.numpy()[:, :left])
                     left -= block.shape[1]
                     sink.write(np.clip(to_out_rate(block, last=False), -1.0, 1.0).T)
                     bar.update(round(block.shape[1] / header.sample_rate, 1))
             sink.write(np.clip(to_out_rate(np.zeros((header.channels, 0), np.float32), last=True), -1.0, 1.0).T)
+            check.finish()
     return header
