@@ -6,6 +6,13 @@ traceback.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -271,3 +278,79 @@ def test_exports_record_digests_for_the_generator_and_the_discriminator(tmp_path
     _overwrite_middle(disc_file, size=64)
     with pytest.raises(hificodec.CheckpointError, match="discriminator.safetensors does not match"):
         verify_digest(disc_file.parent, weight_files(disc_file))
+
+
+# ---- SIGTERM ------------------------------------------------------------------------------------
+def _cli_process(argv, cwd) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(hificodec.__file__).parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")]))  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "hificodec", *map(str, argv)], cwd=cwd, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _terminate_mid_write(proc: subprocess.Popen, folder: Path, deadline_s: float = 240.0) -> tuple[int, str]:
+    """SIGTERM `proc` as soon as its temp output file exists; return (exit code, stderr)."""
+    start = time.monotonic()
+    while not list(folder.glob(".*.part")):
+        assert proc.poll() is None, f"finished before its temp file was seen: {proc.communicate()}"
+        assert time.monotonic() - start < deadline_s, "no temp file appeared"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["encode", "decode"])
+def test_sigterm_mid_write_leaves_no_part_file(command, tmp_path):
+    """SIGTERM (what `kill`, `timeout` and service managers send) left hidden `.part` files from encode
+    and decode, where Ctrl-C cleaned up; now both are handled alike."""
+    from hificodec.bitstream import write_codes
+    from hificodec.compress import make_header
+
+    if command == "encode":
+        _write_wav(tmp_path / "long.wav", 16000 * 90)
+        argv = ["encode", "long.wav", "-q"]
+    else:
+        model = hificodec.load(hificodec.DEFAULT_MODEL)
+        header = make_header(model, 1, 16000, 16000 * 240)
+        rng = np.random.default_rng(0)
+        codes = rng.integers(0, model.codebook_size, (1, model.num_codebooks, header.num_frames))
+        (tmp_path / "long.hfc").write_bytes(write_codes(codes, header))
+        argv = ["decode", "long.hfc", "-q"]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, err = _terminate_mid_write(_cli_process(argv, tmp_path), tmp_path)
+    assert code == 128 + signal.SIGTERM and f"hificodec {command}: terminated (SIGTERM)" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output, no .part file
+
+
+def test_sigterm_during_an_export_removes_the_temp_folder(tmp_path, capsys, monkeypatch):
+    """Folders written atomically (`hificodec export`, training exports, `hificodec.save`) are removed
+    too when SIGTERM arrives mid-write; the target keeps its previous content."""
+    import hificodec.checkpoint as checkpoint
+    from hificodec.cli import main as cli_main
+
+    run_dir = tmp_path / "run"
+    model = hificodec.build("tiny-hificodec")
+    step = run_dir / "checkpoints" / "step-00000001"
+    step.mkdir(parents=True)
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(step / "generator.safetensors"))
+    (step / "recipe.yaml").write_text("model: tiny-hificodec\n")
+    original = checkpoint.save_weights
+
+    def killed_mid_write(*args, **kwargs):
+        files = original(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this returns
+        return files
+
+    monkeypatch.setattr(checkpoint, "save_weights", killed_mid_write)
+    code = cli_main(["export", str(run_dir), str(tmp_path / "out")])
+    assert code == 128 + signal.SIGTERM and "hificodec export: terminated (SIGTERM)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored
