@@ -354,3 +354,95 @@ def test_sigterm_during_an_export_removes_the_temp_folder(tmp_path, capsys, monk
     assert code == 128 + signal.SIGTERM and "hificodec export: terminated (SIGTERM)" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored
+
+
+# ---- numbers and pipes --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return hificodec.save(hificodec.build("tiny-encodec"), tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["encode", "x.wav", "--bandwidth", "inf"], "argument --bandwidth: expected a finite number, got 'inf'"),
+        (["encode", "x.wav", "--bandwidth", "nan"], "argument --bandwidth: expected a finite number, got 'nan'"),
+        (["encode", "x.wav", "--bandwidth", "0"], "argument --bandwidth: must be above 0 kbps, got 0"),
+        (["encode", "x.wav", "--bandwidth", "-1"], "argument --bandwidth: must be above 0 kbps, got -1"),
+        (["encode", "x.wav", "--n-q", "0"], "argument --n-q: must be at least 1, got 0"),
+        (["reconstruct", "x.wav", "--bandwidth", "1e999"], "argument --bandwidth: expected a finite number"),
+        (["decode", "x.hfc", "--sample-rate", "-5"], "argument --sample-rate: must be between 1000 and 768000 Hz"),
+        (["decode", "x.hfc", "--sample-rate", "0"], "argument --sample-rate: must be between 1000 and 768000 Hz"),
+        (["decode", "x.hfc", "--sample-rate", "16k"], "argument --sample-rate: expected an integer, got '16k'"),
+        (["reconstruct", "x.wav", "--sample-rate", "0"], "argument --sample-rate: must be between"),
+        (["tokenize", "d", "--out", "o", "--bandwidth", "inf"], "argument --bandwidth: expected a finite number"),
+        (["tokenize", "d", "--out", "o", "--batch-size", "0"], "argument --batch-size: must be at least 1"),
+        (["tokenize", "d", "--out", "o", "--workers", "-1"], "argument --workers: must be at least 0"),
+        (["eval", "d", "--bandwidth", "nan"], "argument --bandwidth: expected a finite number"),
+        (["eval", "d", "--max-delay-ms", "inf"], "argument --max-delay-ms: expected a finite number"),
+        (["eval", "d", "--limit", "0"], "argument --limit: must be at least 1"),
+        (["data", "pack", "m.jsonl", "o.tar", "--max-mib", "-3"], "argument --max-mib: must be above 0"),
+        (["data", "build-corpus", "o", "--synthetic-hours", "nan"], "argument --synthetic-hours: expected a finite"),
+    ],
+)
+def test_cli_numbers_are_checked(args, message, capsys, tmp_path, monkeypatch):
+    """`--bandwidth inf` raised OverflowError, `--bandwidth nan` and `decode --sample-rate -5` ValueError
+    tracebacks, and `--sample-rate 0` silently meant "the original": every number is checked."""
+    from hificodec.cli import codec_cmd, data_cmd, eval_cmd, tokenize_cmd
+
+    def must_not_run(args):
+        raise AssertionError(f"{args.command} ran with an invalid number")
+
+    monkeypatch.chdir(tmp_path)  # nothing is written, wherever the test runs
+    for module, names in ((codec_cmd, ["run_encode", "run_decode", "run_reconstruct"]), (tokenize_cmd, ["run"]),
+                          (eval_cmd, ["run"]), (data_cmd, ["_build_corpus", "_pack"])):  # fmt: skip
+        for name in names:
+            monkeypatch.setattr(module, name, must_not_run)
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_bandwidth_the_model_lacks_is_reported(tiny_dir, tmp_path, capsys):
+    """`--bandwidth 999` silently meant the highest bitrate (2 kbps for the shipped model); now a note says
+    which bitrate is used."""
+    src = _write_wav(tmp_path / "in.wav", 1600)
+    code, _, err = run(["encode", src, "--model", tiny_dir, "--bandwidth", 999, "-q"], capsys)
+    assert code == 0
+    assert "note: tiny-encodec has no 999 kbps setting; using 1.2 kbps (available: 0.3, 0.6, 0.9, 1.2)" in err
+    code, _, err = run(["encode", src, "--model", tiny_dir, "--bandwidth", 1.2, "-q", "--force"], capsys)
+    assert code == 0 and err == ""
+
+
+def test_api_numbers_are_checked(tiny_dir):
+    """The Python API refuses the same numbers: non-finite or non-positive bandwidths (OverflowError before)
+    and output sample rates that are not positive integers (0 meant "the original")."""
+    model = hificodec.load(tiny_dir)
+    for bad in (float("inf"), float("nan"), 0.0, -1.0):
+        with pytest.raises(ValueError, match="must be a positive number of kbps"):
+            model.set_target_bandwidth(bad)
+    data = model.compress(np.zeros(800, np.float32) + 0.1, 16000)
+    for rate in (0, -5, 16000.5):
+        with pytest.raises(hificodec.HificodecError, match="sample rate must be a positive integer"):
+            model.decompress(data, sample_rate=rate)  # type: ignore[arg-type]
+        with pytest.raises(hificodec.HificodecError, match="sample rate must be a positive integer"):
+            model.compress(np.zeros(800, np.float32), rate)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("command", ["info", "models"])
+def test_a_closed_pipe_ends_quietly(command, tiny_dir, tmp_path):
+    """`hificodec info a.hfc b.hfc | head -2` and `hificodec models --presets | head -2` ended with a
+    BrokenPipeError traceback; now they stop quietly with the status of a tool killed by SIGPIPE."""
+    argv = [command]
+    if command == "info":
+        model = hificodec.load(tiny_dir)
+        for name in ("a.hfc", "b.hfc"):
+            (tmp_path / name).write_bytes(model.compress(np.zeros(800, np.float32) + 0.1, 16000))
+        argv += ["a.hfc", "b.hfc"]
+    proc = _cli_process(argv, tmp_path)
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before anything is written: `| head -0`
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGPIPE, err
+    assert err == ""

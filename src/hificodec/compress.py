@@ -91,8 +91,16 @@ def _fit_length(audio: np.ndarray, n: int) -> np.ndarray:
     return np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, n - audio.shape[-1])])
 
 
+def check_sample_rate(sample_rate: object, what: str = "sample rate") -> int:
+    """A positive integer rate, or an error that says what was given (0 and floats are not rates)."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise HificodecError(f"{what} must be a positive integer number of Hz, got {sample_rate!r}")
+    return int(sample_rate)
+
+
 def compress(model: CodecModel, wav: np.ndarray | torch.Tensor, sample_rate: int) -> bytes:
     """Audio [samples] or [channels, samples] at any rate -> .hfc bytes."""
+    sample_rate = check_sample_rate(sample_rate)
     audio = _as_channels(wav)
     header = make_header(model, audio.shape[0], sample_rate, audio.shape[1])
     x = _fit_length(resample(audio, sample_rate, model.sample_rate), header.num_samples)
@@ -133,6 +141,8 @@ def decompress(
 ) -> tuple[np.ndarray, int]:
     """.hfc bytes -> (audio [channels, samples] float32, sample rate). By default the original rate and
     length are restored; `sample_rate` picks another rate (e.g. `header.sample_rate` for the model's)."""
+    if sample_rate is not None:
+        check_sample_rate(sample_rate, "the output sample rate")
     header, codes = read_codes(data)
     model = model_for(header, model)
     wav = decode_chunked(model, torch.from_numpy(codes), length=header.num_samples)[:, 0].numpy()
@@ -269,6 +279,8 @@ def decode_file(
     shipped model named in the file is loaded (onto `device`)."""
     import soundfile as sf
 
+    if sample_rate is not None:
+        check_sample_rate(sample_rate, "the output sample rate")
     out = check_output_path(dst, [src], force)
     fmt = output_format(out)
     with open_hfc(src) as f:

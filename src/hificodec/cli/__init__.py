@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import select
 import signal
 import sys
 from collections.abc import Iterator
@@ -77,7 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         with terminate_as_exception():
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        if not _stdout_closed():
+            print(f"hificodec {args.command}: error: broken pipe", file=sys.stderr)
+            return 1
+        return 128 + signal.SIGPIPE  # as a tool killed by SIGPIPE (`... | head`), without a message
     except HificodecError as e:
         print(f"hificodec {args.command}: error: {e}", file=sys.stderr)
         return 1
@@ -87,6 +96,25 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated as e:
         print(f"hificodec {args.command}: terminated ({signal.Signals(e.signum).name})", file=sys.stderr)
         return 128 + e.signum
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout's reader has gone (`hificodec models | head -2`: the write end of the pipe polls
+    as an error); if so, stdout is pointed at /dev/null so that the unwritten rest is dropped at exit
+    instead of raising again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # stdout replaced in-process: nothing to redirect
+        return True
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        if not any(events & select.POLLERR for _, events in poller.poll(0)):
+            return False
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+    return True
 
 
 def _version() -> str:
