@@ -446,3 +446,45 @@ def test_a_closed_pipe_ends_quietly(command, tiny_dir, tmp_path):
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 128 + signal.SIGPIPE, err
     assert err == ""
+
+
+# ---- file names and permissions -----------------------------------------------------------------
+def test_errors_about_a_hfc_file_name_it(tiny_dir, tmp_path, capsys):
+    """With several .hfc files on the command line, "corrupt .hfc file: checksum mismatch" did not say which."""
+    model = hificodec.load(tiny_dir)
+    good = model.compress(np.zeros(4000, np.float32) + 0.1, 16000)
+    (tmp_path / "good.hfc").write_bytes(good)
+    flipped = bytearray(good)
+    flipped[-6] ^= 1
+    (tmp_path / "flipped.hfc").write_bytes(bytes(flipped))
+    (tmp_path / "short.hfc").write_bytes(good[:10])
+    for name, message in (("flipped.hfc", "checksum mismatch"), ("short.hfc", "truncated")):
+        bad = tmp_path / name
+        code, _, err = run(["info", tmp_path / "good.hfc", bad], capsys)
+        assert code == 1 and f"error: {bad}: " in err and message in err, err
+        code, _, err = run(["decode", bad, "--model", tiny_dir, "-o", tmp_path / "x.wav"], capsys)
+        assert code == 1 and f"error: {bad}: " in err and message in err, err
+        with pytest.raises(hificodec.HificodecError, match=f"{bad}: "):
+            hificodec.compress.decode_file(bad, tmp_path / "y.wav", model=model)
+    assert not (tmp_path / "x.wav").exists() and not (tmp_path / "y.wav").exists()
+
+
+def test_default_decode_name_does_not_collide_with_the_original(tiny_dir, tmp_path, capsys):
+    """orig.wav -> encode -> orig.hfc -> decode wanted to write orig.wav and refused because it exists."""
+    src = _write_wav(tmp_path / "orig.wav", 3200)
+    assert run(["encode", src, "--model", tiny_dir, "-q"], capsys)[0] == 0
+    code, out, err = run(["decode", tmp_path / "orig.hfc", "--model", tiny_dir], capsys)
+    assert code == 0, err
+    assert "orig.decoded.wav" in out and sf.info(str(tmp_path / "orig.decoded.wav")).frames == 3200
+
+
+def test_saved_folders_follow_the_umask(tmp_path):
+    """`hificodec.save` made its folder 0700 and the weights 0600 whatever the umask (mkdtemp, safetensors)."""
+    old = os.umask(0o022)
+    try:
+        folder = hificodec.save(hificodec.build("tiny-encodec"), tmp_path / "m", shard_mib=0.2)
+    finally:
+        os.umask(old)
+    assert folder.stat().st_mode & 0o777 == 0o755
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+    assert len(modes) > 3 and set(modes.values()) == {0o644}, modes

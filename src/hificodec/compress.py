@@ -21,6 +21,8 @@ from .bitstream import (
     HfcHeader,
     HfcReader,
     HfcWriter,
+    ModelMismatchError,
+    naming_file,
     open_hfc,
     read_codes,
     write_codes,
@@ -65,7 +67,10 @@ def model_for(
         model = load(model, device=device)
     header.check_model(model.name, weights_hash(model))
     if header.sample_rate != model.sample_rate or header.hop_length != model.hop_length:
-        raise HificodecError("the file's sample rate or hop length does not match the model")
+        raise ModelMismatchError(
+            f"made at {header.sample_rate} Hz with hop {header.hop_length}, but model '{model.name}' runs at "
+            f"{model.sample_rate} Hz with hop {model.hop_length}"
+        )
     return model
 
 
@@ -283,7 +288,7 @@ def decode_file(
         check_sample_rate(sample_rate, "the output sample rate")
     out = check_output_path(dst, [src], force)
     fmt = output_format(out)
-    with open_hfc(src) as f:
+    with naming_file(src), open_hfc(src) as f:
         reader = HfcReader(f)
         header = reader.header
         model = model_for(header, model, device)

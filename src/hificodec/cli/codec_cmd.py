@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..bitstream import FORMAT_VERSION, HfcReader, open_hfc
+from ..bitstream import FORMAT_VERSION, HfcReader, naming_file, open_hfc
 from ..compress import check_output_path, decode_file, encode_file, output_format
 from ..errors import CheckpointError, HificodecError
 from ..models.base import CodecModel
@@ -120,7 +120,8 @@ def run_encode(args: argparse.Namespace) -> int:
 
 # ---- decode --------------------------------------------------------------------------------------
 def run_decode(args: argparse.Namespace) -> int:
-    outputs = output_paths(args.inputs, args.output, args.out_dir, ".wav")
+    # not IN.wav: that is usually the file IN.hfc was made from
+    outputs = output_paths(args.inputs, args.output, args.out_dir, ".decoded.wav")
     _check_outputs(args.inputs, outputs, args.force, audio=True)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(args.model, device=device) if args.model else None
@@ -157,7 +158,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 # ---- info ----------------------------------------------------------------------------------------
 def run_info(args: argparse.Namespace) -> int:
     for i, path in enumerate(args.inputs):
-        with open_hfc(path) as f:
+        with naming_file(path), open_hfc(path) as f:
             reader = HfcReader(f)
             h = reader.header
             for _ in reader.groups():  # verifies every checksum
@@ -194,8 +195,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "decode", help="decode .hfc bitstreams to audio",
         description="Decode .hfc files to audio (format from the extension: .wav, .flac, ...), at the original "
-        "sample rate and length unless --sample-rate is given. The model named in the file is used unless "
-        "--model is given; a file made by other weights is refused.",
+        "sample rate and length unless --sample-rate is given; writes IN.decoded.wav by default. The model "
+        "named in the file is used unless --model is given; a file made by other weights is refused.",
     )  # fmt: skip
     p.add_argument("inputs", nargs="+", metavar="IN.hfc", help=".hfc files")
     p.add_argument("--model", help="shipped model name or checkpoint directory (default: the one in the file)")
