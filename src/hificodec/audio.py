@@ -117,15 +117,31 @@ class atomic_output:
         assert self.tmp is not None
         if exc_type is None:
             # mkstemp creates 0600 files; give the result the usual permissions (0666 minus umask).
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.tmp, 0o666 & ~umask)
+            os.chmod(self.tmp, 0o666 & ~_umask())
             os.replace(self.tmp, self.path)
         elif os.path.exists(self.tmp):
             os.unlink(self.tmp)
 
 
 PARTIAL_SUFFIX = ".part"
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _usual_permissions(folder: Path) -> None:
+    """mkdtemp makes 0700 folders and some writers (safetensors) 0600 files: give a finished folder
+    what plain mkdir/open would have (0777/0666 minus the umask)."""
+    umask = _umask()
+    for root, _, files in os.walk(folder):
+        os.chmod(root, 0o777 & ~umask)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o666 & ~umask)
 
 
 def remove_partial_outputs(folder: str | os.PathLike, names: Iterable[str] | None = None) -> int:
@@ -153,6 +169,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         yield tmp
+        _usual_permissions(tmp)
         old = out.with_name(f".{out.name}.old")
         if out.exists():
             shutil.rmtree(old, ignore_errors=True)

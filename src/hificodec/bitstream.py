@@ -26,6 +26,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
@@ -343,8 +344,18 @@ def read_codes(data: bytes) -> tuple[HfcHeader, np.ndarray]:
 
 def read_header(path: str | os.PathLike) -> HfcHeader:
     """Header of a .hfc file (checked) without reading the codes."""
-    with open_hfc(path) as f:
+    with naming_file(path), open_hfc(path) as f:
         return HfcHeader.read_from(f)[0]
+
+
+@contextmanager
+def naming_file(path: str | os.PathLike) -> Iterator[None]:
+    """Prefix the messages of FormatErrors raised inside with the file's name (several files may be
+    read in one command, and the reader itself only sees a stream)."""
+    try:
+        yield
+    except FormatError as e:
+        raise type(e)(f"{os.fspath(path)}: {e}") from None
 
 
 def open_hfc(path: str | os.PathLike) -> BinaryIO:

@@ -1,8 +1,13 @@
 """Model checkpoints: `model.safetensors` + `config.yaml`. No pickle anywhere.
 
-A checkpoint directory holds the generator's weights (safetensors; fp16 storage allowed) and the
-full model config with a format version. Loading checks every tensor's name and shape against the
-model the config builds, and names the first mismatch.
+A checkpoint directory holds the generator's weights (safetensors; fp16 storage allowed), the full
+model config with a format version, and `checksums.sha256`: the SHA-256 of each of those files
+(`sha256sum -c checksums.sha256` reads it too). Loading verifies the digest, refuses NaN or infinite
+weights (naming the tensor), and checks every tensor's name and shape against the model the config
+builds, naming the first mismatch.
+
+A folder without `checksums.sha256` (saved before digests existed, or assembled by hand) still
+loads, unverified; `hificodec.save(hificodec.load(DIR), DIR)` adds one.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.yaml"
 INDEX_SUFFIX = ".index.json"  # `model.safetensors.index.json`: which shard holds which tensor
+DIGEST_FILE = "checksums.sha256"
 
 
 def build(preset: str | os.PathLike | dict[str, Any]) -> CodecModel:
@@ -69,11 +75,79 @@ def save(
 def write_model_files(
     model: CodecModel, folder: Path, dtype: torch.dtype | None = None, shard_mib: float | None = None
 ) -> None:
-    """The files of a model folder (weights + config), written into an existing `folder` as they are:
-    callers make the folder atomic (`save`, `train.export.write_export`)."""
-    save_weights(model, folder / WEIGHTS_FILE, dtype, shard_mib)
+    """The files of a model folder (weights + config + their digest), written into an existing `folder`
+    as they are: callers make the folder atomic (`save`, `train.export.write_export`)."""
+    files = save_weights(model, folder / WEIGHTS_FILE, dtype, shard_mib)
     config = {"format_version": FORMAT_VERSION, **model.config}
     (folder / CONFIG_FILE).write_text(dump_config(config), encoding="utf-8")
+    write_digest(folder, [*files, folder / CONFIG_FILE])
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_digest(folder: Path, files: Sequence[Path]) -> Path:
+    """Record the SHA-256 of `files` (all directly in `folder`) in `folder/checksums.sha256`, in the
+    format of `sha256sum`; computed from the files as they are on disk now."""
+    lines = []
+    for f in sorted(files, key=lambda p: p.name):
+        if f.parent != folder:
+            raise ValueError(f"{f} is not directly in {folder}")
+        lines.append(f"{_sha256(f)}  {f.name}\n")
+    out = folder / DIGEST_FILE
+    out.write_text("".join(lines), encoding="utf-8")
+    return out
+
+
+def read_digest(folder: Path) -> dict[str, str] | None:
+    """{file name: sha256} from `folder/checksums.sha256`, or None when the folder has none."""
+    path = folder / DIGEST_FILE
+    if not path.is_file():
+        return None
+    digest: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{folder}: unreadable {DIGEST_FILE} ({e})") from None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        value, _, name = line.partition("  ")
+        name = name.removeprefix("*")
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value) or not name or Path(name).name != name:
+            raise CheckpointError(f"{folder}: malformed line in {DIGEST_FILE}: {line[:100]!r}")
+        digest[name] = value
+    return digest
+
+
+def verify_digest(folder: Path, needed: Sequence[Path]) -> bool:
+    """Check the files `folder/checksums.sha256` lists, and that it lists every file in `needed`.
+
+    Returns False (nothing checked) when the folder has no digest; raises CheckpointError naming the
+    folder and the file when one is missing, unlisted or changed since the digest was written.
+    """
+    digest = read_digest(folder)
+    if digest is None:
+        return False
+    for name, value in digest.items():
+        path = folder / name
+        if not path.is_file():
+            raise CheckpointError(f"{folder}: {name} is listed in {DIGEST_FILE} but missing")
+        if _sha256(path) != value:
+            raise CheckpointError(
+                f"{folder}: {name} does not match its SHA-256 in {DIGEST_FILE}: the file is corrupt or was "
+                "changed after the model was saved; download or export the model again (if you changed it "
+                f"on purpose, delete {DIGEST_FILE})"
+            )
+    for path in needed:
+        if path.name not in digest:
+            raise CheckpointError(f"{folder}: {path.name} is not listed in {DIGEST_FILE} (added after the save?)")
+    return True
 
 
 def save_weights(
@@ -120,10 +194,15 @@ def has_weights(path: Path) -> bool:
     return path.is_file() or path.with_name(path.name + INDEX_SUFFIX).is_file()
 
 
-def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    """Read what `save_weights` wrote: `path` itself, or the shards its index lists."""
+def weight_files(path: Path) -> list[Path]:
+    """The files `load_weights(path)` reads: `path` itself, or its index and the shards it lists."""
     if path.is_file():
-        return load_state(path)
+        return [path]
+    index = path.with_name(path.name + INDEX_SUFFIX)
+    return [index, *(path.parent / shard for shard in sorted(set(_weight_map(path).values())))]
+
+
+def _weight_map(path: Path) -> dict[str, str]:
     index = path.with_name(path.name + INDEX_SUFFIX)
     if not index.is_file():
         raise CheckpointError(f"{path}: missing weights file (nor an index of shards, {index.name})")
@@ -133,10 +212,20 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
             raise TypeError("weight_map is not a mapping")
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{index}: unreadable shard index ({e})") from None
+    for shard in weight_map.values():
+        if not isinstance(shard, str) or Path(shard).name != shard:
+            raise CheckpointError(f"{index}: shard name '{shard}' must be a file in the same folder")
+    return weight_map
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read what `save_weights` wrote: `path` itself, or the shards its index lists."""
+    if path.is_file():
+        return load_state(path)
+    index = path.with_name(path.name + INDEX_SUFFIX)
+    weight_map = _weight_map(path)
     state: dict[str, torch.Tensor] = {}
     for shard in sorted(set(weight_map.values())):
-        if Path(shard).name != shard:
-            raise CheckpointError(f"{index}: shard name '{shard}' must be a file in the same folder")
         part = load_state(path.parent / shard)
         listed = {name for name, file in weight_map.items() if file == shard}
         if set(part) != listed:
@@ -178,6 +267,11 @@ def load_state_into(
 
     expected = {k: v for k, v in module.state_dict().items() if kept(k)}
     state = {k: v for k, v in state.items() if kept(k)}
+    for name, tensor in state.items():
+        # corrupt bytes often decode as NaN or inf, which would silently turn every output into noise
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(f"{source}: tensor '{name}' holds {bad} NaN or infinite values (corrupt weights)")
     for name, target in expected.items():
         if name not in state:
             raise CheckpointError(f"{source}: tensor '{name}' is missing from the checkpoint")
@@ -198,6 +292,7 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
         raise CheckpointError(f"{directory}: missing {CONFIG_FILE}")
+    verify_digest(directory, [config_path, *weight_files(directory / WEIGHTS_FILE)])
     try:
         config = parse_yaml(config_path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:

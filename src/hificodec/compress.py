@@ -21,6 +21,8 @@ from .bitstream import (
     HfcHeader,
     HfcReader,
     HfcWriter,
+    ModelMismatchError,
+    naming_file,
     open_hfc,
     read_codes,
     write_codes,
@@ -65,7 +67,10 @@ def model_for(
         model = load(model, device=device)
     header.check_model(model.name, weights_hash(model))
     if header.sample_rate != model.sample_rate or header.hop_length != model.hop_length:
-        raise HificodecError("the file's sample rate or hop length does not match the model")
+        raise ModelMismatchError(
+            f"made at {header.sample_rate} Hz with hop {header.hop_length}, but model '{model.name}' runs at "
+            f"{model.sample_rate} Hz with hop {model.hop_length}"
+        )
     return model
 
 
@@ -91,8 +96,16 @@ def _fit_length(audio: np.ndarray, n: int) -> np.ndarray:
     return np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, n - audio.shape[-1])])
 
 
+def check_sample_rate(sample_rate: object, what: str = "sample rate") -> int:
+    """A positive integer rate, or an error that says what was given (0 and floats are not rates)."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise HificodecError(f"{what} must be a positive integer number of Hz, got {sample_rate!r}")
+    return int(sample_rate)
+
+
 def compress(model: CodecModel, wav: np.ndarray | torch.Tensor, sample_rate: int) -> bytes:
     """Audio [samples] or [channels, samples] at any rate -> .hfc bytes."""
+    sample_rate = check_sample_rate(sample_rate)
     audio = _as_channels(wav)
     header = make_header(model, audio.shape[0], sample_rate, audio.shape[1])
     x = _fit_length(resample(audio, sample_rate, model.sample_rate), header.num_samples)
@@ -100,14 +113,47 @@ def compress(model: CodecModel, wav: np.ndarray | torch.Tensor, sample_rate: int
     return write_codes(codes.numpy(), header)
 
 
+class OutputCheck:
+    """Refuses decoded audio that cannot be real: NaN or infinite samples (written as full-scale
+    noise or -32768 by soundfile), or every sample at or beyond full scale. Both come from corrupt
+    weights, not from audio."""
+
+    def __init__(self, model: CodecModel):
+        self.model = model
+        self.samples = 0
+        self.saturated = 0
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        if not np.isfinite(block).all():
+            raise HificodecError(
+                f"model '{self.model.name}' decoded NaN or infinite samples (its weights are probably corrupt); "
+                "no output written"
+            )
+        self.samples += block.size
+        self.saturated += int(np.count_nonzero(np.abs(block) >= 1.0))
+        return block
+
+    def finish(self) -> None:
+        if self.samples and self.saturated == self.samples:
+            raise HificodecError(
+                f"model '{self.model.name}' decoded audio pinned at full scale (its weights are probably "
+                "corrupt); no output written"
+            )
+
+
 def decompress(
     data: bytes, model: CodecModel | str | os.PathLike | None = None, sample_rate: int | None = None
 ) -> tuple[np.ndarray, int]:
     """.hfc bytes -> (audio [channels, samples] float32, sample rate). By default the original rate and
     length are restored; `sample_rate` picks another rate (e.g. `header.sample_rate` for the model's)."""
+    if sample_rate is not None:
+        check_sample_rate(sample_rate, "the output sample rate")
     header, codes = read_codes(data)
     model = model_for(header, model)
     wav = decode_chunked(model, torch.from_numpy(codes), length=header.num_samples)[:, 0].numpy()
+    check = OutputCheck(model)
+    check(wav)
+    check.finish()
     sr_out = sample_rate or header.source_sample_rate
     out = _fit_length(resample(wav, header.sample_rate, sr_out), _output_length(header, sr_out))
     return np.clip(out, -1.0, 1.0), sr_out
@@ -238,15 +284,18 @@ def decode_file(
     shipped model named in the file is loaded (onto `device`)."""
     import soundfile as sf
 
+    if sample_rate is not None:
+        check_sample_rate(sample_rate, "the output sample rate")
     out = check_output_path(dst, [src], force)
     fmt = output_format(out)
-    with open_hfc(src) as f:
+    with naming_file(src), open_hfc(src) as f:
         reader = HfcReader(f)
         header = reader.header
         model = model_for(header, model, device)
         sr_out = sample_rate or header.source_sample_rate
         to_out_rate = _Resampler(header.sample_rate, sr_out, header.channels, _output_length(header, sr_out))
         decoder = ChunkedDecoder(model, header.num_frames, chunk_frames)
+        check = OutputCheck(model)
         left = header.num_samples  # decoded audio beyond this is the padding of the last frame
         bar = tqdm(total=round(header.duration, 1), unit="s", desc=Path(src).name, disable=not progress, leave=False)
         with atomic_output(out) as tmp, bar, sf.SoundFile(
@@ -256,9 +305,10 @@ def decode_file(
                 last = i == header.num_groups - 1
                 pieces = decoder.feed(torch.from_numpy(codes)) + (decoder.finish() if last else [])
                 for wav in pieces:
-                    block = wav.numpy()[:, :left]
+                    block = check(wav.numpy()[:, :left])
                     left -= block.shape[1]
                     sink.write(np.clip(to_out_rate(block, last=False), -1.0, 1.0).T)
                     bar.update(round(block.shape[1] / header.sample_rate, 1))
             sink.write(np.clip(to_out_rate(np.zeros((header.channels, 0), np.float32), last=True), -1.0, 1.0).T)
+            check.finish()
     return header

@@ -71,8 +71,9 @@ def test_rehearsal_prepare_run_finish(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert '"status": "FAIL"' not in done.stdout  # every self-check passed on the CPU
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert files == ["export/config.yaml", "export/discriminator/config.yaml",
-                     "export/discriminator/discriminator.safetensors", "export/model.safetensors", "log.jsonl"]
+    assert files == ["export/checksums.sha256", "export/config.yaml", "export/discriminator/checksums.sha256",
+                     "export/discriminator/config.yaml", "export/discriminator/discriminator.safetensors",
+                     "export/model.safetensors", "log.jsonl"]
     log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     summary = log[-1]
     assert summary["kind"] == "leg" and summary["train"]["steps"] > summary["smoke"]["steps"]

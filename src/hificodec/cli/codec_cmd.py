@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-from ..bitstream import FORMAT_VERSION, HfcReader, open_hfc
+from ..bitstream import FORMAT_VERSION, HfcReader, naming_file, open_hfc
 from ..compress import check_output_path, decode_file, encode_file, output_format
 from ..errors import CheckpointError, HificodecError
 from ..models.base import CodecModel
+from .numbers import positive_int, positive_kbps, sample_rate
 
 
 def load_model(
@@ -42,6 +45,13 @@ def load_model(
             model.set_target_bandwidth(bandwidth)
     except ValueError as e:
         raise HificodecError(str(e)) from None
+    if bandwidth is not None and not math.isclose(model.bitrate / 1000, bandwidth, rel_tol=1e-9, abs_tol=1e-9):
+        available = ", ".join(f"{b:g}" for b in model.bandwidths)
+        print(
+            f"hificodec: note: {model.name} has no {bandwidth:g} kbps setting; using {model.bitrate / 1000:g} kbps "
+            f"(available: {available})",
+            file=sys.stderr,
+        )
     return model
 
 
@@ -87,8 +97,10 @@ def _check_outputs(inputs: list[str], outputs: list[Path], force: bool, audio: b
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="shipped model name or checkpoint directory (default: hificodec.DEFAULT_MODEL)")
     rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--bandwidth", type=float, metavar="KBPS", help="target bitrate (largest one not above it)")
-    rate.add_argument("--n-q", type=int, metavar="N", help="number of codebooks to use")
+    rate.add_argument(
+        "--bandwidth", type=positive_kbps, metavar="KBPS", help="target bitrate (the largest one not above it)"
+    )
+    rate.add_argument("--n-q", type=positive_int, metavar="N", help="number of codebooks to use")
 
 
 def run_encode(args: argparse.Namespace) -> int:
@@ -108,7 +120,8 @@ def run_encode(args: argparse.Namespace) -> int:
 
 # ---- decode --------------------------------------------------------------------------------------
 def run_decode(args: argparse.Namespace) -> int:
-    outputs = output_paths(args.inputs, args.output, args.out_dir, ".wav")
+    # not IN.wav: that is usually the file IN.hfc was made from
+    outputs = output_paths(args.inputs, args.output, args.out_dir, ".decoded.wav")
     _check_outputs(args.inputs, outputs, args.force, audio=True)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(args.model, device=device) if args.model else None
@@ -145,7 +158,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 # ---- info ----------------------------------------------------------------------------------------
 def run_info(args: argparse.Namespace) -> int:
     for i, path in enumerate(args.inputs):
-        with open_hfc(path) as f:
+        with naming_file(path), open_hfc(path) as f:
             reader = HfcReader(f)
             h = reader.header
             for _ in reader.groups():  # verifies every checksum
@@ -182,12 +195,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "decode", help="decode .hfc bitstreams to audio",
         description="Decode .hfc files to audio (format from the extension: .wav, .flac, ...), at the original "
-        "sample rate and length unless --sample-rate is given. The model named in the file is used unless "
-        "--model is given; a file made by other weights is refused.",
+        "sample rate and length unless --sample-rate is given; writes IN.decoded.wav by default. The model "
+        "named in the file is used unless --model is given; a file made by other weights is refused.",
     )  # fmt: skip
     p.add_argument("inputs", nargs="+", metavar="IN.hfc", help=".hfc files")
     p.add_argument("--model", help="shipped model name or checkpoint directory (default: the one in the file)")
-    p.add_argument("--sample-rate", type=int, metavar="SR", help="output sample rate (default: the original)")
+    p.add_argument("--sample-rate", type=sample_rate, metavar="SR", help="output sample rate (default: the original)")
     _add_io(p, "audio file")
     p.set_defaults(func=run_decode)
 
@@ -197,7 +210,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("inputs", nargs="+", metavar="IN", help="audio files")
     _add_model_args(p)
-    p.add_argument("--sample-rate", type=int, metavar="SR", help="output sample rate (default: the input's)")
+    p.add_argument("--sample-rate", type=sample_rate, metavar="SR", help="output sample rate (default: the input's)")
     _add_io(p, "audio file")
     p.set_defaults(func=run_reconstruct)
 

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from .numbers import non_negative_float, non_negative_int, positive_float, positive_int
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("data", help="build the open speech corpus, write manifests, pack subsets")
@@ -22,13 +24,15 @@ def register(subparsers) -> None:
     )
     b.add_argument("out_dir", metavar="OUT_DIR")
     b.add_argument("--sample-rate", type=int, default=16000, choices=(16000, 24000))
-    b.add_argument("--synthetic-hours", type=float, default=0.0, metavar="H",
+    b.add_argument("--synthetic-hours", type=non_negative_float, default=0.0, metavar="H",
                    help="add H hours of MBROLA speech via espeak-ng (needs contrib/non-free apt sources)")
-    b.add_argument("--jobs", type=int, default=1, metavar="N", help="conversion processes (default 1)")
-    b.add_argument("--min-seconds", type=float, default=0.5, help="drop clips shorter than this (default 0.5)")
-    b.add_argument("--test-minutes", type=float, default=25.0, help="real speech held out for test")
-    b.add_argument("--valid-minutes", type=float, default=10.0, help="real speech held out for valid")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--jobs", type=positive_int, default=1, metavar="N", help="conversion processes (default 1)")
+    b.add_argument(
+        "--min-seconds", type=non_negative_float, default=0.5, help="drop clips shorter than this (default 0.5)"
+    )
+    b.add_argument("--test-minutes", type=non_negative_float, default=25.0, help="real speech held out for test")
+    b.add_argument("--valid-minutes", type=non_negative_float, default=10.0, help="real speech held out for valid")
+    b.add_argument("--seed", type=non_negative_int, default=0)
     b.add_argument("--work-dir", default=None, help="where .deb files are downloaded and unpacked "
                    "(default OUT_DIR/_work)")
     b.add_argument("--no-progress", action="store_true")
@@ -53,9 +57,9 @@ def register(subparsers) -> None:
     )
     k.add_argument("manifest", metavar="MANIFEST")
     k.add_argument("output", metavar="OUT.tar")
-    k.add_argument("--max-mib", type=float, default=48.0, help="size limit of the tar in MiB (default 48)")
+    k.add_argument("--max-mib", type=positive_float, default=48.0, help="size limit of the tar in MiB (default 48)")
     k.add_argument("--split", default=None, help="only entries of this split")
-    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--seed", type=non_negative_int, default=0)
     k.add_argument("--real-only", action="store_true", help="leave out synthetic (TTS) speech")
     k.set_defaults(func=_pack)
 

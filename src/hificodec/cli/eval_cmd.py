@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from .numbers import non_negative_float, non_negative_int, positive_int, positive_kbps
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -34,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--bandwidth",
-        type=float,
+        type=positive_kbps,
         nargs="+",
         default=[],
         metavar="KBPS",
@@ -50,19 +52,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="eval-report", metavar="DIR", help="report folder (default: eval-report)")
     p.add_argument(
         "--workers",
-        type=int,
+        type=non_negative_int,
         default=min(4, os.cpu_count() or 1),
         help="metric worker processes (0: score in this process; default: min(4, CPUs))",
     )
     p.add_argument("--split", default=None, help="only manifest entries of this split (e.g. test)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N files")
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N", help="only the first N files")
     p.add_argument(
         "--spread", action="store_true", help="with --limit: take N files evenly spaced over the list, not the first N"
     )
     p.add_argument("--device", default="cpu", help="torch device for the models (default: cpu)")
     p.add_argument("--ffmpeg", default=None, metavar="PATH", help="ffmpeg binary (default: $HIFICODEC_FFMPEG or PATH)")
-    p.add_argument("--max-delay-ms", type=float, default=100.0, help="delay search range (default: ±100 ms)")
-    p.add_argument("--spectrograms", type=int, default=3, metavar="N", help="spectrogram plots for the first N files")
+    p.add_argument(
+        "--max-delay-ms", type=non_negative_float, default=100.0, help="delay search range (default: ±100 ms)"
+    )
+    p.add_argument(
+        "--spectrograms", type=non_negative_int, default=3, metavar="N", help="spectrogram plots for the first N files"
+    )
     p.add_argument("--no-plots", action="store_true", help="skip the matplotlib figures")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

@@ -6,6 +6,7 @@ import argparse
 
 from ..tokenize import tokenize
 from .codec_cmd import load_model
+from .numbers import non_negative_int, positive_int, positive_kbps
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,14 +40,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="OUT_DIR", help="output folder")
     p.add_argument("--model", help="shipped model name or checkpoint directory (default: hificodec.DEFAULT_MODEL)")
     rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--bandwidth", type=float, metavar="KBPS", help="target bitrate")
-    rate.add_argument("--n-q", type=int, metavar="N", help="number of codebooks")
-    p.add_argument("--batch-size", type=int, default=16, help="utterances per model call (default 16)")
-    p.add_argument("--workers", type=int, default=0, help="audio loading processes (default 0: in-process)")
+    rate.add_argument("--bandwidth", type=positive_kbps, metavar="KBPS", help="target bitrate")
+    rate.add_argument("--n-q", type=positive_int, metavar="N", help="number of codebooks")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="utterances per model call (default 16)")
+    p.add_argument(
+        "--workers", type=non_negative_int, default=0, help="audio loading processes (default 0: in-process)"
+    )
     p.add_argument("--split", help="only entries of this split (manifests)")
     p.add_argument("--skip-errors", action="store_true", help="report unreadable files and go on")
-    p.add_argument("--rank", type=int, help="this shard (default: $RANK or 0)")
-    p.add_argument("--world-size", type=int, help="number of shards (default: $WORLD_SIZE or 1)")
+    p.add_argument("--rank", type=non_negative_int, help="this shard (default: $RANK or 0)")
+    p.add_argument("--world-size", type=positive_int, help="number of shards (default: $WORLD_SIZE or 1)")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=run)

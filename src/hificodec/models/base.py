@@ -99,7 +99,10 @@ class CodecModel(nn.Module, ABC):
         self._set_active_codebooks(n)
 
     def set_target_bandwidth(self, kbps: float) -> None:
-        """Pick the largest codebook count whose bitrate does not exceed `kbps`."""
+        """Pick the largest codebook count whose bitrate does not exceed `kbps` (the highest one for
+        anything above it)."""
+        if not (isinstance(kbps, (int, float)) and math.isfinite(kbps) and kbps > 0):
+            raise ValueError(f"{self.name}: the target bandwidth must be a positive number of kbps, got {kbps}")
         per_step = self.frame_rate * self.codebook_step * self.bits_per_code / 1000
         n = int(math.floor(kbps / per_step + 1e-9)) * self.codebook_step
         if n < self.codebook_step:

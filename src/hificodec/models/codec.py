@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, HificodecError
 from ..modules.hifigan import HiFiGANEncoder, HiFiGANGenerator
 from ..modules.pitch import (
     PitchHead,
@@ -172,7 +172,14 @@ class Codec(CodecModel):
         return self.latent_norm(latent)
 
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
-        return self.quantizer.encode(self.latent(wav))
+        latent = self.latent(wav)
+        # NaN compares false with every codebook entry, so corrupt weights would give plausible codes
+        if not bool(torch.isfinite(latent).all()):
+            raise HificodecError(
+                f"{self.name}: the encoder produced NaN or infinite values (corrupt weights, or an input that "
+                "is not finite)"
+            )
+        return self.quantizer.encode(latent)
 
     def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
         wav, _ = self.decode_window(codes, 0, codes.shape[-1])

@@ -9,6 +9,19 @@ from __future__ import annotations
 
 import torch
 
+from .conv import pad1d
+
+
+def centered_stft(wav: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor) -> torch.Tensor:
+    """`torch.stft(center=True)` (reflect padding) that also takes signals no longer than n_fft // 2.
+
+    torch's reflect padding needs more samples than it pads; a one- or two-frame decode has fewer.
+    `pad1d` gives the same values whenever torch's would work and pads zeros first otherwise.
+    """
+    pad = n_fft // 2
+    padded = pad1d(wav.reshape(-1, 1, wav.shape[-1]), pad, pad, "reflect").reshape(*wav.shape[:-1], -1)
+    return torch.stft(padded, n_fft, hop_length, window=window, center=False, return_complex=True)
+
 
 def fast_griffin_lim(
     magnitude: torch.Tensor,
@@ -32,7 +45,7 @@ def fast_griffin_lim(
     previous: torch.Tensor | None = None
     for _ in range(iterations):
         wav = torch.istft(spec, n_fft, hop_length, window=window, center=True, length=length)
-        rebuilt = torch.stft(wav, n_fft, hop_length, window=window, center=True, return_complex=True)
+        rebuilt = centered_stft(wav, n_fft, hop_length, window)
         rebuilt = rebuilt[..., : mag.shape[-1]]  # `length` samples can give one frame more than `mag`
         accelerated = rebuilt if previous is None else rebuilt + momentum * (rebuilt - previous)
         previous = rebuilt

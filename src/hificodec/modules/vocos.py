@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from .griffin_lim import fast_griffin_lim
+from .griffin_lim import centered_stft, fast_griffin_lim
 from .pitch import harmonic_excitation, pitch_to_hz
 
 
@@ -103,9 +103,7 @@ class ISTFTHead(nn.Module):
         assert self.excitation_gain is not None and self.sample_rate is not None
         f0, voicing = pitch_to_hz(pitch.detach())
         source = harmonic_excitation(f0, voicing, self.sample_rate, self.hop_length, cycles)
-        source_spec = torch.stft(
-            source, self.n_fft, self.hop_length, window=self.window, center=True, return_complex=True
-        )[..., : x.shape[-1]]
+        source_spec = centered_stft(source, self.n_fft, self.hop_length, self.window)[..., : x.shape[-1]]
         gain = self.excitation_gain(x.transpose(1, 2)).transpose(1, 2).float().clamp(-1e2, 1e2)
         return gain * source_spec
 

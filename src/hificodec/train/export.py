@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from ..audio import atomic_directory
-from ..checkpoint import build, load_state, load_state_into, save_weights, write_model_files
+from ..checkpoint import build, load_state, load_state_into, save_weights, write_digest, write_model_files
 from ..errors import CheckpointError
 from ..models import CodecModel
 from . import checkpoints as ckpt
@@ -65,8 +65,9 @@ def write_export(
         if disc is not None:
             target = tmp / "discriminator"
             target.mkdir()
-            save_weights(disc, target / "discriminator.safetensors", dtype=dtype, shard_mib=shard_mib)
+            files = save_weights(disc, target / "discriminator.safetensors", dtype=dtype, shard_mib=shard_mib)
             (target / "config.yaml").write_text(
                 yaml.safe_dump({"discriminators": discriminators}, sort_keys=False), encoding="utf-8"
             )
+            write_digest(target, [*files, target / "config.yaml"])
     return Path(out_dir)

@@ -35,6 +35,13 @@ def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
 def _mel_filterbank_cached(
     sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float, device: str
 ) -> torch.Tensor:
+    # cached tensors outlive the caller's mode: one made under inference_mode (evaluation) could
+    # not be used by a later training step in the same process
+    with torch.inference_mode(False):
+        return _mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, device)
+
+
+def _mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float, device: str) -> torch.Tensor:
     n_freqs = n_fft // 2 + 1
     fft_freqs = torch.linspace(0.0, sample_rate / 2, n_freqs, dtype=torch.float64)
     mel_pts = torch.linspace(
@@ -70,7 +77,8 @@ def mel_filterbank(
 
 @functools.lru_cache(maxsize=64)
 def _hann_cached(win_length: int, device: str) -> torch.Tensor:
-    return torch.hann_window(win_length, device=device)
+    with torch.inference_mode(False):  # usable by training even when first asked for in inference mode
+        return torch.hann_window(win_length, device=device)
 
 
 def hann_window(win_length: int, device: torch.device | str = "cpu") -> torch.Tensor:

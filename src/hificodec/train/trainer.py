@@ -30,7 +30,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from ..checkpoint import WEIGHTS_FILE, build, has_weights, load_state_into, load_weights
+from ..checkpoint import WEIGHTS_FILE, build, has_weights, load_state_into, load_weights, verify_digest, weight_files
 from ..config import dump_config, load_config
 from ..data.dataset import AudioSegmentDataset, ResumableBatchSampler, SegmentOptions, collate_segments
 from ..data.device_pool import DevicePool
@@ -200,6 +200,7 @@ class Trainer:
         The exported architecture must be the recipe's: matching tensor shapes are not enough (an
         option such as the decoder's phase advance changes the output without changing any weight).
         """
+        verify_digest(directory, [directory / "config.yaml", *weight_files(directory / WEIGHTS_FILE)])
         exported = load_config(directory / "config.yaml")
         exported.pop("format_version", None)
         exclude = [prefix.rstrip(".") + "." for prefix in self.recipe.train.init_exclude]
@@ -217,6 +218,7 @@ class Trainer:
         load_state_into(self.model, load_weights(directory / WEIGHTS_FILE), str(directory), skip=exclude)
         disc_file = directory / "discriminator" / "discriminator.safetensors"
         if self.disc is not None and has_weights(disc_file):
+            verify_digest(disc_file.parent, weight_files(disc_file))
             load_state_into(self.disc, load_weights(disc_file), str(disc_file))
 
     def _resume(self) -> None:
