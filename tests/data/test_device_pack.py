@@ -21,7 +21,9 @@ def _entries(tmp_path, counts):
 
 
 def test_slices_are_disjoint_cover_everything_and_hold_every_speaker(tmp_path):
-    entries = [ManifestEntry(path=f"s{s}/{i}.flac", speaker=f"spk{s}") for s, n in enumerate([9, 5, 1]) for i in range(n)]
+    entries = [
+        ManifestEntry(path=f"s{s}/{i}.flac", speaker=f"spk{s}") for s, n in enumerate([9, 5, 1]) for i in range(n)
+    ]
     parts = deal_slices(entries, 3, seed=7)
     assert all({e.speaker for e in p} == {"spk0", "spk1", "spk2"} for p in parts)
     big = [[e.path for e in p if e.speaker != "spk2"] for p in parts]
