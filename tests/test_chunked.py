@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import hificodec
+from hificodec.audio import load_audio
 from hificodec.chunked import (
     ChunkedDecoder,
     ChunkedEncoder,
@@ -11,13 +12,18 @@ from hificodec.chunked import (
     receptive_context,
     set_context,
 )
+from hificodec.demo import bundled_clip
+from tiny_codecs import assert_codes_vary, coding_model
 
-#: chunked decode must match a whole-file decode to at least this SNR (measured: ~130-160 dB)
+#: chunked decode must match a whole-file decode to at least this SNR (measured: ~100-130 dB)
 CHUNK_JOIN_SNR_DB = 60.0
 
 
 def snr_db(ref: torch.Tensor, est: torch.Tensor) -> float:
-    return float(10 * torch.log10(ref.pow(2).sum() / (ref - est).pow(2).sum().clamp_min(1e-30)))
+    """SNR against the reference's variation: an untrained decoder's output is mostly a constant offset
+    (up to 0.58 against a spread of 0.01), which would flatter a plain SNR by 30-40 dB."""
+    signal = (ref - ref.mean()).pow(2).sum()
+    return float(10 * torch.log10(signal / (ref - est).pow(2).sum().clamp_min(1e-30)))
 
 
 def noise(seconds: float, sr: int = 16000, batch: int = 1, seed: int = 0) -> torch.Tensor:
@@ -27,7 +33,7 @@ def noise(seconds: float, sr: int = 16000, batch: int = 1, seed: int = 0) -> tor
 
 @pytest.fixture(scope="module")
 def encodec():
-    return hificodec.build("tiny-encodec").eval()
+    return coding_model("tiny-encodec")
 
 
 def test_context_reflects_causality():
@@ -46,28 +52,50 @@ def test_context_can_be_configured(encodec):
     assert receptive_context(model).decode_right == 4
 
 
+#: tiny-encodec's chunked codes may differ from whole-file codes in this fraction of places (measured
+#: over model seeds 0-5, 60 s, 5 s chunks: 0-0.10 %, most within 8 frames after a join; with no
+#: encoder context: 4.3-5.7 %). Its LSTM's memory decays but never ends, so the measured context (changes
+#: above 1e-4 of the largest) cuts it short; a code whose two nearest entries tie within float rounding
+#: can also flip anywhere. The shipped convolutional model gives identical codes
+#: (test_shipped_model_chunked_codes_equal_whole_file_codes).
+LSTM_CHUNK_CODE_MISMATCH = 0.002
+
+
 @pytest.mark.parametrize("preset", ["tiny-encodec", "tiny-encodec-causal"])
 def test_chunked_matches_whole_file_on_60s(preset):
-    model = hificodec.build(preset).eval()
+    model = coding_model(preset)
     wav = noise(60.0)
     chunk = 250  # 5 s: 11 chunk joins
     with torch.inference_mode():
         whole_codes = model.encode(wav)
         whole_wav = model.decode(whole_codes, length=wav.shape[-1])
+    assert_codes_vary(whole_codes, min_distinct=16)
     codes = encode_chunked(model, wav, chunk_frames=chunk)
     assert codes.shape == whole_codes.shape
-    # away from the joins the codes are identical; at the joins at most a rare float-rounding tie flips
-    frames = torch.arange(codes.shape[-1])
-    far = ((frames % chunk) > 3) & ((frames % chunk) < chunk - 3)
-    assert torch.equal(codes[..., far], whole_codes[..., far])
-    assert (codes == whole_codes).float().mean() > 0.999
+    assert (codes != whole_codes).float().mean() < LSTM_CHUNK_CODE_MISMATCH
     out = decode_chunked(model, whole_codes, length=wav.shape[-1], chunk_frames=chunk)
     assert out.shape == whole_wav.shape
     assert snr_db(whole_wav, out) > CHUNK_JOIN_SNR_DB
 
 
+def test_shipped_model_chunked_codes_equal_whole_file_codes():
+    """The shipped model's encoder is convolutional: chunks with the measured context give exactly the
+    codes of a whole-file pass (0.5 s chunks: 7 joins in 4 s of speech)."""
+    model = hificodec.load("hificodec-16k")
+    audio, _ = load_audio(bundled_clip(), sample_rate=model.sample_rate, mono=True)
+    wav = torch.from_numpy(audio[:, : 4 * model.sample_rate + 77]).unsqueeze(0)
+    with torch.inference_mode():
+        whole = model.encode(wav)
+    assert_codes_vary(whole, min_distinct=50)
+    assert torch.equal(encode_chunked(model, wav, chunk_frames=25), whole)
+    # the context is what makes them equal: without it 45 of 804 codes differ (measured)
+    bare = encode_chunked(model, wav, chunk_frames=25, context=Context(0, 0, 0, 0))
+    assert not torch.equal(bare, whole)
+
+
 def test_too_little_context_shows_at_the_joins(encodec):
-    """The context matters: with none, the decoded joins differ from the whole-file pass."""
+    """The context matters: with none, the decoded joins differ from the whole-file pass (measured over
+    model seeds 0-5: 24-43 dB without context, 102-127 dB with it)."""
     wav = noise(10.0)
     with torch.inference_mode():
         codes = encodec.encode(wav)
@@ -85,6 +113,7 @@ def test_streaming_blocks_of_any_size_give_the_same_result(encodec):
         pieces += enc.feed(wav[:, a:b])
     pieces += enc.finish()
     streamed = torch.cat(pieces, dim=-1)
+    assert_codes_vary(streamed)
     assert torch.equal(streamed, encode_chunked(encodec, wav, chunk_frames=37))
 
     dec = ChunkedDecoder(encodec, streamed.shape[-1], chunk_frames=37)
@@ -106,11 +135,14 @@ def test_encoder_checks_the_announced_length(encodec):
 
 
 def test_short_inputs(encodec):
-    for n in [1, 319, 320, 321]:
-        wav = noise(0.0, seed=n)[..., :n]
+    frames = set()
+    for n in [1, 319, 320, 321, 640, 961]:
+        wav = noise(1.0, seed=n)[..., :n]
         with torch.inference_mode():
             expected = encodec.encode(wav)
         assert torch.equal(encode_chunked(encodec, wav, chunk_frames=1), expected)
+        frames |= {tuple(column) for column in expected[0].T.tolist()}
+    assert len(frames) >= 5  # of 11 frames (measured 6-8 over model seeds): the codes follow these inputs
 
 
 def test_phase_advance_decoder_chunks_align_to_its_period():
@@ -139,7 +171,7 @@ def test_magnitude_head_decoder_chunks_match_whole_file():
     codes = torch.randint(0, 1024, (1, 4, 303), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         whole = model.decode(codes)
-    assert snr_db(whole, decode_chunked(model, codes, chunk_frames=100)) > CHUNK_JOIN_SNR_DB  # measured ~110 dB
+    assert snr_db(whole, decode_chunked(model, codes, chunk_frames=100)) > CHUNK_JOIN_SNR_DB  # measured ~100 dB
 
 
 def test_excitation_decoder_chunks_carry_the_oscillator_phase():
@@ -155,7 +187,7 @@ def test_excitation_decoder_chunks_carry_the_oscillator_phase():
     codes = torch.randint(0, 1024, (1, 4, 303), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         whole = model.decode(codes)
-    assert snr_db(whole, decode_chunked(model, codes, chunk_frames=100)) > CHUNK_JOIN_SNR_DB  # measured 87 dB
+    assert snr_db(whole, decode_chunked(model, codes, chunk_frames=100)) > CHUNK_JOIN_SNR_DB  # measured 107 dB
     # restarting the oscillator in every window instead leaves audible joins
     restart = model.decode_window
     model.decode_window = lambda codes, start, end, state: restart(codes, start, end, None)

@@ -9,6 +9,7 @@ import hificodec
 from hificodec import tokenize as tok
 from hificodec.data.manifest import read_manifest
 from hificodec.errors import HificodecError
+from tiny_codecs import assert_codes_vary, coding_model
 
 
 @pytest.fixture
@@ -31,12 +32,13 @@ def all_codes(out) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("preset", ["tiny-hificodec", "tiny-encodec"])
 def test_codes_do_not_depend_on_batching(dataset, tmp_path, preset):
-    model = hificodec.build(preset).eval()
+    model = coding_model(preset)
     alone = tok.tokenize(model, dataset, tmp_path / "b1", batch_size=1)
     batched = tok.tokenize(model, dataset, tmp_path / "b8", batch_size=8, workers=1)
     assert batched.batches < alone.batches == 11
     a, b = all_codes(tmp_path / "b1"), all_codes(tmp_path / "b8")
     assert a.keys() == b.keys() and len(a) == 11
+    assert_codes_vary(np.concatenate(list(a.values()), axis=-1))
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
         assert a[key].dtype == np.int16
@@ -54,10 +56,11 @@ def test_naive_zero_padding_would_leak_for_groupnorm_encoders():
 
 
 def test_codes_equal_model_encode_and_manifest(dataset, tmp_path):
-    model = hificodec.build("tiny-encodec").eval()
+    model = coding_model("tiny-encodec")
     tok.tokenize(model, dataset, tmp_path / "out", batch_size=4)
     entries = read_manifest(tmp_path / "out" / "manifest.jsonl")
     assert len(entries) == 11
+    assert_codes_vary(np.concatenate([np.load(tmp_path / "out" / e.extra["codes"]) for e in entries], axis=-1))
     info = json.loads((tmp_path / "out" / "tokens.json").read_text())
     assert info["weights_hash"] == hificodec.weights_hash(model) and info["num_codebooks"] == 4
     for e in entries:
@@ -71,7 +74,7 @@ def test_codes_equal_model_encode_and_manifest(dataset, tmp_path):
 
 
 def test_resume_after_kill(dataset, tmp_path, monkeypatch):
-    model = hificodec.build("tiny-encodec").eval()
+    model = coding_model("tiny-encodec")
     out = tmp_path / "out"
     real_save = tok.save_codes
     calls = {"n": 0}
@@ -101,6 +104,7 @@ def test_resume_after_kill(dataset, tmp_path, monkeypatch):
     assert clean.encoded == 11
     resumed, expected = all_codes(out), all_codes(tmp_path / "clean")
     assert resumed.keys() == expected.keys()
+    assert_codes_vary(np.concatenate(list(expected.values()), axis=-1))
     for key in expected:
         np.testing.assert_array_equal(resumed[key], expected[key])
     assert len(read_manifest(out / "manifest.jsonl")) == 11
@@ -139,12 +143,13 @@ def test_bad_files(dataset, tmp_path):
 
 
 def test_long_clips_are_chunked(tmp_path):
-    model = hificodec.build("tiny-encodec").eval()
+    model = coding_model("tiny-encodec")
     x = (0.3 * np.random.default_rng(1).standard_normal(16000 * 3)).astype(np.float32)
     sf.write(str(tmp_path / "long.wav"), x, 16000, subtype="FLOAT")
     tok.tokenize(model, tmp_path / "long.wav", tmp_path / "out", chunk_seconds=1.0)
     with torch.inference_mode():
         expected = model.encode(torch.from_numpy(x)[None, None])[0].numpy()
+    assert_codes_vary(expected, min_distinct=16)
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "codes" / "long.npy"), expected)
 
 
@@ -164,10 +169,11 @@ def test_same_name_other_extension_is_refused(dataset, tmp_path):
 
 
 def test_damaged_output_is_redone(dataset, tmp_path):
-    model = hificodec.build("tiny-encodec").eval()
+    model = coding_model("tiny-encodec")
     tok.tokenize(model, dataset, tmp_path / "out")
     target = tmp_path / "out" / "codes" / "utt00.npy"
     good = np.load(target)
+    assert_codes_vary(good)
     target.write_bytes(b"garbage")
     stats = tok.tokenize(model, dataset, tmp_path / "out")
     assert (stats.encoded, stats.skipped) == (1, 10)

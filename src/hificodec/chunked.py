@@ -3,8 +3,14 @@
 Every output frame (encode) or output sample (decode) of a convolutional codec depends on a finite
 window of its input: the receptive field. A chunk is processed together with that much context on
 both sides, and only its centre is kept, so the kept part is computed from exactly the same input as
-in a whole-file pass (codes identical, audio equal up to float rounding). The context is measured once
-per model by perturbation (`receptive_context`) or given explicitly (`Context`).
+in a whole-file pass (audio equal up to float rounding; codes identical for a convolutional encoder
+such as the shipped model's, except where two codebook entries tie within float rounding). The context
+is measured once per model by perturbation (`receptive_context`) or given explicitly (`Context`).
+
+Recurrent encoders (the LSTM of Encodec / SoundStream) are the exception: their memory decays but never
+ends, and the measured context keeps only what moves the output by more than `tolerance` of the largest
+change, so codes in the first frames after a join can differ from a whole-file pass (tiny-encodec, 60 s
+in 5 s chunks: up to 0.1 % of the codes). Raise the context (`set_context`) to shrink that.
 
 `ChunkedEncoder` / `ChunkedDecoder` are push-style (feed blocks, get finished pieces back) so a file
 can be streamed from disk to disk; `encode_chunked` / `decode_chunked` are whole-tensor shortcuts.
@@ -24,7 +30,8 @@ from .models.base import CodecModel
 #: (GroupNorm in the encoder: their measured context hits MAX_CONTEXT_SECONDS) give whole-file codes
 #: only for inputs up to one chunk; longer inputs get codes from chunk-wise statistics.
 DEFAULT_CHUNK_SECONDS = 30.0
-#: context is capped at this many seconds per side (recurrent layers have an unbounded but decaying field)
+#: context is capped at this many seconds per side (recurrent layers have an unbounded but decaying field:
+#: what lies beyond the measured context can still flip a code, see the module docstring)
 MAX_CONTEXT_SECONDS = 2.0
 
 

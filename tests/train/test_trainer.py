@@ -64,7 +64,8 @@ def test_checkpoints_keep_last_k_and_best(clips, tmp_path):
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-00000005", "step-00000006"]
     best = read_state(tmp_path / "run" / "checkpoints" / "best")
     assert best["best_valid_mel"] == min(v["valid/mel"] for v in tr.state.valid_history)
-    assert "valid/stoi" in tr.state.valid_history[0]
+    # its one metric clip (0.4 s) is too short for STOI: no score rather than pystoi's placeholder 1e-5
+    assert "valid/pesq" in tr.state.valid_history[0] and "valid/stoi" not in tr.state.valid_history[0]
     assert (tmp_path / "run" / "log.jsonl").read_text().count('"kind": "valid"') == 2
 
 
@@ -157,13 +158,20 @@ def test_init_exclude_starts_a_changed_decoder_from_the_exported_encoder(clips, 
 
 
 def test_pitch_head_learns_the_clips_f0_and_ships_with_the_export(clips, tmp_path):
+    # As in the shipped model: YIN f0 features in the latent (pitch_input) and codebooks kept in use by
+    # k-means init and dead-code restarts. Without them tiny-hificodec's codebooks collapse to 1-3
+    # entries in 60 steps, the codes carry no pitch, and the head predicts one f0 for every clip on
+    # most recipe seeds (correlation nan or 0.00 on seeds 1, 2, 3, 5).
     tr = _trainer("tiny-hificodec", clips, tmp_path / "run", "train.max_steps=60", "valid.every=100",
                   "train.checkpoint_every=100", "model_overrides.pitch_head.channels=16", "optim.generator.lr=3e-3",
+                  "model_overrides.pitch_input=true", "model_overrides.quantizer.kmeans_init=true",
+                  "model_overrides.quantizer.dead_code_steps=4",
                   "loss_weights.f0=10", "loss_weights.voicing=1", "loss_weights.adv=0", "loss_weights.feat=0")
     tr.fit()
     f0 = [h.losses["f0"] for h in tr.history]
     assert "voicing" in tr.history[0].losses
-    assert sum(f0[-10:]) < 0.6 * sum(f0[:10]), f0  # octaves off; measured 0.71 -> 0.32
+    # f0 loss (octaves off), last 10 steps over first 10: 0.53-0.69 over recipe seeds 1-5 and 1234
+    assert sum(f0[-10:]) < 0.85 * sum(f0[:10]), f0
     # read back from the codes of the exported model, each clip's pitch ranks with its true f0
     model = hificodec.load(export_run(tmp_path / "run", tmp_path / "exported"))
     true_f0, predicted = [], []
@@ -174,7 +182,7 @@ def test_pitch_head_learns_the_clips_f0_and_ships_with_the_export(clips, tmp_pat
         true_f0.append(120.0 + 40 * i)  # tests/train/conftest.py write_clips
         predicted.append(float(track.f0[track.voiced].median()))
     corr = torch.corrcoef(torch.tensor([true_f0, predicted]))[0, 1]
-    assert corr > 0.8, (true_f0, predicted)  # measured: 0.96
+    assert corr > 0.8, (true_f0, predicted)  # measured: 0.99 on recipe seeds 1-5 and 1234
 
 
 def test_predict_pitch_needs_a_pitch_head():

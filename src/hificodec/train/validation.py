@@ -43,10 +43,12 @@ def load_validation_clips(
     return clips
 
 
-def pesq_stoi(real: np.ndarray, fake: np.ndarray, sample_rate: int) -> tuple[float | None, float]:
-    """PESQ wide-band and STOI at 16 kHz (resampled with soxr, cropped to equal length)."""
+def pesq_stoi(real: np.ndarray, fake: np.ndarray, sample_rate: int) -> tuple[float | None, float | None]:
+    """PESQ wide-band and STOI at 16 kHz (resampled with soxr, cropped to equal length); None where the
+    metric is undefined for the clip (silent, too short), never a placeholder score."""
     from pesq import pesq
-    from pystoi import stoi
+
+    from ..eval.metrics import MetricError, stoi
 
     r = resample(real.astype(np.float32), sample_rate, METRIC_RATE)
     f = resample(fake.astype(np.float32), sample_rate, METRIC_RATE)
@@ -57,7 +59,12 @@ def pesq_stoi(real: np.ndarray, fake: np.ndarray, sample_rate: int) -> tuple[flo
     except Exception as e:  # pesq refuses silent or very short clips
         log.warning("validation: PESQ failed (%s)", e)
         p = None
-    return p, float(stoi(r, f, METRIC_RATE, extended=False))
+    try:
+        s: float | None = stoi(r, f, METRIC_RATE)
+    except MetricError as e:  # pystoi would return 1e-5 for a clip with under ~384 ms of speech
+        log.warning("validation: STOI skipped (%s)", e)
+        s = None
+    return p, s
 
 
 @torch.no_grad()
@@ -85,7 +92,8 @@ def validate(
                 p, s = pesq_stoi(r, f, sample_rate)
                 if p is not None:
                     pesqs.append(p)
-                stois.append(s)
+                if s is not None:
+                    stois.append(s)
                 examples.append((r, f))
     finally:
         model.train(was_training)
