@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dest", default=".leg", help="carried folder (git-ignored)")
     p.add_argument("--no-wheels", action="store_true", help="skip the soundfile wheels (a CPU rehearsal)")
     p.add_argument("--device", default="cuda")
+    p.add_argument("--batches", default="64,128",
+                   help="batch sizes the smoke pass times; the leg trains at the one with the most clips/s")
     p.add_argument("--travel-limit-mib", type=float, default=TRAVEL_LIMIT_MIB, help="the device tool's limit")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides for the leg")
     p.set_defaults(func=prepare)
@@ -103,7 +105,7 @@ def prepare(args: argparse.Namespace) -> int:
     leg = {
         "leg": args.leg, "slice": slice_index, "slices": args.slices, "recipe": args.recipe,
         "overrides": args.overrides, "model": DEFAULT_MODEL, "shard_mib": 15, "max_mib": args.max_mib,
-        "kbps": args.kbps, "manifest": manifest,
+        "kbps": args.kbps, "manifest": manifest, "batch_candidates": _batch_list(args.batches),
     }
     old = _read_json(dest / "leg.json")
     pack_keys = ("slice", "slices", "max_mib", "kbps", "manifest")
@@ -134,6 +136,18 @@ def prepare(args: argparse.Namespace) -> int:
     print("\nrun call:")
     print(json.dumps({"command": command, "carry": [dest.as_posix()], "timeout_s": timeout}, indent=1))
     return 0
+
+
+def _batch_list(text: str) -> list[int]:
+    from hificodec.errors import HificodecError
+
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise HificodecError(f"--batches: expected sizes like 64,128, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise HificodecError(f"--batches: expected positive sizes, got {text!r}")
+    return sizes
 
 
 def leg_command(leg_dir: str, minutes: float, device: str = "cuda", wheels: bool = True) -> str:

@@ -52,7 +52,8 @@ def test_rehearsal_prepare_run_finish(tmp_path):
     dest, out = tmp_path / "leg", tmp_path / "out"
     assert leg_script.main([
         "prepare", "--corpus", str(corpus), "--leg", "2", "--slices", "2", "--recipe", TINY_RECIPE,
-        "--minutes", "1", "--dest", str(dest), "--no-wheels", "--device", "cpu", "train.log_every=2",
+        "--minutes", "1", "--dest", str(dest), "--no-wheels", "--device", "cpu", "--batches", "2,4",
+        "train.log_every=2",
     ]) == 0
     index = json.loads((dest / "pack" / "index.json").read_text())
     # slice 0 of 2: half of each speaker's files, every speaker present
@@ -78,6 +79,11 @@ def test_rehearsal_prepare_run_finish(tmp_path):
     summary = log[-1]
     assert summary["kind"] == "leg" and summary["train"]["steps"] > summary["smoke"]["steps"]
     assert summary["smoke"]["gflop_per_step"] > 0 and any(x.get("kind") == "train" for x in log)
+    trials = summary["smoke"]["trials"]
+    assert [t["batch"] for t in trials] == [2, 4]  # both timed; the leg trains at the one with more clips/s
+    best = max(trials, key=lambda t: t["clips_per_s"])["batch"]
+    assert summary["smoke"]["batch"] == summary["train"]["batch"] == best
+    assert trials[1]["gflop_per_step"] == pytest.approx(2 * trials[0]["gflop_per_step"], rel=0.02)
 
     # finish: scored against a "shipped" model (the leg's own starting point: a fresh tiny export)
     shipped = tmp_path / "shipped"
@@ -105,7 +111,7 @@ def test_a_killed_leg_still_returns_its_last_export(tmp_path):
     dest, out = tmp_path / "leg", tmp_path / "out"
     assert leg_script.main([
         "prepare", "--corpus", str(corpus), "--leg", "0", "--slices", "1", "--recipe", TINY_RECIPE, "--dest",
-        str(dest), "--no-wheels", "--device", "cpu", "train.export_every_minutes=0.02",
+        str(dest), "--no-wheels", "--device", "cpu", "--batches", "2", "train.export_every_minutes=0.02",
     ]) == 0
     out.mkdir()
     proc = subprocess.Popen(

@@ -96,27 +96,28 @@ def run_leg(
     trainer.peak_flops = H200_PEAK_FLOPS if dev.type == "cuda" else None
     trainer.on_export = lambda: _copy_log(run, out, {**summary, "partial": True})  # a killed leg keeps its log
 
-    # smoke: the first steps (cuDNN autotuning, allocator warm-up), then a timed stretch, one step counted
+    # smoke: the first steps (cuDNN autotuning, allocator warm-up), one step under the FLOP counter, then a
+    # timed stretch per candidate batch size; the leg trains at the one that moves the most audio per second
+    base_batch = recipe.data.batch_size
     batches = trainer._batches()
     for _ in range(3):
         trainer.train_step(next(batches))
+    flops_at_base = None
     try:
-        trainer.flops_per_step = count_flops(lambda: trainer.train_step(next(batches)))
+        flops_at_base = count_flops(lambda: trainer.train_step(next(batches)))
     except Exception as e:  # the utilisation is a report, not a reason to lose the lease
         _say("flop count failed", f"{type(e).__name__}: {e}")
-    _sync(dev)
-    with _count_host_syncs(dev) as syncs:  # CUDA's sync debug mode: each waiting call warns
-        t = time.perf_counter()
-        for _ in range(smoke_steps):
-            trainer.train_step(next(batches))
-        _sync(dev)
-        smoke_rate = smoke_steps / (time.perf_counter() - t)
-    summary["smoke"] = {"steps": smoke_steps, "steps_per_s": round(smoke_rate, 2),
-                        "gflop_per_step": round((trainer.flops_per_step or 0) / 1e9, 1),
-                        "batch": recipe.data.batch_size, "host_syncs_per_step": _per_step(syncs, smoke_steps)}
-    if trainer.peak_flops and trainer.flops_per_step:
-        summary["smoke"]["mfu"] = round(trainer.flops_per_step * smoke_rate / trainer.peak_flops, 4)
-    _say("smoke", summary["smoke"])
+    trials = []
+    for batch in leg.get("batch_candidates") or [base_batch]:
+        trainer.recipe.data.batch_size = int(batch)
+        trainer.flops_per_step = flops_at_base * batch / base_batch if flops_at_base else None
+        trial = _smoke(trainer, dev, smoke_steps)
+        trials.append(trial)
+        _say("smoke", trial)
+    best = max(trials, key=lambda r: r["clips_per_s"])
+    trainer.recipe.data.batch_size = best["batch"]
+    trainer.flops_per_step = flops_at_base * best["batch"] / base_batch if flops_at_base else None
+    summary["smoke"] = {**best, "trials": trials}
     trainer.export(out / EXPORT_DIR)  # something to bring back, whatever happens next
 
     # train for what is left, keeping a margin for the final checkpoint and export
@@ -135,14 +136,35 @@ def run_leg(
             "steps": trainer.state.step, "steps_this_stretch": trainer.state.step - first_step,
             "seconds": round(train_s, 1), "bad_steps": trainer.state.bad_steps,
             "steps_per_s": round((trainer.state.step - first_step) / max(train_s, 1e-9), 2),
-            "batch": recipe.data.batch_size, "audio_hours": round(
-                trainer.state.step * recipe.data.batch_size * trainer.segment_options.segment_samples
+            "batch": trainer.recipe.data.batch_size, "audio_hours": round(
+                trainer.state.step * trainer.recipe.data.batch_size * trainer.segment_options.segment_samples
                 / trainer.sample_rate / 3600, 2),
         }
         summary["minutes"] = round((time.perf_counter() - started) / 60, 2)
         _say("train", summary["train"])
         _copy_log(run, out, summary)
     return summary
+
+
+def _smoke(trainer: Any, device: torch.device, steps: int) -> dict[str, Any]:
+    """Time `steps` training steps at the recipe's current batch size (after one step for the new shape)."""
+    batches = trainer._batches()
+    trainer.train_step(next(batches))
+    _sync(device)
+    with _count_host_syncs(device) as syncs:  # CUDA's sync debug mode: each waiting call warns
+        t = time.perf_counter()
+        for _ in range(steps):
+            trainer.train_step(next(batches))
+        _sync(device)
+        rate = steps / (time.perf_counter() - t)
+    batch = trainer.recipe.data.batch_size
+    trial: dict[str, Any] = {"batch": batch, "steps": steps, "steps_per_s": round(rate, 2),
+                             "clips_per_s": round(rate * batch, 1), "host_syncs_per_step": _per_step(syncs, steps)}
+    if trainer.flops_per_step:
+        trial["gflop_per_step"] = round(trainer.flops_per_step / 1e9, 1)
+        if trainer.peak_flops:
+            trial["mfu"] = round(trainer.flops_per_step * rate / trainer.peak_flops, 4)
+    return trial
 
 
 def self_check(
