@@ -1,11 +1,12 @@
 """The shipped default model loads offline and is a trained codec (not random weights).
 
-Its figures on the bundled clip are pinned in SHIPPED below, the one place to update when a new release
-replaces the weights: `PYTHONPATH=src python tests/test_pretrained.py` prints them for the installed model.
+Its figures on the bundled clip are pinned in SHIPPED below and its codes in `pretrained_codes.json`,
+the places to update when a new release replaces the weights: `PYTHONPATH=src python
+tests/test_pretrained.py` prints the figures and rewrites the codes file for the installed model.
 """
 
-import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +21,6 @@ from hificodec.eval.metrics import pesq_wb
 #: hificodec-16k as shipped, on the bundled clip (6.9 s of speech): weights, codes of the first 3 s, and scores.
 SHIPPED = {
     "weights_hash": "3541e98c91b0cee5",
-    "codes_sha256": "71d861b1f6a41431",
     "stoi": 0.5276,
     "pesq_wb": 1.0856,
     "disc_real": 2.5866,
@@ -29,6 +29,11 @@ SHIPPED = {
 #: allowed drift from float rounding on other CPUs (the figures are deterministic on one machine)
 TOLERANCE = {"stoi": 0.01, "pesq_wb": 0.02, "disc_real": 0.05, "disc_fake": 0.05}
 CODES_SECONDS = 3
+CODES_FILE = Path(__file__).with_name("pretrained_codes.json")
+#: codes equal to the pinned ones: a rounding tie on another CPU's kernels may flip a few, a change of the
+#: encoder or quantizer flips many (zeroing the pitch-feature input, or halving the input level, leaves
+#: 46-48 % equal)
+MIN_CODES_EQUAL = 0.98
 
 
 def _speech(model: hificodec.CodecModel) -> tuple[np.ndarray, int]:
@@ -73,7 +78,7 @@ def measure() -> dict:
     first = codes[..., : round(CODES_SECONDS * model.frame_rate)].numpy().astype("<i2")
     return {
         "weights_hash": hificodec.weights_hash(model),
-        "codes_sha256": hashlib.sha256(first.tobytes()).hexdigest()[:16],
+        "codes": first[0].tolist(),
         "stoi": round(float(stoi(audio[0].astype(np.float64), rec.astype(np.float64), sr)), 4),
         "pesq_wb": round(pesq_wb(audio[0], rec, sr), 4),
         "disc_real": round(sum(float(x[0].mean()) for x in logits), 4),
@@ -103,8 +108,10 @@ def test_shipped_model_is_the_pinned_release(measured):
 
 
 def test_shipped_codes_are_pinned(measured):
-    assert min(measured["distinct_codes"]) > 50  # of 150 frames: a digest of varied codes
-    assert measured["codes_sha256"] == SHIPPED["codes_sha256"]
+    assert min(measured["distinct_codes"]) > 50  # of 150 frames: pinned codes that vary
+    pinned = np.array(json.loads(CODES_FILE.read_text(encoding="utf-8")))
+    equal = float((np.array(measured["codes"]) == pinned).mean())
+    assert equal >= MIN_CODES_EQUAL, equal
 
 
 def test_shipped_scores_are_pinned(measured):
@@ -127,4 +134,6 @@ def test_default_model_is_trained():
 
 
 if __name__ == "__main__":
-    print(json.dumps({k: v for k, v in measure().items() if k in SHIPPED}, indent=4))
+    figures = measure()
+    CODES_FILE.write_text(json.dumps(figures["codes"]) + "\n", encoding="utf-8")
+    print(json.dumps({k: v for k, v in figures.items() if k in SHIPPED}, indent=4))
