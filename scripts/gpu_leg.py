@@ -249,7 +249,8 @@ def finish(args: argparse.Namespace) -> int:
             write_model_files(model, tmp, dtype=torch.float16)
             if (export / "discriminator").is_dir():  # as it came back (fp16): it seeds the next leg
                 shutil.copytree(export / "discriminator", tmp / "discriminator")
-        print(f"installed as {args.install} (better on PESQ-WB and STOI)")
+        print(f"installed as {args.install} (better on PESQ-WB and STOI); the release's pinned figures in "
+              "tests/test_pretrained.py change with it: `PYTHONPATH=src python tests/test_pretrained.py`")
     else:
         print("not installed: the leg's model does not beat the shipped one on PESQ-WB and STOI")
     row = (f"| {args.leg} | {_fmt(args.gpu_minutes, 1)} | {train.get('steps')} | {train.get('batch')} | "
