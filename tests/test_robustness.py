@@ -488,3 +488,48 @@ def test_saved_folders_follow_the_umask(tmp_path):
     assert folder.stat().st_mode & 0o777 == 0o755
     modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
     assert len(modes) > 3 and set(modes.values()) == {0o644}, modes
+
+
+# ---- tokenize: resumed runs -------------------------------------------------------------------
+def _clips(folder: Path, n: int = 6) -> Path:
+    folder.mkdir()
+    for i in range(n):
+        _write_wav(folder / f"c{i}.wav", 1600 * (i + 2), sr=16000 if i % 2 else 22050, seed=i)
+    return folder
+
+
+def test_a_resumed_tokenize_writes_the_same_manifest(tmp_path):
+    """A rerun skipped finished files and wrote their manifest entries without `duration`, so a
+    resumed or repeated run's manifest differed from an uninterrupted one."""
+    from hificodec.tokenize import tokenize
+    from tiny_codecs import coding_model
+
+    data, model = _clips(tmp_path / "data"), coding_model("tiny-encodec")
+    tokenize(model, data, tmp_path / "whole")
+    whole = (tmp_path / "whole" / "manifest.jsonl").read_text()
+    assert whole.count('"duration"') == 6
+
+    tokenize(model, data, tmp_path / "resumed")
+    for p in sorted((tmp_path / "resumed" / "codes").glob("*.npy"))[::2]:
+        p.unlink()  # as if interrupted after half of the files
+    (tmp_path / "resumed" / "manifest.jsonl").unlink()
+    stats = tokenize(model, data, tmp_path / "resumed")
+    assert (stats.encoded, stats.skipped) == (3, 3)
+    assert (tmp_path / "resumed" / "manifest.jsonl").read_text() == whole
+
+    stats = tokenize(model, data, tmp_path / "resumed")  # nothing left to do
+    assert (stats.encoded, stats.skipped) == (0, 6)
+    assert (tmp_path / "resumed" / "manifest.jsonl").read_text() == whole
+
+
+def test_a_failed_tokenize_leaves_no_output(tiny_dir, tmp_path, capsys):
+    """Without --skip-errors a bad file stopped the run but left `tokens.json` (and the folder) behind."""
+    data = _clips(tmp_path / "data", 2)
+    (data / "bad.wav").write_bytes(b"not audio at all")
+    code, _, err = run(["tokenize", data, "--out", tmp_path / "tok", "--model", tiny_dir, "-q"], capsys)
+    assert code != 0 and "bad.wav" in err and "Traceback" not in err
+    assert not (tmp_path / "tok").exists()
+
+    (tmp_path / "tok2").mkdir()  # a folder the user made stays, empty
+    code, _, err = run(["tokenize", data, "--out", tmp_path / "tok2", "--model", tiny_dir, "-q"], capsys)
+    assert code != 0 and list((tmp_path / "tok2").iterdir()) == []
