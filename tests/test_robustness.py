@@ -533,3 +533,32 @@ def test_a_failed_tokenize_leaves_no_output(tiny_dir, tmp_path, capsys):
     (tmp_path / "tok2").mkdir()  # a folder the user made stays, empty
     code, _, err = run(["tokenize", data, "--out", tmp_path / "tok2", "--model", tiny_dir, "-q"], capsys)
     assert code != 0 and list((tmp_path / "tok2").iterdir()) == []
+
+
+# ---- eval -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "extra, models, note",
+    [([], ["hificodec-16k"], "scoring the shipped model hificodec-16k"), (["--no-model"], [], None),
+     (["--model", "m1"], ["m1"], None)],
+)  # fmt: skip
+def test_eval_with_baselines_only_scores_the_shipped_model(extra, models, note, tmp_path, capsys, monkeypatch):
+    """`eval DATA --baselines opus:6,8` without --model silently scored no codec."""
+    import hificodec.eval
+
+    seen = []
+
+    def fake_evaluate(config):
+        seen.append(config)
+        raise hificodec.errors.HificodecError("stopped before scoring")
+
+    monkeypatch.setattr(hificodec.eval, "evaluate", fake_evaluate)
+    code, _, err = run(["eval", tmp_path, "--baselines", "opus:6,8", *extra], capsys)
+    assert code == 1 and "stopped before scoring" in err
+    assert seen[0].models == models and seen[0].baselines == ["opus:6,8"]
+    assert (note in err) if note else ("shipped model" not in err)
+
+
+def test_eval_no_model_contradicting_model_is_refused(tmp_path, capsys):
+    """--no-model with --model is a contradiction, reported as such."""
+    code, _, err = run(["eval", tmp_path, "--no-model", "--model", "x"], capsys)
+    assert code == 1 and "--no-model contradicts --model" in err and "Traceback" not in err
