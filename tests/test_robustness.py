@@ -562,3 +562,21 @@ def test_eval_no_model_contradicting_model_is_refused(tmp_path, capsys):
     """--no-model with --model is a contradiction, reported as such."""
     code, _, err = run(["eval", tmp_path, "--no-model", "--model", "x"], capsys)
     assert code == 1 and "--no-model contradicts --model" in err and "Traceback" not in err
+
+
+# ---- truncated input --------------------------------------------------------------------------
+def test_a_truncated_wav_is_reported(tiny_dir, tmp_path, capsys):
+    """A WAV whose header says 4 s but whose data holds 2 s (a copy cut short) encoded 2 s without a word."""
+    src = tmp_path / "cut.wav"
+    rng = np.random.default_rng(0)
+    sf.write(str(src), (0.1 * rng.standard_normal(4 * 16000)).astype(np.float32), 16000, subtype="PCM_16")
+    with open(src, "r+b") as f:
+        f.truncate(os.path.getsize(src) - 2 * 16000 * 2)  # drop the last 2 s of 16-bit samples
+    assert sf.info(str(src)).frames == 2 * 16000  # libsndfile counts what is there; the header says 4 s
+    code, _, err = run(["encode", src, "-o", tmp_path / "cut.hfc", "--model", tiny_dir, "-q"], capsys)
+    assert code == 0 and "Traceback" not in err
+    assert "cut.wav" in err and "4.00 s" in err and "2.00 s" in err and "warning" in err
+
+    ok = _write_wav(tmp_path / "whole.wav", 16000)
+    code, _, err = run(["encode", ok, "-o", tmp_path / "whole.hfc", "--model", tiny_dir, "-q"], capsys)
+    assert code == 0 and err == ""

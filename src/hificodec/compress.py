@@ -8,6 +8,7 @@ rate and length unless told otherwise. Each channel is coded separately (as one 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .audio import atomic_output, audio_info, check_finite, resample
+from .audio import atomic_output, audio_info, check_finite, declared_frames, resample
 from .bitstream import (
     DEFAULT_GROUP_FRAMES,
     HfcHeader,
@@ -29,7 +30,7 @@ from .bitstream import (
 )
 from .checkpoint import load, weights_hash
 from .chunked import ChunkedDecoder, ChunkedEncoder, decode_chunked, encode_chunked
-from .errors import AudioError, CheckpointError, HificodecError
+from .errors import AudioError, CheckpointError, HificodecError, HificodecWarning
 from .models.base import CodecModel
 
 #: frames read from an input file per step when streaming
@@ -243,13 +244,23 @@ def encode_file(
         encoder = ChunkedEncoder(model, header.num_samples, chunk_frames)
         to_model_rate = _Resampler(sr_in, model.sample_rate, channels, header.num_samples)
         pieces: list[torch.Tensor] = []
+        read = 0
         for block in _read_blocks(src, channels):
+            read += block.shape[1]
             pieces += encoder.feed(torch.from_numpy(to_model_rate(block, last=False)))
             pieces = _write_pieces(writer, pieces, bar, model)
         pieces += encoder.feed(torch.from_numpy(to_model_rate(np.zeros((channels, 0), np.float32), last=True)))
         pieces += encoder.finish()
         _write_pieces(writer, pieces, bar, model)
         writer.close()
+    announced = declared_frames(src) or frames
+    if read != announced:  # a file cut short: say so rather than code a shorter (or zero-padded) clip
+        warnings.warn(
+            f"{src}: truncated? its header says {announced / sr_in:.2f} s of audio but it holds {read / sr_in:.2f} s; "
+            f"encoded {frames / sr_in:.2f} s" + (" (the missing end as silence)" if read < frames else ""),
+            HificodecWarning,
+            stacklevel=2,
+        )
     return header
 
 
