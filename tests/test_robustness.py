@@ -580,3 +580,41 @@ def test_a_truncated_wav_is_reported(tiny_dir, tmp_path, capsys):
     ok = _write_wav(tmp_path / "whole.wav", 16000)
     code, _, err = run(["encode", ok, "-o", tmp_path / "whole.hfc", "--model", tiny_dir, "-q"], capsys)
     assert code == 0 and err == ""
+
+
+# ---- progress bars ----------------------------------------------------------------------------
+def test_the_progress_rate_is_audio_seconds_per_second():
+    """The encode/decode bars' rate read "1.80s/s" for a file coded slower than real time: tqdm flips
+    its label to seconds per unit below 1/s, so the same label meant two inverse things."""
+    import io
+
+    from hificodec.compress import AudioProgress
+
+    for audio_s, wall_s, label in ((2.0, 3.6, "0.56x real time"), (9.0, 2.0, "4.50x real time")):
+        sink = io.StringIO()
+        bar = AudioProgress(10.0, "clip.wav", progress=True)
+        bar.fp = sink
+        bar.start_t = bar.last_print_t = bar._time() - wall_s
+        bar.update(audio_s)
+        text = str(bar)
+        bar.close()
+        assert label in text and "s/s" not in text and f"{audio_s:.1f}/10.0 s" in text
+
+
+def test_an_error_starts_on_its_own_line_after_a_progress_bar(tiny_dir, tmp_path):
+    """An error during encoding was printed on the progress bar's line (`...]\\r   \\rhificodec encode:
+    error`), one line in a log."""
+    x = (0.1 * np.random.default_rng(0).standard_normal(16000 * 200)).astype(np.float32)
+    x[16000 * 190] = np.nan  # found only while streaming, with the bar already drawn
+    sf.write(str(tmp_path / "nan.wav"), x, 16000, subtype="FLOAT")
+    env = {**os.environ, "PYTHONPATH": str(Path(hificodec.__file__).parents[1])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "hificodec", "encode", "nan.wav", "--model", str(tiny_dir)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    lines = proc.stderr.split("\n")
+    assert any("x real time" in line for line in lines), proc.stderr
+    error = [line for line in lines if "error:" in line]
+    assert len(error) == 1 and error[0].startswith("hificodec encode: error: nan.wav: the audio holds NaN"), error
+    assert not (tmp_path / "nan.hfc").exists()

@@ -167,6 +167,30 @@ def _output_length(header: HfcHeader, sr_out: int) -> int:
 
 
 # ---- file to file, streaming -------------------------------------------------------------------
+class AudioProgress(tqdm):
+    """A progress bar over audio seconds whose rate reads "N.NNx real time" (audio seconds per wall
+    second) whatever its value: tqdm's own label flips to seconds per unit below 1/s ("1.80s/s").
+    On an error the bar is kept and its line ended, so the error message starts on a line of its own."""
+
+    def __init__(self, total: float, desc: str, progress: bool):
+        super().__init__(
+            total=total, desc=desc, disable=not progress, leave=False,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}, {realtime}]",
+        )  # fmt: skip
+
+    @property
+    def format_dict(self) -> dict:
+        d = super().format_dict
+        rate = d.get("rate") or (d["n"] / d["elapsed"] if d.get("elapsed") else None)
+        d["realtime"] = f"{rate:.2f}x real time" if rate else "?x real time"
+        return d
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.leave = True  # close() then prints the bar once more and a newline
+        super().__exit__(exc_type, exc, tb)
+
+
 def check_output_path(dst: str | os.PathLike, inputs: Sequence[str | os.PathLike], force: bool = False) -> Path:
     """Refuse an output that is a folder, already exists, or is one of the inputs (unless `force`)."""
     out = Path(dst)
@@ -238,7 +262,7 @@ def encode_file(
         raise AudioError(f"{src}: the file holds no audio samples")
     out = check_output_path(dst, [src], force)
     header = make_header(model, channels, sr_in, frames)
-    bar = tqdm(total=round(header.duration, 1), unit="s", desc=src.name, disable=not progress, leave=False)
+    bar = AudioProgress(header.duration, src.name, progress)
     with atomic_output(out) as tmp, open(tmp, "wb") as f, bar:
         writer = HfcWriter(f, header)
         encoder = ChunkedEncoder(model, header.num_samples, chunk_frames)
@@ -267,7 +291,7 @@ def encode_file(
 def _write_pieces(writer: HfcWriter, pieces: list[torch.Tensor], bar: tqdm, model: CodecModel) -> list:
     for codes in pieces:
         writer.write(codes.numpy())
-        bar.update(round(codes.shape[-1] / model.frame_rate, 1))
+        bar.update(codes.shape[-1] / model.frame_rate)
     return []
 
 
@@ -308,7 +332,7 @@ def decode_file(
         decoder = ChunkedDecoder(model, header.num_frames, chunk_frames)
         check = OutputCheck(model)
         left = header.num_samples  # decoded audio beyond this is the padding of the last frame
-        bar = tqdm(total=round(header.duration, 1), unit="s", desc=Path(src).name, disable=not progress, leave=False)
+        bar = AudioProgress(header.duration, Path(src).name, progress)
         with atomic_output(out) as tmp, bar, sf.SoundFile(
             tmp, "w", samplerate=sr_out, channels=header.channels, format=fmt
         ) as sink:
@@ -319,7 +343,7 @@ def decode_file(
                     block = check(wav.numpy()[:, :left])
                     left -= block.shape[1]
                     sink.write(np.clip(to_out_rate(block, last=False), -1.0, 1.0).T)
-                    bar.update(round(block.shape[1] / header.sample_rate, 1))
+                    bar.update(block.shape[1] / header.sample_rate)
             sink.write(np.clip(to_out_rate(np.zeros((header.channels, 0), np.float32), last=True), -1.0, 1.0).T)
             check.finish()
     return header
