@@ -655,3 +655,55 @@ def test_every_python_block_in_the_docs_runs_as_written(name, code, tmp_path):
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=500
     )
     assert proc.returncode == 0, f"{name} failed:\n{proc.stderr[-3000:]}"
+
+
+# ---- stereo -----------------------------------------------------------------------------------
+def _dithered_mono_as_stereo(path: Path) -> np.ndarray:
+    from hificodec.demo import bundled_clip
+
+    x, sr = sf.read(str(bundled_clip()), dtype="float32")
+    rng = np.random.default_rng(0)
+    lsb = 1 / 32768
+    stereo = np.stack([x + lsb * rng.integers(-1, 2, x.shape), x + lsb * rng.integers(-1, 2, x.shape)], axis=1)
+    sf.write(str(path), stereo, sr, subtype="PCM_16")
+    return sf.read(str(path), dtype="float32")[0].T
+
+
+def test_mono_saved_as_stereo_stays_one_voice(tmp_path, capsys):
+    """A mono recording saved as stereo with its own 1-LSB dither per channel came back as two unrelated
+    channels (left/right correlation ~0.3 with the shipped model): each channel was coded on its own and
+    the codes diverged. Stereo is now coded as mid/side, so the side is near silent."""
+    src = _dithered_mono_as_stereo(tmp_path / "mono2.wav")
+    code, _, err = run(["encode", tmp_path / "mono2.wav", "-o", tmp_path / "m.hfc", "-q"], capsys)
+    assert code == 0, err
+    code, _, err = run(["decode", tmp_path / "m.hfc", "-o", tmp_path / "m.wav", "-q"], capsys)
+    assert code == 0, err
+    y = sf.read(str(tmp_path / "m.wav"), dtype="float32")[0].T
+    assert y.shape == src.shape
+    assert np.corrcoef(y[0], y[1])[0, 1] > 0.95
+    side, mid = np.std(y[0] - y[1]), np.std(y[0] + y[1])
+    assert 20 * np.log10(side / mid) < -30  # the channels stay the same signal, not two codings of it
+    code, out, _ = run(["info", tmp_path / "m.hfc"], capsys)
+    assert code == 0 and "2 (mid/side)" in out and "version 2" in out
+
+
+def test_version_1_stereo_files_still_decode_channel_by_channel():
+    """Files written before mid/side coding (version 1, channels coded independently) decode as they did."""
+    from hificodec.bitstream import INDEPENDENT, read_codes, write_codes
+    from hificodec.compress import compress, decompress
+    from tiny_codecs import coding_model
+
+    model = coding_model("tiny-encodec")
+    t = np.arange(8000) / 16000
+    x = np.stack([0.4 * np.sin(2 * np.pi * 220 * t), 0.3 * np.sin(2 * np.pi * 330 * t)]).astype(np.float32)
+    header, _ = read_codes(compress(model, x, 16000))
+    from dataclasses import replace
+
+    old_header = replace(header, channel_coding=INDEPENDENT)
+    per_channel = np.concatenate([read_codes(compress(model, x[c], 16000))[1] for c in range(2)])
+    old = write_codes(per_channel, old_header)
+    assert old[4:6] == b"\x01\x00"  # written as version 1
+    y, _ = decompress(old, model=model)
+    for c in range(2):
+        alone, _ = decompress(compress(model, x[c], 16000), model=model)
+        np.testing.assert_allclose(y[c], alone[0], atol=1e-5)

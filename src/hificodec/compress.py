@@ -2,7 +2,10 @@
 (`encode_file`/`decode_file`: audio is streamed through soxr and the chunked codec, one chunk at a time).
 
 Any sample rate goes in: audio is resampled to the model's rate, and decoding restores the original
-rate and length unless told otherwise. Each channel is coded separately (as one batch) in one file.
+rate and length unless told otherwise. The channels are coded separately (as one batch) in one file;
+stereo is coded as mid (L+R)/2 and side (L-R)/2, so that channels that are nearly the same (a mono
+recording saved as stereo, with its own dither per channel) code a near-silent side and decode nearly
+the same again, where coding L and R apart lets their codes, and so the decoded channels, diverge.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from tqdm import tqdm
 from .audio import atomic_output, audio_info, check_finite, declared_frames, resample
 from .bitstream import (
     DEFAULT_GROUP_FRAMES,
+    INDEPENDENT,
+    MID_SIDE,
     HfcHeader,
     HfcReader,
     HfcWriter,
@@ -42,6 +47,25 @@ def resampled_length(num_samples: int, sr_in: int, sr_out: int) -> int:
     return max(1, (num_samples * sr_out + sr_in // 2) // sr_in)
 
 
+def channel_coding_for(channels: int) -> int:
+    """The policy: stereo as mid/side, anything else channel by channel."""
+    return MID_SIDE if channels == 2 else INDEPENDENT
+
+
+def to_coded_channels(audio: np.ndarray, coding: int) -> np.ndarray:
+    """[channels, n] audio -> the channels the codec codes."""
+    if coding == MID_SIDE:
+        return np.stack([(audio[0] + audio[1]) * 0.5, (audio[0] - audio[1]) * 0.5]).astype(np.float32)
+    return audio
+
+
+def from_coded_channels(audio: np.ndarray, coding: int) -> np.ndarray:
+    """Inverse of `to_coded_channels`."""
+    if coding == MID_SIDE:
+        return np.stack([audio[0] + audio[1], audio[0] - audio[1]]).astype(np.float32)
+    return audio
+
+
 def make_header(model: CodecModel, channels: int, source_rate: int, source_samples: int) -> HfcHeader:
     n = resampled_length(source_samples, source_rate, model.sample_rate)
     return HfcHeader(
@@ -49,6 +73,7 @@ def make_header(model: CodecModel, channels: int, source_rate: int, source_sampl
         hop_length=model.hop_length, num_samples=n, num_frames=model.num_frames(n), channels=channels,
         num_codebooks=model.num_codebooks, codebook_size=model.codebook_size,
         source_sample_rate=source_rate, source_num_samples=source_samples, group_frames=DEFAULT_GROUP_FRAMES,
+        channel_coding=channel_coding_for(channels),
     )  # fmt: skip
 
 
@@ -109,7 +134,8 @@ def compress(model: CodecModel, wav: np.ndarray | torch.Tensor, sample_rate: int
     sample_rate = check_sample_rate(sample_rate)
     audio = _as_channels(wav)
     header = make_header(model, audio.shape[0], sample_rate, audio.shape[1])
-    x = _fit_length(resample(audio, sample_rate, model.sample_rate), header.num_samples)
+    x = _fit_length(resample(to_coded_channels(audio, header.channel_coding), sample_rate, model.sample_rate),
+                    header.num_samples)  # fmt: skip
     codes = encode_chunked(model, torch.from_numpy(np.ascontiguousarray(x)))
     return write_codes(codes.numpy(), header)
 
@@ -155,6 +181,7 @@ def decompress(
     check = OutputCheck(model)
     check(wav)
     check.finish()
+    wav = from_coded_channels(wav, header.channel_coding)
     sr_out = sample_rate or header.source_sample_rate
     out = _fit_length(resample(wav, header.sample_rate, sr_out), _output_length(header, sr_out))
     return np.clip(out, -1.0, 1.0), sr_out
@@ -271,6 +298,7 @@ def encode_file(
         read = 0
         for block in _read_blocks(src, channels):
             read += block.shape[1]
+            block = to_coded_channels(block, header.channel_coding)
             pieces += encoder.feed(torch.from_numpy(to_model_rate(block, last=False)))
             pieces = _write_pieces(writer, pieces, bar, model)
         pieces += encoder.feed(torch.from_numpy(to_model_rate(np.zeros((channels, 0), np.float32), last=True)))
@@ -342,6 +370,7 @@ def decode_file(
                 for wav in pieces:
                     block = check(wav.numpy()[:, :left])
                     left -= block.shape[1]
+                    block = from_coded_channels(block, header.channel_coding)
                     sink.write(np.clip(to_out_rate(block, last=False), -1.0, 1.0).T)
                     bar.update(block.shape[1] / header.sample_rate)
             sink.write(np.clip(to_out_rate(np.zeros((header.channels, 0), np.float32), last=True), -1.0, 1.0).T)
