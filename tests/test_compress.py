@@ -6,6 +6,8 @@ import torch
 import hificodec
 from hificodec.audio import resample
 from hificodec.bitstream import (
+    INDEPENDENT,
+    MID_SIDE,
     ChecksumError,
     FormatError,
     ModelMismatchError,
@@ -16,7 +18,15 @@ from hificodec.bitstream import (
     write_codes,
 )
 from hificodec.chunked import encode_chunked
-from hificodec.compress import compress, decode_file, decompress, encode_file, resampled_length
+from hificodec.compress import (
+    compress,
+    decode_file,
+    decompress,
+    encode_file,
+    from_coded_channels,
+    resampled_length,
+    to_coded_channels,
+)
 from hificodec.errors import AudioError, HificodecError
 from tiny_codecs import assert_codes_vary, code_mismatch, coding_model
 
@@ -53,28 +63,41 @@ def test_roundtrip_keeps_rate_length_channels(model, sr, channels, n):
         assert_codes_vary(codes)
     y, sr_out = hificodec.decompress(data, model=model)
     assert sr_out == sr and y.shape == (channels, n) and y.dtype == np.float32
-    # the decoded audio is the model's own reconstruction of each channel, resampled back
+    # the decoded audio is the model's own reconstruction of each coded channel (stereo: mid and side),
+    # resampled back
     with torch.inference_mode():
-        at_model_rate = resample(x, sr, 16000)[:, : header.num_samples]
+        coded = to_coded_channels(x, header.channel_coding)
+        at_model_rate = resample(coded, sr, 16000)[:, : header.num_samples]
         expected = model.decode(model.encode(torch.from_numpy(at_model_rate)[:, None]), length=header.num_samples)
+    expected = from_coded_channels(expected[:, 0].numpy(), header.channel_coding)
     y16, _ = decompress(data, model=model, sample_rate=16000)
-    np.testing.assert_allclose(y16, np.clip(expected[:, 0].numpy(), -1, 1), atol=1e-5)
+    np.testing.assert_allclose(y16, np.clip(expected, -1, 1), atol=1e-5)
 
 
 def test_channels_are_coded_independently(model):
-    x = tone(16000, 8000, channels=2)
-    _, stereo = read_codes(compress(model, x, 16000))
-    assert_codes_vary(stereo)
-    assert code_mismatch(stereo[0], stereo[1]) > 0.5  # 220 Hz and 330 Hz tones
-    # another right channel leaves the left channel's codes as they were, bit for bit
-    other = np.stack([x[0], tone(16000, 8000, seed=1)[0][::-1]])
+    x = tone(16000, 8000, channels=3)  # stereo is coded as mid/side (next test); other counts channel by channel
+    header, coded = read_codes(compress(model, x, 16000))
+    assert header.channel_coding == INDEPENDENT and header.version == 1
+    assert_codes_vary(coded)
+    assert code_mismatch(coded[0], coded[1]) > 0.5  # 220 Hz and 330 Hz tones
+    # another last channel leaves the others' codes as they were, bit for bit
+    other = np.concatenate([x[:2], tone(16000, 8000, seed=1)[:1, ::-1]])
     _, changed = read_codes(compress(model, other, 16000))
-    np.testing.assert_array_equal(changed[0], stereo[0])
-    assert code_mismatch(changed[1], stereo[1]) > 0.5
-    # coded alone (a batch of one), each channel gets its stereo codes but for rare rounding ties
-    for c in range(2):
+    np.testing.assert_array_equal(changed[:2], coded[:2])
+    assert code_mismatch(changed[2], coded[2]) > 0.5
+    # coded alone (a batch of one), each channel gets its codes but for rare rounding ties
+    for c in range(3):
         _, alone = read_codes(compress(model, x[c : c + 1], 16000))
-        assert code_mismatch(alone, stereo[c : c + 1]) <= PATH_MISMATCH
+        assert code_mismatch(alone, coded[c : c + 1]) <= PATH_MISMATCH
+
+
+def test_stereo_is_coded_as_mid_and_side(model):
+    x = tone(16000, 8000, channels=2)
+    header, coded = read_codes(compress(model, x, 16000))
+    assert header.channel_coding == MID_SIDE and header.version == 2
+    for c, signal in enumerate([(x[0] + x[1]) / 2, (x[0] - x[1]) / 2]):
+        _, alone = read_codes(compress(model, signal, 16000))
+        assert code_mismatch(alone[0], coded[c]) <= PATH_MISMATCH
 
 
 def test_bitrate_follows_codebooks(model):
@@ -136,7 +159,8 @@ def test_file_roundtrip_streams_and_matches_memory_api(model, tmp_path):
     streamed = read_codes((tmp_path / "a.hfc").read_bytes())[1]
     assert_codes_vary(streamed, min_distinct=16)
     # the same chunks in memory give the same file, byte for byte
-    in_memory = encode_chunked(model, torch.from_numpy(x), chunk_frames=20).numpy()
+    in_memory = encode_chunked(model, torch.from_numpy(to_coded_channels(x, header.channel_coding)), chunk_frames=20)
+    in_memory = in_memory.numpy()
     assert (tmp_path / "a.hfc").read_bytes() == write_codes(in_memory, header)
     # and the whole-file codes but for rare near-ties
     whole_header, whole = read_codes(compress(model, x, 16000))
@@ -225,7 +249,7 @@ def test_bad_hfc_input_leaves_no_output(model, tmp_path, case, error):
     elif case == "bitflip":
         data[len(data) // 2] ^= 0x04
     elif case == "version":
-        data[4] = 2
+        data[4] = 3
     elif case == "garbage":
         data = bytearray(b"RIFF....WAVEfmt ")
     bad = tmp_path / "bad.hfc"

@@ -488,3 +488,222 @@ def test_saved_folders_follow_the_umask(tmp_path):
     assert folder.stat().st_mode & 0o777 == 0o755
     modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
     assert len(modes) > 3 and set(modes.values()) == {0o644}, modes
+
+
+# ---- tokenize: resumed runs -------------------------------------------------------------------
+def _clips(folder: Path, n: int = 6) -> Path:
+    folder.mkdir()
+    for i in range(n):
+        _write_wav(folder / f"c{i}.wav", 1600 * (i + 2), sr=16000 if i % 2 else 22050, seed=i)
+    return folder
+
+
+def test_a_resumed_tokenize_writes_the_same_manifest(tmp_path):
+    """A rerun skipped finished files and wrote their manifest entries without `duration`, so a
+    resumed or repeated run's manifest differed from an uninterrupted one."""
+    from hificodec.tokenize import tokenize
+    from tiny_codecs import coding_model
+
+    data, model = _clips(tmp_path / "data"), coding_model("tiny-encodec")
+    tokenize(model, data, tmp_path / "whole")
+    whole = (tmp_path / "whole" / "manifest.jsonl").read_text()
+    assert whole.count('"duration"') == 6
+
+    tokenize(model, data, tmp_path / "resumed")
+    for p in sorted((tmp_path / "resumed" / "codes").glob("*.npy"))[::2]:
+        p.unlink()  # as if interrupted after half of the files
+    (tmp_path / "resumed" / "manifest.jsonl").unlink()
+    stats = tokenize(model, data, tmp_path / "resumed")
+    assert (stats.encoded, stats.skipped) == (3, 3)
+    assert (tmp_path / "resumed" / "manifest.jsonl").read_text() == whole
+
+    stats = tokenize(model, data, tmp_path / "resumed")  # nothing left to do
+    assert (stats.encoded, stats.skipped) == (0, 6)
+    assert (tmp_path / "resumed" / "manifest.jsonl").read_text() == whole
+
+
+def test_a_failed_tokenize_leaves_no_output(tiny_dir, tmp_path, capsys):
+    """Without --skip-errors a bad file stopped the run but left `tokens.json` (and the folder) behind."""
+    data = _clips(tmp_path / "data", 2)
+    (data / "bad.wav").write_bytes(b"not audio at all")
+    code, _, err = run(["tokenize", data, "--out", tmp_path / "tok", "--model", tiny_dir, "-q"], capsys)
+    assert code != 0 and "bad.wav" in err and "Traceback" not in err
+    assert not (tmp_path / "tok").exists()
+
+    (tmp_path / "tok2").mkdir()  # a folder the user made stays, empty
+    code, _, err = run(["tokenize", data, "--out", tmp_path / "tok2", "--model", tiny_dir, "-q"], capsys)
+    assert code != 0 and list((tmp_path / "tok2").iterdir()) == []
+
+
+# ---- eval -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "extra, models, note",
+    [([], ["hificodec-16k"], "scoring the shipped model hificodec-16k"), (["--no-model"], [], None),
+     (["--model", "m1"], ["m1"], None)],
+)  # fmt: skip
+def test_eval_with_baselines_only_scores_the_shipped_model(extra, models, note, tmp_path, capsys, monkeypatch):
+    """`eval DATA --baselines opus:6,8` without --model silently scored no codec."""
+    import hificodec.eval
+
+    seen = []
+
+    def fake_evaluate(config):
+        seen.append(config)
+        raise hificodec.errors.HificodecError("stopped before scoring")
+
+    monkeypatch.setattr(hificodec.eval, "evaluate", fake_evaluate)
+    code, _, err = run(["eval", tmp_path, "--baselines", "opus:6,8", *extra], capsys)
+    assert code == 1 and "stopped before scoring" in err
+    assert seen[0].models == models and seen[0].baselines == ["opus:6,8"]
+    assert (note in err) if note else ("shipped model" not in err)
+
+
+def test_eval_no_model_contradicting_model_is_refused(tmp_path, capsys):
+    """--no-model with --model is a contradiction, reported as such."""
+    code, _, err = run(["eval", tmp_path, "--no-model", "--model", "x"], capsys)
+    assert code == 1 and "--no-model contradicts --model" in err and "Traceback" not in err
+
+
+# ---- truncated input --------------------------------------------------------------------------
+def test_a_truncated_wav_is_reported(tiny_dir, tmp_path, capsys):
+    """A WAV whose header says 4 s but whose data holds 2 s (a copy cut short) encoded 2 s without a word."""
+    src = tmp_path / "cut.wav"
+    rng = np.random.default_rng(0)
+    sf.write(str(src), (0.1 * rng.standard_normal(4 * 16000)).astype(np.float32), 16000, subtype="PCM_16")
+    with open(src, "r+b") as f:
+        f.truncate(os.path.getsize(src) - 2 * 16000 * 2)  # drop the last 2 s of 16-bit samples
+    assert sf.info(str(src)).frames == 2 * 16000  # libsndfile counts what is there; the header says 4 s
+    code, _, err = run(["encode", src, "-o", tmp_path / "cut.hfc", "--model", tiny_dir, "-q"], capsys)
+    assert code == 0 and "Traceback" not in err
+    assert "cut.wav" in err and "4.00 s" in err and "2.00 s" in err and "warning" in err
+
+    ok = _write_wav(tmp_path / "whole.wav", 16000)
+    code, _, err = run(["encode", ok, "-o", tmp_path / "whole.hfc", "--model", tiny_dir, "-q"], capsys)
+    assert code == 0 and err == ""
+
+
+# ---- progress bars ----------------------------------------------------------------------------
+def test_the_progress_rate_is_audio_seconds_per_second():
+    """The encode/decode bars' rate read "1.80s/s" for a file coded slower than real time: tqdm flips
+    its label to seconds per unit below 1/s, so the same label meant two inverse things."""
+    import io
+
+    from hificodec.compress import AudioProgress
+
+    for audio_s, wall_s, label in ((2.0, 3.6, "0.56x real time"), (9.0, 2.0, "4.50x real time")):
+        sink = io.StringIO()
+        bar = AudioProgress(10.0, "clip.wav", progress=True)
+        bar.fp = sink
+        bar.start_t = bar.last_print_t = bar._time() - wall_s
+        bar.update(audio_s)
+        text = str(bar)
+        bar.close()
+        assert label in text and "s/s" not in text and f"{audio_s:.1f}/10.0 s" in text
+
+
+def test_an_error_starts_on_its_own_line_after_a_progress_bar(tiny_dir, tmp_path):
+    """An error during encoding was printed on the progress bar's line (`...]\\r   \\rhificodec encode:
+    error`), one line in a log."""
+    x = (0.1 * np.random.default_rng(0).standard_normal(16000 * 200)).astype(np.float32)
+    x[16000 * 190] = np.nan  # found only while streaming, with the bar already drawn
+    sf.write(str(tmp_path / "nan.wav"), x, 16000, subtype="FLOAT")
+    env = {**os.environ, "PYTHONPATH": str(Path(hificodec.__file__).parents[1])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "hificodec", "encode", "nan.wav", "--model", str(tiny_dir)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    lines = proc.stderr.split("\n")
+    assert any("x real time" in line for line in lines), proc.stderr
+    error = [line for line in lines if "error:" in line]
+    assert len(error) == 1 and error[0].startswith("hificodec encode: error: nan.wav: the audio holds NaN"), error
+    assert not (tmp_path / "nan.hfc").exists()
+
+
+# ---- documentation ----------------------------------------------------------------------------
+NOT_RUN = "# not run:"  # first line of a ```python block that deliberately cannot run as written (say why)
+
+
+def _doc_blocks() -> list[tuple[str, str]]:
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    blocks = []
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        text = doc.read_text(encoding="utf-8")
+        for i, m in enumerate(re.finditer(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)):
+            blocks.append((f"{doc.relative_to(root)}#{i + 1}", m.group(1)))
+    return blocks
+
+
+def test_the_docs_have_python_blocks():
+    """The block finder below finds the snippets (an empty list would pass any check)."""
+    names = [name for name, _ in _doc_blocks()]
+    assert {"README.md#1", "docs/eval.md#1", "docs/format.md#1"} <= set(names), names
+
+
+@pytest.mark.parametrize("name, code", _doc_blocks(), ids=[name for name, _ in _doc_blocks()])
+def test_every_python_block_in_the_docs_runs_as_written(name, code, tmp_path):
+    """The README's snippet loaded "path/to/checkpoint" and failed when run as written; the eval and
+    format snippets used names they never defined. Each block runs in a fresh interpreter in an empty
+    folder; one marked `# not run: why` on its first line is only compiled."""
+    if code.startswith(NOT_RUN):
+        compile(code, name, "exec")
+        return
+    env = {**os.environ, "PYTHONPATH": str(Path(hificodec.__file__).parents[1]), "MPLBACKEND": "Agg"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=500
+    )
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stderr[-3000:]}"
+
+
+# ---- stereo -----------------------------------------------------------------------------------
+def _dithered_mono_as_stereo(path: Path) -> np.ndarray:
+    from hificodec.demo import bundled_clip
+
+    x, sr = sf.read(str(bundled_clip()), dtype="float32")
+    rng = np.random.default_rng(0)
+    lsb = 1 / 32768
+    stereo = np.stack([x + lsb * rng.integers(-1, 2, x.shape), x + lsb * rng.integers(-1, 2, x.shape)], axis=1)
+    sf.write(str(path), stereo, sr, subtype="PCM_16")
+    return sf.read(str(path), dtype="float32")[0].T
+
+
+def test_mono_saved_as_stereo_stays_one_voice(tmp_path, capsys):
+    """A mono recording saved as stereo with its own 1-LSB dither per channel came back as two unrelated
+    channels (left/right correlation ~0.3 with the shipped model): each channel was coded on its own and
+    the codes diverged. Stereo is now coded as mid/side, so the side is near silent."""
+    src = _dithered_mono_as_stereo(tmp_path / "mono2.wav")
+    code, _, err = run(["encode", tmp_path / "mono2.wav", "-o", tmp_path / "m.hfc", "-q"], capsys)
+    assert code == 0, err
+    code, _, err = run(["decode", tmp_path / "m.hfc", "-o", tmp_path / "m.wav", "-q"], capsys)
+    assert code == 0, err
+    y = sf.read(str(tmp_path / "m.wav"), dtype="float32")[0].T
+    assert y.shape == src.shape
+    assert np.corrcoef(y[0], y[1])[0, 1] > 0.95
+    side, mid = np.std(y[0] - y[1]), np.std(y[0] + y[1])
+    assert 20 * np.log10(side / mid) < -30  # the channels stay the same signal, not two codings of it
+    code, out, _ = run(["info", tmp_path / "m.hfc"], capsys)
+    assert code == 0 and "2 (mid/side)" in out and "version 2" in out
+
+
+def test_version_1_stereo_files_still_decode_channel_by_channel():
+    """Files written before mid/side coding (version 1, channels coded independently) decode as they did."""
+    from hificodec.bitstream import INDEPENDENT, read_codes, write_codes
+    from hificodec.compress import compress, decompress
+    from tiny_codecs import coding_model
+
+    model = coding_model("tiny-encodec")
+    t = np.arange(8000) / 16000
+    x = np.stack([0.4 * np.sin(2 * np.pi * 220 * t), 0.3 * np.sin(2 * np.pi * 330 * t)]).astype(np.float32)
+    header, _ = read_codes(compress(model, x, 16000))
+    from dataclasses import replace
+
+    old_header = replace(header, channel_coding=INDEPENDENT)
+    per_channel = np.concatenate([read_codes(compress(model, x[c], 16000))[1] for c in range(2)])
+    old = write_codes(per_channel, old_header)
+    assert old[4:6] == b"\x01\x00"  # written as version 1
+    y, _ = decompress(old, model=model)
+    for c in range(2):
+        alone, _ = decompress(compress(model, x[c], 16000), model=model)
+        np.testing.assert_allclose(y[c], alone[0], atol=1e-5)

@@ -7,6 +7,7 @@ the file name, never substitutes data.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -40,6 +41,21 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
     except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError)
         raise AudioError(f"{p}: not a readable audio file ({_short(e)})") from None
     return int(info.samplerate), int(info.channels), int(info.frames)
+
+
+def declared_frames(path: str | os.PathLike) -> int | None:
+    """Frames the file's header announces, where libsndfile reports a shorter data chunk than declared
+    (a WAV cut short: `sf.info` then gives the frames actually present); None when nothing is amiss."""
+    sf = _soundfile()
+    try:
+        log = sf.info(str(path)).extra_info
+    except Exception:  # unreadable files are reported by audio_info/reading
+        return None
+    data = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", log, re.MULTILINE)
+    align = re.search(r"Block Align\s*:\s*(\d+)", log)
+    if not (data and align) or int(align.group(1)) <= 0:
+        return None
+    return int(data.group(1)) // int(align.group(1))
 
 
 def load_audio(

@@ -3,9 +3,10 @@
 Layout (all integers little-endian; full description in docs/format.md):
 
     magic           4 bytes   b"\\x89HFC"
-    version         u16       FORMAT_VERSION
+    version         u16       1, or 2 when the header holds channel_coding (stereo coded as mid/side)
     header_size     u16       size H of the header body that follows
     header body     H bytes   fixed fields (HEADER_STRUCT) + model name + weights hash
+                              (+ u16 channel_coding in version 2)
     header_crc      u32       zlib.crc32 of every byte before it (magic .. header body)
     frame groups    ...       ceil(num_frames / group_frames) groups; group g holds frames
                               [g * group_frames, min((g + 1) * group_frames, num_frames)) of every
@@ -35,7 +36,12 @@ import numpy as np
 from .errors import HificodecError
 
 MAGIC = b"\x89HFC"
-FORMAT_VERSION = 1
+#: the newest version; a file is written as version 1 unless it needs a version-2 field
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
+#: channel_coding values (version 2): how the coded channels map to the output channels
+INDEPENDENT, MID_SIDE = 0, 1
+CHANNEL_CODINGS = {INDEPENDENT: "independent", MID_SIDE: "mid/side"}
 #: frames per group unless the writer is told otherwise (about 2-4 s of audio at 50-75 Hz)
 DEFAULT_GROUP_FRAMES = 256
 
@@ -95,6 +101,12 @@ class HfcHeader:
     source_sample_rate: int
     source_num_samples: int
     group_frames: int = DEFAULT_GROUP_FRAMES
+    channel_coding: int = INDEPENDENT  # MID_SIDE: channel 0 codes (L+R)/2 and channel 1 (L-R)/2
+
+    @property
+    def version(self) -> int:
+        """The format version this header is written as (1 unless it uses a version-2 field)."""
+        return 1 if self.channel_coding == INDEPENDENT else 2
 
     @property
     def bits_per_code(self) -> int:
@@ -147,6 +159,8 @@ class HfcHeader:
                 f"at hop {self.hop_length}",
             ),
             (self.group_bytes(self.group_frames) <= MAX_GROUP_BYTES, "frame groups are implausibly large"),
+            (self.channel_coding in CHANNEL_CODINGS, f"unknown channel coding {self.channel_coding}"),
+            (self.channel_coding != MID_SIDE or self.channels == 2, "mid/side coding needs exactly 2 channels"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -165,7 +179,9 @@ class HfcHeader:
             self.codebook_size, self.group_frames,
         )
         body = fixed + _U16.pack(len(name)) + name + _U16.pack(len(digest)) + digest
-        head = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(body)) + body
+        if self.version >= 2:
+            body += _U16.pack(self.channel_coding)
+        head = _PREFIX.pack(MAGIC, self.version, len(body)) + body
         return head + _U32.pack(zlib.crc32(head))
 
     @classmethod
@@ -177,19 +193,20 @@ class HfcHeader:
         if len(prefix) < _PREFIX.size:
             raise TruncatedError("truncated .hfc file: it ends inside the header")
         _, version, size = _PREFIX.unpack(prefix)
-        if version != FORMAT_VERSION:
+        if version not in READ_VERSIONS:
             raise UnsupportedVersionError(
-                f"unsupported .hfc format version {version} (this hificodec reads version {FORMAT_VERSION})"
+                f"unsupported .hfc format version {version} (this hificodec reads versions "
+                f"{', '.join(map(str, READ_VERSIONS))})"
             )
         body = _read_exact(f, size, "the header")
         crc_bytes = _read_exact(f, 4, "the header")
         crc = zlib.crc32(prefix + body)
         if _U32.unpack(crc_bytes)[0] != crc:
             raise ChecksumError("corrupt .hfc file: header checksum mismatch")
-        return cls._parse_body(body), crc
+        return cls._parse_body(body, version), crc
 
     @classmethod
-    def _parse_body(cls, body: bytes) -> HfcHeader:
+    def _parse_body(cls, body: bytes, version: int = 1) -> HfcHeader:
         try:
             fields = HEADER_STRUCT.unpack_from(body, 0)
             pos = HEADER_STRUCT.size
@@ -201,6 +218,10 @@ class HfcHeader:
                     raise FormatError("invalid header: text field runs past the header")
                 texts.append(raw.decode("utf-8"))
                 pos += 2 + n
+            coding = INDEPENDENT
+            if version >= 2:
+                (coding,) = _U16.unpack_from(body, pos)
+                pos += 2
         except (struct.error, UnicodeDecodeError) as e:
             raise FormatError(f"invalid header ({e})") from None
         if pos != len(body):
@@ -209,7 +230,7 @@ class HfcHeader:
         return cls(
             model_name=texts[0], model_hash=texts[1], sample_rate=sr, hop_length=hop, num_samples=n,
             num_frames=frames, channels=ch, num_codebooks=n_q, codebook_size=cb, source_sample_rate=src_sr,
-            source_num_samples=src_n, group_frames=group,
+            source_num_samples=src_n, group_frames=group, channel_coding=coding,
         ).validate()
 
     def check_model(self, model_name: str, model_hash: str) -> None:

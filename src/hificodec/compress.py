@@ -2,12 +2,16 @@
 (`encode_file`/`decode_file`: audio is streamed through soxr and the chunked codec, one chunk at a time).
 
 Any sample rate goes in: audio is resampled to the model's rate, and decoding restores the original
-rate and length unless told otherwise. Each channel is coded separately (as one batch) in one file.
+rate and length unless told otherwise. The channels are coded separately (as one batch) in one file;
+stereo is coded as mid (L+R)/2 and side (L-R)/2, so that channels that are nearly the same (a mono
+recording saved as stereo, with its own dither per channel) code a near-silent side and decode nearly
+the same again, where coding L and R apart lets their codes, and so the decoded channels, diverge.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -15,9 +19,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .audio import atomic_output, audio_info, check_finite, resample
+from .audio import atomic_output, audio_info, check_finite, declared_frames, resample
 from .bitstream import (
     DEFAULT_GROUP_FRAMES,
+    INDEPENDENT,
+    MID_SIDE,
     HfcHeader,
     HfcReader,
     HfcWriter,
@@ -29,7 +35,7 @@ from .bitstream import (
 )
 from .checkpoint import load, weights_hash
 from .chunked import ChunkedDecoder, ChunkedEncoder, decode_chunked, encode_chunked
-from .errors import AudioError, CheckpointError, HificodecError
+from .errors import AudioError, CheckpointError, HificodecError, HificodecWarning
 from .models.base import CodecModel
 
 #: frames read from an input file per step when streaming
@@ -41,6 +47,25 @@ def resampled_length(num_samples: int, sr_in: int, sr_out: int) -> int:
     return max(1, (num_samples * sr_out + sr_in // 2) // sr_in)
 
 
+def channel_coding_for(channels: int) -> int:
+    """The policy: stereo as mid/side, anything else channel by channel."""
+    return MID_SIDE if channels == 2 else INDEPENDENT
+
+
+def to_coded_channels(audio: np.ndarray, coding: int) -> np.ndarray:
+    """[channels, n] audio -> the channels the codec codes."""
+    if coding == MID_SIDE:
+        return np.stack([(audio[0] + audio[1]) * 0.5, (audio[0] - audio[1]) * 0.5]).astype(np.float32)
+    return audio
+
+
+def from_coded_channels(audio: np.ndarray, coding: int) -> np.ndarray:
+    """Inverse of `to_coded_channels`."""
+    if coding == MID_SIDE:
+        return np.stack([audio[0] + audio[1], audio[0] - audio[1]]).astype(np.float32)
+    return audio
+
+
 def make_header(model: CodecModel, channels: int, source_rate: int, source_samples: int) -> HfcHeader:
     n = resampled_length(source_samples, source_rate, model.sample_rate)
     return HfcHeader(
@@ -48,6 +73,7 @@ def make_header(model: CodecModel, channels: int, source_rate: int, source_sampl
         hop_length=model.hop_length, num_samples=n, num_frames=model.num_frames(n), channels=channels,
         num_codebooks=model.num_codebooks, codebook_size=model.codebook_size,
         source_sample_rate=source_rate, source_num_samples=source_samples, group_frames=DEFAULT_GROUP_FRAMES,
+        channel_coding=channel_coding_for(channels),
     )  # fmt: skip
 
 
@@ -108,7 +134,8 @@ def compress(model: CodecModel, wav: np.ndarray | torch.Tensor, sample_rate: int
     sample_rate = check_sample_rate(sample_rate)
     audio = _as_channels(wav)
     header = make_header(model, audio.shape[0], sample_rate, audio.shape[1])
-    x = _fit_length(resample(audio, sample_rate, model.sample_rate), header.num_samples)
+    x = _fit_length(resample(to_coded_channels(audio, header.channel_coding), sample_rate, model.sample_rate),
+                    header.num_samples)  # fmt: skip
     codes = encode_chunked(model, torch.from_numpy(np.ascontiguousarray(x)))
     return write_codes(codes.numpy(), header)
 
@@ -154,6 +181,7 @@ def decompress(
     check = OutputCheck(model)
     check(wav)
     check.finish()
+    wav = from_coded_channels(wav, header.channel_coding)
     sr_out = sample_rate or header.source_sample_rate
     out = _fit_length(resample(wav, header.sample_rate, sr_out), _output_length(header, sr_out))
     return np.clip(out, -1.0, 1.0), sr_out
@@ -166,6 +194,30 @@ def _output_length(header: HfcHeader, sr_out: int) -> int:
 
 
 # ---- file to file, streaming -------------------------------------------------------------------
+class AudioProgress(tqdm):
+    """A progress bar over audio seconds whose rate reads "N.NNx real time" (audio seconds per wall
+    second) whatever its value: tqdm's own label flips to seconds per unit below 1/s ("1.80s/s").
+    On an error the bar is kept and its line ended, so the error message starts on a line of its own."""
+
+    def __init__(self, total: float, desc: str, progress: bool):
+        super().__init__(
+            total=total, desc=desc, disable=not progress, leave=False,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}, {realtime}]",
+        )  # fmt: skip
+
+    @property
+    def format_dict(self) -> dict:
+        d = super().format_dict
+        rate = d.get("rate") or (d["n"] / d["elapsed"] if d.get("elapsed") else None)
+        d["realtime"] = f"{rate:.2f}x real time" if rate else "?x real time"
+        return d
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.leave = True  # close() then prints the bar once more and a newline
+        super().__exit__(exc_type, exc, tb)
+
+
 def check_output_path(dst: str | os.PathLike, inputs: Sequence[str | os.PathLike], force: bool = False) -> Path:
     """Refuse an output that is a folder, already exists, or is one of the inputs (unless `force`)."""
     out = Path(dst)
@@ -237,26 +289,37 @@ def encode_file(
         raise AudioError(f"{src}: the file holds no audio samples")
     out = check_output_path(dst, [src], force)
     header = make_header(model, channels, sr_in, frames)
-    bar = tqdm(total=round(header.duration, 1), unit="s", desc=src.name, disable=not progress, leave=False)
+    bar = AudioProgress(header.duration, src.name, progress)
     with atomic_output(out) as tmp, open(tmp, "wb") as f, bar:
         writer = HfcWriter(f, header)
         encoder = ChunkedEncoder(model, header.num_samples, chunk_frames)
         to_model_rate = _Resampler(sr_in, model.sample_rate, channels, header.num_samples)
         pieces: list[torch.Tensor] = []
+        read = 0
         for block in _read_blocks(src, channels):
+            read += block.shape[1]
+            block = to_coded_channels(block, header.channel_coding)
             pieces += encoder.feed(torch.from_numpy(to_model_rate(block, last=False)))
             pieces = _write_pieces(writer, pieces, bar, model)
         pieces += encoder.feed(torch.from_numpy(to_model_rate(np.zeros((channels, 0), np.float32), last=True)))
         pieces += encoder.finish()
         _write_pieces(writer, pieces, bar, model)
         writer.close()
+    announced = declared_frames(src) or frames
+    if read != announced:  # a file cut short: say so rather than code a shorter (or zero-padded) clip
+        warnings.warn(
+            f"{src}: truncated? its header says {announced / sr_in:.2f} s of audio but it holds {read / sr_in:.2f} s; "
+            f"encoded {frames / sr_in:.2f} s" + (" (the missing end as silence)" if read < frames else ""),
+            HificodecWarning,
+            stacklevel=2,
+        )
     return header
 
 
 def _write_pieces(writer: HfcWriter, pieces: list[torch.Tensor], bar: tqdm, model: CodecModel) -> list:
     for codes in pieces:
         writer.write(codes.numpy())
-        bar.update(round(codes.shape[-1] / model.frame_rate, 1))
+        bar.update(codes.shape[-1] / model.frame_rate)
     return []
 
 
@@ -297,7 +360,7 @@ def decode_file(
         decoder = ChunkedDecoder(model, header.num_frames, chunk_frames)
         check = OutputCheck(model)
         left = header.num_samples  # decoded audio beyond this is the padding of the last frame
-        bar = tqdm(total=round(header.duration, 1), unit="s", desc=Path(src).name, disable=not progress, leave=False)
+        bar = AudioProgress(header.duration, Path(src).name, progress)
         with atomic_output(out) as tmp, bar, sf.SoundFile(
             tmp, "w", samplerate=sr_out, channels=header.channels, format=fmt
         ) as sink:
@@ -307,8 +370,9 @@ def decode_file(
                 for wav in pieces:
                     block = check(wav.numpy()[:, :left])
                     left -= block.shape[1]
+                    block = from_coded_channels(block, header.channel_coding)
                     sink.write(np.clip(to_out_rate(block, last=False), -1.0, 1.0).T)
-                    bar.update(round(block.shape[1] / header.sample_rate, 1))
+                    bar.update(block.shape[1] / header.sample_rate)
             sink.write(np.clip(to_out_rate(np.zeros((header.channels, 0), np.float32), last=True), -1.0, 1.0).T)
             check.finish()
     return header

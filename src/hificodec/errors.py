@@ -15,3 +15,7 @@ class ConfigError(HificodecError):
 
 class CheckpointError(HificodecError):
     """A checkpoint is missing, corrupt, or does not match the model."""
+
+
+class HificodecWarning(UserWarning):
+    """Something suspicious about the input that does not stop the work (the CLI prints it on stderr)."""

@@ -85,19 +85,22 @@ def _model_info(model: CodecModel) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _check_or_write_info(out_dir: Path, info: dict[str, Any]) -> None:
+def _check_info(out_dir: Path, info: dict[str, Any]) -> bool:
+    """True when `out_dir` already holds tokens of this model and setting, False when it holds none."""
     path = out_dir / INFO_FILE
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            old = None
-        if old != info:
-            raise HificodecError(
-                f"{out_dir} holds tokens from another model or setting ({path}); use a new output folder"
-            )
-        return
-    with atomic_output(path) as tmp:
+    if not path.is_file():
+        return False
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        old = None
+    if old != info:
+        raise HificodecError(f"{out_dir} holds tokens from another model or setting ({path}); use a new output folder")
+    return True
+
+
+def _write_info(out_dir: Path, info: dict[str, Any]) -> None:
+    with atomic_output(out_dir / INFO_FILE) as tmp:
         Path(tmp).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
@@ -213,8 +216,8 @@ def tokenize(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise HificodecError(f"{out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    _check_or_write_info(out, _model_info(model))
+    info = _model_info(model)
+    had_info = out.is_dir() and _check_info(out, info)
 
     dtype = codes_dtype(model.codebook_size)
     items = [
@@ -230,14 +233,7 @@ def tokenize(
     _remove_stale_temps(items)
     pending, done = [], []
     for it in items:
-        if it.out.is_file():
-            try:
-                it.num_frames = int(np.load(it.out, mmap_mode="r").shape[-1])
-                stats.skipped += 1
-                done.append(it)
-                continue
-            except (ValueError, OSError):  # damaged outside hificodec (we write atomically): redo it
-                it.out.unlink()
+        # Finished files too: their manifest entries need the same duration as in the run that encoded them.
         try:
             sr, _, frames = audio_info(it.entry.path)
             if frames <= 0:
@@ -246,9 +242,41 @@ def tokenize(
             _fail(stats, str(e), skip_errors)
             continue
         it.num_samples = resampled_length(frames, sr, model.sample_rate)
+        if it.out.is_file():
+            try:
+                it.num_frames = int(np.load(it.out, mmap_mode="r").shape[-1])
+                stats.skipped += 1
+                done.append(it)
+                continue
+            except (ValueError, OSError):  # damaged outside hificodec (we write atomically): redo it
+                it.out.unlink()
         it.num_frames = model.num_frames(it.num_samples)
         pending.append(it)
 
+    made_out = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    if not had_info:
+        _write_info(out, info)
+    try:
+        _encode_pending(model, pending, done, stats, dtype, workers, skip_errors, batch_size, max_batch_seconds,
+                        chunk_seconds, progress)  # fmt: skip
+    except BaseException:
+        if not had_info and not stats.encoded and not stats.skipped:  # nothing to resume: leave no output
+            (out / INFO_FILE).unlink(missing_ok=True)
+            if made_out and not any(out.iterdir()):
+                out.rmdir()
+        raise
+
+    name = "manifest.jsonl" if world == 1 else f"manifest.rank{rank}-of-{world}.jsonl"
+    write_manifest(out / name, [_manifest_entry(it, out, model) for it in sorted(done, key=lambda i: i.key)])
+    stats.wall_seconds = time.perf_counter() - start
+    return stats
+
+
+def _encode_pending(
+    model: CodecModel, pending: list[_Item], done: list[_Item], stats: TokenizeStats, dtype: np.dtype, workers: int,
+    skip_errors: bool, batch_size: int, max_batch_seconds: float, chunk_seconds: float, progress: bool,
+) -> None:
     batches = plan_batches(pending, batch_size, max_batch_seconds, model.sample_rate)
     loader = torch.utils.data.DataLoader(
         _BatchAudio(batches, model.sample_rate), batch_size=None, shuffle=False, num_workers=workers,
@@ -269,11 +297,6 @@ def tokenize(
                     done.append(it)
                 stats.batches += 1
             bar.update(len(batch))
-
-    name = "manifest.jsonl" if world == 1 else f"manifest.rank{rank}-of-{world}.jsonl"
-    write_manifest(out / name, [_manifest_entry(it, out, model) for it in sorted(done, key=lambda i: i.key)])
-    stats.wall_seconds = time.perf_counter() - start
-    return stats
 
 
 def _fail(stats: TokenizeStats, message: str, skip_errors: bool) -> None:

@@ -40,6 +40,6 @@ def test_cli_bad_input_is_one_error_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("hificodec eval: error:") and "no such file" in err and "Traceback" not in err
     (tmp_path / "x.wav").write_bytes(b"")
-    assert main(["eval", str(tmp_path / "x.wav"), "--quiet", "--out", str(tmp_path / "rep")]) == 1
+    assert main(["eval", str(tmp_path / "x.wav"), "--no-model", "--quiet", "--out", str(tmp_path / "rep")]) == 1
     assert "nothing to evaluate" in capsys.readouterr().err
     assert not (tmp_path / "rep").exists()

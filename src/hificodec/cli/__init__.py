@@ -12,10 +12,12 @@ import os
 import select
 import signal
 import sys
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from ..errors import HificodecError
+from ..errors import HificodecError, HificodecWarning
 
 # Subcommand modules, in the order `--help` lists them.
 COMMAND_MODULES: list[str] = [
@@ -78,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        with terminate_as_exception():
+        with terminate_as_exception(), warnings.catch_warnings():
+            warnings.simplefilter("always", HificodecWarning)
+            warnings.showwarning = _warning_printer(args.command)
             code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
         return code
@@ -96,6 +100,19 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated as e:
         print(f"hificodec {args.command}: terminated ({signal.Signals(e.signum).name})", file=sys.stderr)
         return 128 + e.signum
+
+
+def _warning_printer(command: str) -> Callable[..., None]:
+    """Our warnings as one stderr line each (`hificodec encode: warning: ...`); others as Python prints them."""
+    default = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *rest: Any, **kw: Any) -> None:
+        if issubclass(category, HificodecWarning):
+            print(f"hificodec {command}: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, *rest, **kw)
+
+    return show
 
 
 def _stdout_closed() -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..bitstream import FORMAT_VERSION, HfcReader, naming_file, open_hfc
+from ..bitstream import CHANNEL_CODINGS, HfcReader, naming_file, open_hfc
 from ..compress import check_output_path, decode_file, encode_file, output_format
 from ..errors import CheckpointError, HificodecError
 from ..models.base import CodecModel
@@ -168,11 +168,11 @@ def run_info(args: argparse.Namespace) -> int:
             print()
         print(
             f"{path}\n"
-            f"  format       .hfc version {FORMAT_VERSION}, {size} bytes, checksums OK\n"
+            f"  format       .hfc version {h.version}, {size} bytes, checksums OK\n"
             f"  model        {h.model_name} (weights {h.model_hash})\n"
             f"  duration     {h.duration:.3f} s ({h.source_num_samples} samples at {h.source_sample_rate} Hz; "
             f"coded at {h.sample_rate} Hz)\n"
-            f"  channels     {h.channels}\n"
+            f"  channels     {h.channels} ({CHANNEL_CODINGS[h.channel_coding]})\n"
             f"  codes        {h.num_frames} frames x {h.num_codebooks} codebooks of {h.codebook_size} "
             f"({h.bits_per_code} bits), {h.sample_rate / h.hop_length:g} frames/s\n"
             f"  bitrate      {h.nominal_bitrate / 1000:.3f} kbps per channel; this file: {h.bitrate / 1000:.3f} kbps "

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from ..errors import HificodecError
 from .numbers import non_negative_float, non_negative_int, positive_int, positive_kbps
 
 
@@ -25,7 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="NAME|DIR",
-        help="shipped model name or checkpoint directory (repeatable)",
+        help="shipped model name or checkpoint directory (repeatable; default: the shipped model "
+        "hificodec.DEFAULT_MODEL unless --preset or --no-model is given)",
+    )
+    p.add_argument(
+        "--no-model", action="store_true", help="score no neural codec, only the --baselines (and the references)"
     )
     p.add_argument(
         "--preset",
@@ -75,12 +80,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import DEFAULT_MODEL
     from ..eval import EvalConfig, evaluate, write_report
     from ..eval.report import summary_markdown
 
+    models = list(args.model)
+    if args.no_model and (models or args.preset):
+        raise HificodecError("--no-model contradicts --model/--preset")
+    if not (models or args.preset or args.no_model):
+        # Baselines alone would silently leave out the codec under test.
+        models = [DEFAULT_MODEL]
+        note = f"no --model given: scoring the shipped model {DEFAULT_MODEL} (--no-model: baselines only)"
+        print(f"hificodec eval: {note}", file=sys.stderr)
     config = EvalConfig(
         source=args.source,
-        models=args.model,
+        models=models,
         presets=args.preset,
         bandwidths=args.bandwidth,
         baselines=args.baselines,
