@@ -117,3 +117,17 @@ def test_a_missing_or_altered_shard_is_an_error(trained_dir, tmp_path):
     shards[-1].unlink()
     with pytest.raises(hificodec.CheckpointError, match="missing weights file"):
         hificodec.load(directory)
+
+
+def test_save_keeps_the_chosen_bitrate(trained_dir, tmp_path):
+    """`set_num_codebooks` was dropped by save: the reloaded model coded at the full bitrate."""
+    model, _ = trained_dir
+    model.set_num_codebooks(2)
+    loaded = hificodec.load(hificodec.save(model, tmp_path / "two"))
+    assert loaded.num_codebooks == 2 and loaded.bitrate == model.bitrate
+    wav = torch.randn(1, 1, 4000) * 0.1
+    with torch.no_grad():
+        assert loaded.encode(wav).shape[1] == 2
+    assert hificodec.build(tmp_path / "two" / CONFIG_FILE).num_codebooks == model.max_codebooks
+    model.set_num_codebooks(model.max_codebooks)
+    assert "active_codebooks" not in (hificodec.save(model, tmp_path / "all") / CONFIG_FILE).read_text()

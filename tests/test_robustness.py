@@ -707,3 +707,36 @@ def test_version_1_stereo_files_still_decode_channel_by_channel():
     for c in range(2):
         alone, _ = decompress(compress(model, x[c], 16000), model=model)
         np.testing.assert_allclose(y[c], alone[0], atol=1e-5)
+
+
+# ---- several inputs -----------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["encode", "reconstruct"])
+def test_skip_errors_goes_past_a_bad_input_and_lists_it(command, tiny_dir, tmp_path, capsys):
+    """With several inputs one bad file stopped the command (the rest never coded); --skip-errors reports
+    it, codes the others and lists the failures at the end (exit 1). Without it, the first error stops."""
+    first, last = _write_wav(tmp_path / "a.wav", 1600), _write_wav(tmp_path / "c.wav", 1600, seed=1)
+    bad = tmp_path / "b.wav"
+    bad.write_bytes(b"not audio at all")
+    suffix = ".hfc" if command == "encode" else ".reconstructed.wav"
+    outputs = [tmp_path / f"{name}{suffix}" for name in "abc"]
+    code, _, err = run([command, first, bad, last, "--model", tiny_dir, "-q"], capsys)
+    assert code == 1 and err.count("error:") == 1 and "b.wav" in err
+    assert outputs[0].is_file() and not outputs[1].exists() and not outputs[2].exists()
+    outputs[0].unlink()
+    code, _, err = run([command, first, bad, last, "--model", tiny_dir, "-q", "--skip-errors"], capsys)
+    assert code == 1 and f"1 of 3 inputs failed: {bad}" in err
+    assert outputs[0].is_file() and not outputs[1].exists() and outputs[2].is_file()
+
+
+def test_info_and_decode_skip_a_corrupt_hfc(tiny_dir, tmp_path, capsys):
+    good = tmp_path / "good.hfc"
+    assert run(["encode", _write_wav(tmp_path / "good.wav", 3200), "-o", good, "--model", tiny_dir, "-q"],
+               capsys)[0] == 0
+    bad = tmp_path / "bad.hfc"
+    data = bytearray(good.read_bytes())
+    data[-5] ^= 0xFF  # the last frame group's checksum no longer matches
+    bad.write_bytes(bytes(data))
+    code, out, err = run(["info", bad, good, "--skip-errors"], capsys)
+    assert code == 1 and f"{good}\n" in out and "checksums OK" in out and f"1 of 2 inputs failed: {bad}" in err
+    code, _, err = run(["decode", bad, good, "--skip-errors", "-q", "--model", tiny_dir], capsys)
+    assert code == 1 and (tmp_path / "good.decoded.wav").is_file() and not (tmp_path / "bad.decoded.wav").exists()

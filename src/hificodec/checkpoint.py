@@ -33,6 +33,7 @@ from .models import Codec, CodecModel
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.yaml"
+ACTIVE_CODEBOOKS = "active_codebooks"  # config key: the codebooks in use when saved, if not all
 INDEX_SUFFIX = ".index.json"  # `model.safetensors.index.json`: which shard holds which tensor
 DIGEST_FILE = "checksums.sha256"
 
@@ -41,6 +42,7 @@ def build(preset: str | os.PathLike | dict[str, Any]) -> CodecModel:
     """An untrained model from a preset name, a YAML path, or a config dict."""
     config = dict(preset) if isinstance(preset, dict) else load_config(preset)
     config.pop("format_version", None)
+    config.pop(ACTIVE_CODEBOOKS, None)  # a saved folder's bitrate choice: `build` gives the whole architecture
     return Codec(config)
 
 
@@ -79,6 +81,8 @@ def write_model_files(
     as they are: callers make the folder atomic (`save`, `train.export.write_export`)."""
     files = save_weights(model, folder / WEIGHTS_FILE, dtype, shard_mib)
     config = {"format_version": FORMAT_VERSION, **model.config}
+    if model.num_codebooks != model.max_codebooks:  # a chosen bitrate is part of what was saved
+        config[ACTIVE_CODEBOOKS] = model.num_codebooks
     (folder / CONFIG_FILE).write_text(dump_config(config), encoding="utf-8")
     write_digest(folder, [*files, folder / CONFIG_FILE])
 
@@ -304,9 +308,12 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
         raise CheckpointError(
             f"{config_path}: checkpoint format version {version}, this hificodec reads {FORMAT_VERSION}"
         )
+    active = config.pop(ACTIVE_CODEBOOKS, None)
     try:
         model = Codec(config)
-    except HificodecError as e:
+        if active is not None:
+            model.set_num_codebooks(int(active))
+    except (HificodecError, ValueError, TypeError) as e:
         raise CheckpointError(f"{config_path}: {e}") from None
     load_state_into(model, load_weights(directory / WEIGHTS_FILE), str(directory))
     model.eval()

@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -77,6 +78,33 @@ def _add_io(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing files (even an input)")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
+    _add_skip_errors(p)
+
+
+def _add_skip_errors(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--skip-errors", action="store_true",
+                   help="with several inputs: report a failing one and go on; list the failures at the end (exit 1)")
+
+
+def _for_each(args: argparse.Namespace, items: list, work: Callable[..., None]) -> int:
+    """Run `work(*item)` per input. The first error stops the command, or with --skip-errors is printed,
+    passed over and listed at the end (exit status 1 if any input failed)."""
+    failed: list[str] = []
+    for item in items:
+        try:
+            work(*item)
+        except HificodecError as e:
+            if not args.skip_errors:
+                raise
+            name = str(item[0])
+            message = str(e) if name in str(e) else f"{name}: {e}"  # say which input, once
+            print(f"hificodec {args.command}: error: {message}", file=sys.stderr)
+            failed.append(name)
+    if failed:
+        print(f"hificodec {args.command}: {len(failed)} of {len(items)} inputs failed: {', '.join(failed)}",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -107,7 +135,8 @@ def run_encode(args: argparse.Namespace) -> int:
     outputs = output_paths(args.inputs, args.output, args.out_dir, ".hfc")
     _check_outputs(args.inputs, outputs, args.force)
     model = load_model(args.model, args.bandwidth, args.n_q, args.device)
-    for src, dst in zip(args.inputs, outputs):
+
+    def encode(src: str, dst: Path) -> None:
         h = encode_file(model, src, dst, force=args.force, progress=not args.quiet)
         size = os.path.getsize(dst)
         _say(
@@ -115,7 +144,8 @@ def run_encode(args: argparse.Namespace) -> int:
             f"{src} -> {dst}: {h.duration:.2f} s, {h.channels} ch, {h.nominal_bitrate / 1000:.3f} kbps per channel, "
             f"{size} bytes",
         )
-    return 0
+
+    return _for_each(args, list(zip(args.inputs, outputs)), encode)
 
 
 # ---- decode --------------------------------------------------------------------------------------
@@ -125,14 +155,16 @@ def run_decode(args: argparse.Namespace) -> int:
     _check_outputs(args.inputs, outputs, args.force, audio=True)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(args.model, device=device) if args.model else None
-    for src, dst in zip(args.inputs, outputs):
+
+    def decode(src: str, dst: Path) -> None:
         h = decode_file(
             src, dst, model=model, sample_rate=args.sample_rate, force=args.force, progress=not args.quiet,
             device=device,
         )
         rate = args.sample_rate or h.source_sample_rate
         _say(args, f"{src} -> {dst}: {h.duration:.2f} s, {h.channels} ch, {rate} Hz")
-    return 0
+
+    return _for_each(args, list(zip(args.inputs, outputs)), decode)
 
 
 # ---- reconstruct ---------------------------------------------------------------------------------
@@ -140,7 +172,8 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     outputs = output_paths(args.inputs, args.output, args.out_dir, ".reconstructed.wav")
     _check_outputs(args.inputs, outputs, args.force, audio=True)
     model = load_model(args.model, args.bandwidth, args.n_q, args.device)
-    for src, dst in zip(args.inputs, outputs):
+
+    def reconstruct(src: str, dst: Path) -> None:
         with tempfile.TemporaryDirectory(prefix="hificodec-") as tmp:
             hfc = Path(tmp) / "codes.hfc"
             h = encode_file(model, src, hfc, progress=not args.quiet)
@@ -152,20 +185,25 @@ def run_reconstruct(args: argparse.Namespace) -> int:
             f"{h.bits_per_code} bits x {h.sample_rate / h.hop_length:g} Hz), {h.channels} ch; the .hfc file is "
             f"{size} bytes = {size * 8 / h.duration / 1000:.3f} kbps with header and checksums",
         )
-    return 0
+
+    return _for_each(args, list(zip(args.inputs, outputs)), reconstruct)
 
 
 # ---- info ----------------------------------------------------------------------------------------
 def run_info(args: argparse.Namespace) -> int:
-    for i, path in enumerate(args.inputs):
+    shown = 0
+
+    def info(path: str) -> None:
+        nonlocal shown
         with naming_file(path), open_hfc(path) as f:
             reader = HfcReader(f)
             h = reader.header
             for _ in reader.groups():  # verifies every checksum
                 pass
         size = os.path.getsize(path)
-        if i:
+        if shown:
             print()
+        shown += 1
         print(
             f"{path}\n"
             f"  format       .hfc version {h.version}, {size} bytes, checksums OK\n"
@@ -178,7 +216,8 @@ def run_info(args: argparse.Namespace) -> int:
             f"  bitrate      {h.nominal_bitrate / 1000:.3f} kbps per channel; this file: {h.bitrate / 1000:.3f} kbps "
             f"payload, {size * 8 / h.duration / 1000:.3f} kbps with header and checksums"
         )
-    return 0
+
+    return _for_each(args, [(path,) for path in args.inputs], info)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -219,5 +258,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Print the header of .hfc files and check every checksum.",
     )  # fmt: skip
     p.add_argument("inputs", nargs="+", metavar="FILE.hfc", help=".hfc files")
+    _add_skip_errors(p)
     p.set_defaults(func=run_info)
 

@@ -30,7 +30,16 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from ..checkpoint import WEIGHTS_FILE, build, has_weights, load_state_into, load_weights, verify_digest, weight_files
+from ..checkpoint import (
+    ACTIVE_CODEBOOKS,
+    WEIGHTS_FILE,
+    build,
+    has_weights,
+    load_state_into,
+    load_weights,
+    verify_digest,
+    weight_files,
+)
 from ..config import dump_config, load_config
 from ..data.dataset import AudioSegmentDataset, ResumableBatchSampler, SegmentOptions, collate_segments
 from ..data.device_pool import DevicePool
@@ -203,6 +212,7 @@ class Trainer:
         verify_digest(directory, [directory / "config.yaml", *weight_files(directory / WEIGHTS_FILE)])
         exported = load_config(directory / "config.yaml")
         exported.pop("format_version", None)
+        exported.pop(ACTIVE_CODEBOOKS, None)  # training uses every codebook
         exclude = [prefix.rstrip(".") + "." for prefix in self.recipe.train.init_exclude]
         if exported != self.model.config:
             diff = _config_differences(exported, self.model.config)
