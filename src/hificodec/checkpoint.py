@@ -154,6 +154,11 @@ def verify_digest(folder: Path, needed: Sequence[Path]) -> bool:
     return True
 
 
+def verify_model_files(folder: Path) -> bool:
+    """`verify_digest` for what `write_model_files` writes: the config and every weights file."""
+    return verify_digest(folder, [folder / CONFIG_FILE, *weight_files(folder / WEIGHTS_FILE)])
+
+
 def save_weights(
     module: torch.nn.Module, path: Path, dtype: torch.dtype | None = None, shard_mib: float | None = None
 ) -> list[Path]:
@@ -296,7 +301,7 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
         raise CheckpointError(f"{directory}: missing {CONFIG_FILE}")
-    verify_digest(directory, [config_path, *weight_files(directory / WEIGHTS_FILE)])
+    verify_model_files(directory)
     try:
         config = parse_yaml(config_path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:

@@ -32,12 +32,14 @@ from torch.utils.data import DataLoader
 
 from ..checkpoint import (
     ACTIVE_CODEBOOKS,
+    CONFIG_FILE,
     WEIGHTS_FILE,
     build,
     has_weights,
     load_state_into,
     load_weights,
     verify_digest,
+    verify_model_files,
     weight_files,
 )
 from ..config import dump_config, load_config
@@ -165,7 +167,7 @@ class Trainer:
         )
         self.pool = data if isinstance(data, DevicePool) else None
         if self.pool is not None:
-            valid_entries = split_data([], valid)[1] if valid is not None else []
+            valid_entries = split_data([], valid)[1]
         else:
             assert not isinstance(data, DevicePool)
             train_entries, valid_entries = split_data(data, valid)
@@ -209,8 +211,8 @@ class Trainer:
         The exported architecture must be the recipe's: matching tensor shapes are not enough (an
         option such as the decoder's phase advance changes the output without changing any weight).
         """
-        verify_digest(directory, [directory / "config.yaml", *weight_files(directory / WEIGHTS_FILE)])
-        exported = load_config(directory / "config.yaml")
+        verify_model_files(directory)
+        exported = load_config(directory / CONFIG_FILE)
         exported.pop("format_version", None)
         exported.pop(ACTIVE_CODEBOOKS, None)  # training uses every codebook
         exclude = [prefix.rstrip(".") + "." for prefix in self.recipe.train.init_exclude]
