@@ -107,16 +107,19 @@ def run_leg(
         flops_at_base = count_flops(lambda: trainer.train_step(next(batches)))
     except Exception as e:  # the utilisation is a report, not a reason to lose the lease
         _say("flop count failed", f"{type(e).__name__}: {e}")
+
+    def use_batch(batch: int) -> None:
+        trainer.recipe.data.batch_size = batch
+        trainer.flops_per_step = flops_at_base * batch / base_batch if flops_at_base else None  # linear in batch
+
     trials = []
     for batch in leg.get("batch_candidates") or [base_batch]:
-        trainer.recipe.data.batch_size = int(batch)
-        trainer.flops_per_step = flops_at_base * batch / base_batch if flops_at_base else None
+        use_batch(int(batch))
         trial = _smoke(trainer, dev, smoke_steps)
         trials.append(trial)
         _say("smoke", trial)
     best = max(trials, key=lambda r: r["clips_per_s"])
-    trainer.recipe.data.batch_size = best["batch"]
-    trainer.flops_per_step = flops_at_base * best["batch"] / base_batch if flops_at_base else None
+    use_batch(best["batch"])
     summary["smoke"] = {**best, "trials": trials}
     trainer.export(out / EXPORT_DIR)  # something to bring back, whatever happens next
 
