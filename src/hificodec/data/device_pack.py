@@ -97,14 +97,15 @@ def write_device_pack(
     if budget is not None:
         clips = _fit(clips, budget, kbps * 1000 / 8 / sample_rate)
     with atomic_directory(out_dir) as tmp:
-        index = _write_streams(clips, tmp, sample_rate, level, streams)
-        size = sum((tmp / s["file"]).stat().st_size for s in index["streams"])
-        while budget is not None and size > budget:  # VBR ran over the estimate: measure, cut, rewrite
+        while True:
+            index = _write_streams(clips, tmp, sample_rate, level, streams)
+            size = sum((tmp / s["file"]).stat().st_size for s in index["streams"])
+            if budget is None or size <= budget:
+                break
+            # VBR ran over the estimate: cut by the measured bytes per sample and write again
             clips = _fit(clips, 0.97 * budget, size / sum(c.size for _, c in clips))
             for s in index["streams"]:
                 (tmp / s["file"]).unlink()
-            index = _write_streams(clips, tmp, sample_rate, level, streams)
-            size = sum((tmp / s["file"]).stat().st_size for s in index["streams"])
         index["bytes"] = size
         (tmp / INDEX_FILE).write_text(json.dumps(index), encoding="utf-8")
     return index
