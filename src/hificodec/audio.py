@@ -1,7 +1,8 @@
 """Audio I/O shared by the CLI, datasets and evaluation: soundfile to read/write, soxr to resample.
 
 Every reader returns float32 arrays shaped [channels, samples]; bad input raises `AudioError` with
-the file name, never substitutes data.
+the file name, never substitutes data. soundfile and soxr are imported where they are used: importing
+hificodec (and training from a device pack) must work on images that have neither.
 """
 
 from __future__ import annotations
@@ -19,23 +20,11 @@ import numpy as np
 from .errors import AudioError, HificodecError
 
 
-def _soundfile():
-    """soundfile, imported on first use: training from a device pack runs where it is not installed."""
-    import soundfile
-
-    return soundfile
-
-
-def _soxr():
-    import soxr
-
-    return soxr
-
-
 def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
     """Return (sample_rate, channels, frames) without decoding the audio."""
     p = _check_file(path)
-    sf = _soundfile()
+    import soundfile as sf
+
     try:
         info = sf.info(str(p))
     except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError)
@@ -46,7 +35,8 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
 def declared_frames(path: str | os.PathLike) -> int | None:
     """Frames the file's header announces, where libsndfile reports a shorter data chunk than declared
     (a WAV cut short: `sf.info` then gives the frames actually present); None when nothing is amiss."""
-    sf = _soundfile()
+    import soundfile as sf
+
     try:
         log = sf.info(str(path)).extra_info
     except Exception:  # unreadable files are reported by audio_info/reading
@@ -69,7 +59,8 @@ def load_audio(
     non-finite samples.
     """
     p = _check_file(path)
-    sf = _soundfile()
+    import soundfile as sf
+
     try:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as e:
@@ -90,9 +81,11 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Resample [channels, samples] (or [samples]) float audio with soxr (high quality)."""
     if sr_in == sr_out:
         return audio
+    import soxr
+
     if audio.ndim == 1:
-        return _soxr().resample(audio, sr_in, sr_out, quality="HQ").astype(np.float32)
-    out = _soxr().resample(np.ascontiguousarray(audio.T), sr_in, sr_out, quality="HQ")
+        return soxr.resample(audio, sr_in, sr_out, quality="HQ").astype(np.float32)
+    out = soxr.resample(np.ascontiguousarray(audio.T), sr_in, sr_out, quality="HQ")
     return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, audio.shape[0]).T)
 
 
@@ -108,8 +101,10 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, sub
     if arr.ndim == 1:
         arr = arr[None]
     fmt = _format_for(p)
+    import soundfile as sf
+
     with atomic_output(p) as tmp:
-        _soundfile().write(tmp, np.clip(arr.T, -1.0, 1.0), sample_rate, format=fmt, subtype=subtype)
+        sf.write(tmp, np.clip(arr.T, -1.0, 1.0), sample_rate, format=fmt, subtype=subtype)
 
 
 class atomic_output:
