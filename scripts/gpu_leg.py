@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--valid", help="validation manifest (default CORPUS/valid.jsonl)")
     f.add_argument("--clips", type=int, default=60, help="validation files scored (spread over the split)")
     f.add_argument("--shipped", default=DEFAULT_MODEL, help="the model to beat")
-    f.add_argument("--install", default=DEFAULT_MODEL, help="where a better model is installed")
+    f.add_argument("--install", help="folder a better model is installed to (default: the shipped model's folder)")
+    f.add_argument("--releases", help="release index the new release is added to (default: the package's)")
     f.add_argument("--results", default="docs/results.md", help="the file holding the learning-curve table")
     f.add_argument("--gpu-minutes", type=float, help="device time the leg cost (from the run's reply)")
     f.add_argument("--workers", type=int, default=2)
@@ -215,8 +216,9 @@ def finish(args: argparse.Namespace) -> int:
     import torch
 
     import hificodec
+    from hificodec import releases
     from hificodec.audio import atomic_directory
-    from hificodec.checkpoint import write_model_files
+    from hificodec.checkpoint import pretrained_dir, stored_model_hash, write_model_files
     from hificodec.errors import HificodecError
     from hificodec.eval.runner import EvalConfig, evaluate
 
@@ -245,12 +247,21 @@ def finish(args: argparse.Namespace) -> int:
     before, after = scores["shipped"], scores["leg"]
     better = after["pesq_wb"] > before["pesq_wb"] and after["stoi"] >= before["stoi"]
     if better:
-        with atomic_directory(args.install) as tmp:
+        install = Path(args.install) if args.install else pretrained_dir() / DEFAULT_MODEL
+        with atomic_directory(install) as tmp:
             write_model_files(model, tmp, dtype=torch.float16)
             if (export / "discriminator").is_dir():  # as it came back (fp16): it seeds the next leg
                 shutil.copytree(export / "discriminator", tmp / "discriminator")
-        print(f"installed as {args.install} (better on PESQ-WB and STOI); the release's pinned figures in "
-              "tests/test_pretrained.py change with it: `PYTHONPATH=src python tests/test_pretrained.py`")
+        index_path = Path(args.releases) if args.releases else pretrained_dir() / releases.INDEX_FILE
+        release = releases.add_release(
+            index_path, model.name, stored_model_hash(install),
+            summary=f"GPU leg {args.leg}: {train.get('steps')} steps at batch {train.get('batch')}",
+            made_by=f"recipe chain {model.name} up to GPU leg {args.leg}",
+            scores={"valid": {"files": args.clips, **{k: round(v, 4) for k, v in after.items()}}},
+        )  # fmt: skip
+        print(f"installed as release {release.id} in {install} (better on PESQ-WB and STOI). Next: pin it "
+              "(`PYTHONPATH=src python tests/test_pretrained.py`) and score the test split into the release "
+              "index (docs/gpu.md)")
     else:
         print("not installed: the leg's model does not beat the shipped one on PESQ-WB and STOI")
     row = (f"| {args.leg} | {_fmt(args.gpu_minutes, 1)} | {train.get('steps')} | {train.get('batch')} | "

@@ -17,7 +17,6 @@ from hificodec.bitstream import (
     HfcHeader,
     HfcReader,
     HfcWriter,
-    ModelMismatchError,
     TruncatedError,
     UnsupportedVersionError,
     pack_codes,
@@ -25,7 +24,6 @@ from hificodec.bitstream import (
     unpack_codes,
     write_codes,
 )
-from hificodec.errors import HificodecError
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 
@@ -172,14 +170,6 @@ def test_inconsistent_header_with_valid_crc():
     head = h.to_bytes()
     with pytest.raises(FormatError, match="frame count 41"):
         read_codes(head)
-
-
-def test_model_mismatch():
-    h = make_header()
-    h.check_model("tiny", h.model_hash)
-    with pytest.raises(ModelMismatchError, match="made by model 'tiny'"):
-        h.check_model("other", "0" * 64)
-    assert issubclass(ModelMismatchError, HificodecError)
 
 
 # ---- fuzz: the reader raises nothing but FormatError -------------------------------------------

@@ -1,8 +1,11 @@
 """The shipped default model loads offline and is a trained codec (not random weights).
 
-Its figures on the bundled clip are pinned in SHIPPED below and its codes in `pretrained_codes.json`,
-the places to update when a new release replaces the weights: `PYTHONPATH=src python
-tests/test_pretrained.py` prints the figures and rewrites the codes file for the installed model.
+It is the release SHIPPED names; its figures on the bundled clip are pinned in SHIPPED below, its codes
+in `pretrained_codes.json` and the audio it decodes from those codes in `pretrained_audio.npy`: the
+places to update when a new release replaces the weights (`PYTHONPATH=src python tests/test_pretrained.py`
+prints the figures and rewrites both files for the installed model). Any change of the encoder,
+quantizer or decoder that alters what the release computes fails here, as it must: it makes a new
+release, since files coded by the old one would decode differently.
 """
 
 import json
@@ -15,11 +18,14 @@ from pystoi import stoi
 
 import hificodec
 from hificodec.audio import load_audio
+from hificodec.checkpoint import model_hash, pretrained_dir, stored_model_hash
 from hificodec.demo import bundled_clip
 from hificodec.eval.metrics import pesq_wb
 
 #: hificodec-16k as shipped, on the bundled clip (6.9 s of speech): weights, codes of the first 3 s, and scores.
 SHIPPED = {
+    "release": "hificodec-16k@5",
+    "model_hash": "8aee9434010185c0",
     "weights_hash": "3541e98c91b0cee5",
     "stoi": 0.5276,
     "pesq_wb": 1.0856,
@@ -34,6 +40,11 @@ CODES_FILE = Path(__file__).with_name("pretrained_codes.json")
 #: encoder or quantizer flips many (zeroing the pitch-feature input, or halving the input level, leaves
 #: 46-48 % equal)
 MIN_CODES_EQUAL = 0.98
+AUDIO_FILE = Path(__file__).with_name("pretrained_audio.npy")
+#: the pinned codes decoded, against the stored 16-bit decode (made with 2 threads): storage rounds by
+#: <= 1.5e-5 and decoding on 1 thread moves samples by up to 8e-5 (other kernels' float rounding), while
+#: scaling the weights of one of the decoder's 8 blocks by 1.01 moves them by 8.4e-4
+AUDIO_MAX_DIFF = 5e-4
 
 
 def _speech(model: hificodec.CodecModel) -> tuple[np.ndarray, int]:
@@ -75,9 +86,15 @@ def measure() -> dict:
         real = wav[..., : 2 * sr]
         fake = model.decode(model.encode(real), length=real.shape[-1])
         logits = _discriminator()(torch.cat([real, fake])).logits
-    first = codes[..., : round(CODES_SECONDS * model.frame_rate)].numpy().astype("<i2")
+        first = codes[..., : round(CODES_SECONDS * model.frame_rate)]
+        decoded = model.decode(first)[0, 0].numpy()
+    first = first.numpy().astype("<i2")
     return {
+        "release": model.release,
+        "model_hash": model_hash(model),
+        "stored_model_hash": stored_model_hash(pretrained_dir() / hificodec.DEFAULT_MODEL),
         "weights_hash": hificodec.weights_hash(model),
+        "decoded": decoded,
         "codes": first[0].tolist(),
         "stoi": round(float(stoi(audio[0].astype(np.float64), rec.astype(np.float64), sr)), 4),
         "pesq_wb": round(pesq_wb(audio[0], rec, sr), 4),
@@ -105,6 +122,20 @@ def test_shipped_model_is_the_pinned_release(measured):
     assert measured["weights_hash"] == SHIPPED["weights_hash"], (
         "the shipped weights changed: update SHIPPED from `PYTHONPATH=src python tests/test_pretrained.py`"
     )
+    assert measured["release"] == SHIPPED["release"]
+    # the files' hash, recomputed, is the one the release index lists: a config or weight change that was
+    # not made a new release is caught here
+    assert measured["stored_model_hash"] == measured["model_hash"] == SHIPPED["model_hash"]
+
+
+def test_pinned_codes_decode_to_the_pinned_audio():
+    model = hificodec.load(hificodec.DEFAULT_MODEL)
+    codes = torch.tensor(json.loads(CODES_FILE.read_text(encoding="utf-8"))).unsqueeze(0)
+    with torch.inference_mode():
+        decoded = model.decode(codes)[0, 0].numpy()
+    pinned = np.load(AUDIO_FILE, allow_pickle=False).astype(np.float32) / 32768
+    assert decoded.shape == pinned.shape and np.abs(pinned).max() > 0.1  # real speech, not silence
+    assert float(np.abs(decoded - pinned).max()) <= AUDIO_MAX_DIFF
 
 
 def test_shipped_codes_are_pinned(measured):
@@ -136,4 +167,6 @@ def test_default_model_is_trained():
 if __name__ == "__main__":
     figures = measure()
     CODES_FILE.write_text(json.dumps(figures["codes"]) + "\n", encoding="utf-8")
+    pcm = np.round(np.clip(figures["decoded"], -1, 32767 / 32768) * 32768).astype("<i2")
+    np.save(AUDIO_FILE, pcm, allow_pickle=False)
     print(json.dumps({k: v for k, v in figures.items() if k in SHIPPED}, indent=4))

@@ -19,6 +19,7 @@ import soundfile as sf
 import torch
 
 import hificodec
+from hificodec.checkpoint import model_hash
 from hificodec.cli import main
 from hificodec.config import load_config
 
@@ -243,7 +244,7 @@ def test_non_finite_or_pinned_output_is_an_error_not_a_file(tmp_path):
     for update, message in ((nan_decoder, "NaN or infinite samples"), (pinned_decoder, "pinned at full scale")):
         model = _tiny_with(update)
         model.load_state_dict(good.state_dict() | {k: v for k, v in model.state_dict().items() if "decoder" in k})
-        setattr(model, "_weights_hash", hificodec.weights_hash(good))  # noqa: B010 - decode it as the encoder's model
+        setattr(model, "_model_hash", model_hash(good))  # noqa: B010 - decode it as the encoder's model
         with pytest.raises(hificodec.HificodecError, match=message):
             model.decode_file(hfc, tmp_path / "out.wav")
         with pytest.raises(hificodec.HificodecError, match=message):

@@ -233,14 +233,6 @@ class HfcHeader:
             source_num_samples=src_n, group_frames=group, channel_coding=coding,
         ).validate()
 
-    def check_model(self, model_name: str, model_hash: str) -> None:
-        """Raise ModelMismatchError unless the file was made by this model (same weights)."""
-        if model_hash != self.model_hash:
-            raise ModelMismatchError(
-                f"this file was made by model '{self.model_name}' (weights {self.model_hash[:12]}), "
-                f"not by '{model_name}' (weights {model_hash[:12]}); decode it with the same model"
-            )
-
 
 # ---- bit packing -----------------------------------------------------------------------------
 def pack_codes(codes: np.ndarray, bits: int) -> bytes:

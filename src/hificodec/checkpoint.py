@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import releases
 from .audio import atomic_directory
 from .config import dump_config, load_config, parse_yaml
 from .errors import CheckpointError, HificodecError
@@ -47,7 +47,7 @@ def build(preset: str | os.PathLike | dict[str, Any]) -> CodecModel:
 
 
 def pretrained_dir() -> Path:
-    return Path(str(resources.files("hificodec") / "pretrained"))
+    return releases.pretrained_root()
 
 
 def list_models() -> list[str]:
@@ -244,14 +244,61 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
+    """A checkpoint directory, a shipped model's name (its installed release) or `NAME@N` (that release,
+    which must be the installed one)."""
     p = Path(name_or_path)
     if p.is_dir():
         return p
-    shipped = pretrained_dir() / str(name_or_path)
+    name, number = releases.split_id(str(name_or_path))
+    shipped = pretrained_dir() / name
     if has_weights(shipped / WEIGHTS_FILE):
+        if number is not None:
+            installed = installed_release(name)
+            if installed is None or installed.number != number:
+                raise CheckpointError(_not_installed(name, number, installed))
         return shipped
     names = ", ".join(list_models()) or "none installed"
     raise CheckpointError(f"'{name_or_path}' is neither a checkpoint directory nor a shipped model ({names})")
+
+
+def installed_release(name: str) -> releases.Release | None:
+    """The release of shipped model `name` that is installed: the index entry whose hash its files have."""
+    folder = pretrained_dir() / name
+    if not has_weights(folder / WEIGHTS_FILE):
+        return None
+    wanted = stored_model_hash(folder)
+    return next((r for r in releases.read_index().get(name, []) if wanted in r.hashes()), None)
+
+
+def _not_installed(name: str, number: int, installed: releases.Release | None) -> str:
+    listed = {r.number: r for r in releases.read_index().get(name, [])}
+    have = installed.id if installed is not None else f"'{name}' (not a listed release)"
+    if number not in listed:
+        known = ", ".join(f"@{n}" for n in sorted(listed)) or "none"
+        return f"release {name}@{number} does not exist (releases of {name}: {known}; this hificodec ships {have})"
+    r = listed[number]
+    return (
+        f"release {r.id} ({r.date}: {r.summary}) is not installed: this hificodec ships {have}; "
+        "pass that release's model folder instead (--model DIR)"
+    )
+
+
+def _read_config(directory: Path) -> dict[str, Any]:
+    config_path = directory / CONFIG_FILE
+    if not config_path.is_file():
+        raise CheckpointError(f"{directory}: missing {CONFIG_FILE}")
+    try:
+        config = parse_yaml(config_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise CheckpointError(f"{config_path}: invalid YAML ({e})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path}: expected a mapping")
+    return config
+
+
+def stored_model_hash(directory: Path) -> str:
+    """The model hash of a folder's files as stored (config + weights): a release's identity."""
+    return releases.content_hash(_read_config(directory), load_weights(directory / WEIGHTS_FILE))
 
 
 def load_state(path: Path) -> dict[str, torch.Tensor]:
@@ -302,12 +349,8 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
     if not config_path.is_file():
         raise CheckpointError(f"{directory}: missing {CONFIG_FILE}")
     verify_model_files(directory)
-    try:
-        config = parse_yaml(config_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise CheckpointError(f"{config_path}: invalid YAML ({e})") from None
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{config_path}: expected a mapping")
+    config = _read_config(directory)
+    stored_hash = releases.content_hash(config, tensors := load_weights(directory / WEIGHTS_FILE))
     version = config.pop("format_version", None)
     if version != FORMAT_VERSION:
         raise CheckpointError(
@@ -320,26 +363,34 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
             model.set_num_codebooks(int(active))
     except (HificodecError, ValueError, TypeError) as e:
         raise CheckpointError(f"{config_path}: {e}") from None
-    load_state_into(model, load_weights(directory / WEIGHTS_FILE), str(directory))
+    load_state_into(model, tensors, str(directory))
     model.eval()
-    setattr(model, "_weights_hash", weights_hash(model))  # noqa: B010 - nn.Module attribute, not a field
+    setattr(model, "_model_hash", stored_hash)  # noqa: B010 - nn.Module attribute, not a field
+    release = releases.find(stored_hash)
+    # a folder is a release when its files are, wherever it lives (a copy of the shipped folder included)
+    model.release = release.id if release is not None and release.model == model.name else None
     return model.to(device)
 
 
-def weights_hash(model: torch.nn.Module) -> str:
-    """A stable 16-hex-digit digest of the weights (names, shapes, float32 values).
+def model_hash(model: torch.nn.Module) -> str:
+    """16 hex digits over the model's config and weights: the identity `.hfc` headers and token folders
+    carry. A model from `load` keeps the hash of the files it was read from."""
+    cached = getattr(model, "_model_hash", None)
+    if cached is not None:
+        return str(cached)
+    return releases.content_hash(getattr(model, "config", {}), model.state_dict())
 
-    Stored in bitstreams to tell which model made a file. Cached by `load` for shipped models.
-    """
+
+def accepted_hashes(model: CodecModel) -> tuple[str, ...]:
+    """The digests of files this model decodes: its own, and its release's digest from before release ids."""
+    release = releases.find(model_hash(model)) if model.release is not None else None
+    return release.hashes() if release is not None else (model_hash(model),)
+
+
+def weights_hash(model: torch.nn.Module) -> str:
+    """A stable 16-hex-digit digest of the weights alone (names, shapes, float32 values): tells whether two
+    models hold the same weights. Files carry `model_hash`, which covers the config too."""
     cached = getattr(model, "_weights_hash", None)
     if cached is not None:
         return str(cached)
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu()
-        if t.is_floating_point():
-            t = t.float()
-        h.update(name.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    return releases.weights_digest(model.state_dict())

@@ -33,10 +33,11 @@ from .bitstream import (
     read_codes,
     write_codes,
 )
-from .checkpoint import load, weights_hash
+from .checkpoint import accepted_hashes, load, model_hash
 from .chunked import ChunkedDecoder, ChunkedEncoder, decode_chunked, encode_chunked
 from .errors import AudioError, CheckpointError, HificodecError, HificodecWarning
 from .models.base import CodecModel
+from .releases import describe_hash
 
 #: frames read from an input file per step when streaming
 READ_BLOCK = 1 << 16
@@ -69,7 +70,7 @@ def from_coded_channels(audio: np.ndarray, coding: int) -> np.ndarray:
 def make_header(model: CodecModel, channels: int, source_rate: int, source_samples: int) -> HfcHeader:
     n = resampled_length(source_samples, source_rate, model.sample_rate)
     return HfcHeader(
-        model_name=model.name, model_hash=weights_hash(model), sample_rate=model.sample_rate,
+        model_name=model.release or model.name, model_hash=model_hash(model), sample_rate=model.sample_rate,
         hop_length=model.hop_length, num_samples=n, num_frames=model.num_frames(n), channels=channels,
         num_codebooks=model.num_codebooks, codebook_size=model.codebook_size,
         source_sample_rate=source_rate, source_num_samples=source_samples, group_frames=DEFAULT_GROUP_FRAMES,
@@ -84,20 +85,30 @@ def model_for(
     if model is None:
         try:
             model = load(header.model_name, device=device)
-        except CheckpointError:
+        except CheckpointError as e:
             raise CheckpointError(
-                f"this file was made by model '{header.model_name}', which is not installed; "
-                "pass its checkpoint directory (--model DIR)"
+                f"this file was made by {describe_hash(header.model_hash, header.model_name)}, which is not "
+                f"installed ({e}); pass its model folder (--model DIR)"
             ) from None
     elif not isinstance(model, CodecModel):
         model = load(model, device=device)
-    header.check_model(model.name, weights_hash(model))
+    check_model(header, model)
     if header.sample_rate != model.sample_rate or header.hop_length != model.hop_length:
         raise ModelMismatchError(
             f"made at {header.sample_rate} Hz with hop {header.hop_length}, but model '{model.name}' runs at "
             f"{model.sample_rate} Hz with hop {model.hop_length}"
         )
     return model
+
+
+def check_model(header: HfcHeader, model: CodecModel) -> None:
+    """Raise ModelMismatchError, naming the release the file needs, unless `model` made the file."""
+    if header.model_hash not in accepted_hashes(model):
+        loaded = model.release or f"'{model.name}' (model hash {model_hash(model)[:12]})"
+        raise ModelMismatchError(
+            f"this file was made by {describe_hash(header.model_hash, header.model_name)}, not by {loaded}: "
+            "decoding it with another model would give noise; decode it with the model that made it (--model DIR)"
+        )
 
 
 # ---- in memory --------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from .audio import atomic_output, audio_info, load_audio, remove_partial_outputs
-from .checkpoint import weights_hash
+from .checkpoint import model_hash
 from .chunked import encode_chunked
 from .compress import resampled_length
 from .data.manifest import ManifestEntry, read_entries, write_manifest
@@ -79,7 +79,7 @@ def codes_dtype(codebook_size: int) -> np.dtype:
 
 def _model_info(model: CodecModel) -> dict[str, Any]:
     return {
-        "model": model.name, "weights_hash": weights_hash(model), "sample_rate": model.sample_rate,
+        "model": model.release or model.name, "model_hash": model_hash(model), "sample_rate": model.sample_rate,
         "hop_length": model.hop_length, "frame_rate": model.frame_rate, "num_codebooks": model.num_codebooks,
         "codebook_size": model.codebook_size, "dtype": codes_dtype(model.codebook_size).name,
     }  # fmt: skip

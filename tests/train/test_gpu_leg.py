@@ -12,6 +12,8 @@ import pytest
 import soundfile as sf
 
 import hificodec
+from hificodec.checkpoint import stored_model_hash
+from hificodec.releases import read_index
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_RECIPE = str(REPO / "recipes" / "tiny-hificodec.yaml")
@@ -93,15 +95,19 @@ def test_rehearsal_prepare_run_finish(tmp_path):
     install = tmp_path / "installed"
     assert leg_script.main([
         "finish", str(out), "--leg", "2", "--corpus", str(corpus), "--clips", "3", "--shipped", str(shipped),
-        "--install", str(install), "--results", str(results), "--gpu-minutes", "0.5", "--workers", "0",
+        "--install", str(install), "--releases", str(tmp_path / "releases.json"), "--results", str(results),
+        "--gpu-minutes", "0.5", "--workers", "0",
     ]) == 0
     text = results.read_text()
     assert text.startswith("# Results\n\nearlier text\n") and "| 2 | 0.5 |" in text
     row = [line for line in text.splitlines() if line.startswith("| 2 |")][0]
     if row.rstrip().endswith("| yes |"):  # a trained model beats an untrained one, but the rule decides
         assert hificodec.weights_hash(hificodec.load(install)) == hificodec.weights_hash(hificodec.load(out / "export"))
+        (release,) = read_index(tmp_path / "releases.json")["tiny-hificodec"]  # the new release, numbered 1
+        assert release.number == 1 and release.model_hash == stored_model_hash(install)
+        assert release.scores["valid"]["files"] == 3 and "GPU leg 2" in release.summary
     else:
-        assert not install.exists()
+        assert not install.exists() and not (tmp_path / "releases.json").exists()
 
 
 def test_a_killed_leg_still_returns_its_last_export(tmp_path):

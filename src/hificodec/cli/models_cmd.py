@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 
 from .. import DEFAULT_MODEL
-from ..checkpoint import build, list_models, load
+from ..checkpoint import build, installed_release, list_models, load
 from ..config import list_presets
+from ..releases import Release, read_index
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list shipped trained models (and, with --presets, architectures)")
+    p = sub.add_parser(
+        "models", help="list shipped trained models, every release with its scores (and, with --presets, architectures)"
+    )
     p.add_argument("--presets", action="store_true", help="also list the untrained presets `build` accepts")
     p.set_defaults(func=run_models)
 
@@ -25,22 +28,40 @@ def _describe(model) -> str:
     bw = model.bandwidths
     kbps = ", ".join(f"{b:g}" for b in bw) if len(bw) <= 6 else f"{bw[0]:g} to {bw[-1]:g} in steps of {bw[0]:g}"
     return (
-        f"{model.name:24s} {model.family:11s} {model.sample_rate / 1000:g} kHz  hop {model.hop_length:4d}  "
+        f"{model.family:11s} {model.sample_rate / 1000:g} kHz  hop {model.hop_length:4d}  "
         f"{model.frame_rate:g} Hz  {model.max_codebooks} x {model.codebook_size}  kbps: {kbps}"
     )
 
 
+def _scores(release: Release) -> str:
+    test = release.scores.get("test", {})
+    cells = [f"{test[k]:g}" if k in test else "-" for k in ("pesq_wb", "stoi", "mel_distance", "ffe")]
+    return " / ".join(cells)
+
+
 def run_models(args: argparse.Namespace) -> int:
     shipped = list_models()
-    print("Trained models (hificodec.load(NAME), --model NAME):")
+    print("Trained models (hificodec.load(NAME), --model NAME; NAME@N names release N):")
     if not shipped:
         print("  none installed")
+    installed: dict[str, int] = {}
     for name in shipped:
-        print("  " + _describe(load(name)) + ("   [default]" if name == DEFAULT_MODEL else ""))
+        release = installed_release(name)
+        if release is not None:
+            installed[name] = release.number
+        label = release.id if release is not None else name
+        print(f"  {label:18s} " + _describe(load(name)) + ("   [default]" if name == DEFAULT_MODEL else ""))
+    index = read_index()
+    if index:
+        print("\nReleases (newest first; test split PESQ-WB / STOI / mel distance / FFE):")
+        for name, releases in index.items():
+            for r in reversed(releases):
+                state = "installed" if installed.get(name) == r.number else "-"
+                print(f"  {r.id:18s} {r.date}  {state:9s}  {_scores(r):26s}  {r.summary}")
     if args.presets:
         print("\nPresets (untrained architectures; hificodec.build(NAME), training recipes):")
         for name in list_presets():
-            print("  " + _describe(build(name)))
+            print(f"  {name:24s} " + _describe(build(name)))
     return 0
 
 

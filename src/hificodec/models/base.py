@@ -53,6 +53,8 @@ class CodecModel(nn.Module, ABC):
     decode_alignment: int = 1
     #: the full config the model was built from (saved with checkpoints)
     config: dict[str, Any]
+    #: the release id ("hificodec-16k@5") when the weights are a shipped release, else None
+    release: str | None = None
 
     def __init__(self) -> None:
         super().__init__()
