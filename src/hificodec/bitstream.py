@@ -3,10 +3,12 @@
 Layout (all integers little-endian; full description in docs/format.md):
 
     magic           4 bytes   b"\\x89HFC"
-    version         u16       1, or 2 when the header holds channel_coding (stereo coded as mid/side)
+    version         u16       1; 2 when the header holds channel_coding (stereo coded as mid/side);
+                              3 when it also holds payload_coding (entropy-coded frame groups)
     header_size     u16       size H of the header body that follows
-    header body     H bytes   fixed fields (HEADER_STRUCT) + model name + weights hash
-                              (+ u16 channel_coding in version 2)
+    header body     H bytes   fixed fields (HEADER_STRUCT) + model name + model hash
+                              (+ u16 channel_coding in versions 2-3)
+                              (+ u16 payload_coding + the entropy tables' id in version 3)
     header_crc      u32       zlib.crc32 of every byte before it (magic .. header body)
     frame groups    ...       ceil(num_frames / group_frames) groups; group g holds frames
                               [g * group_frames, min((g + 1) * group_frames, num_frames)) of every
@@ -15,6 +17,9 @@ Layout (all integers little-endian; full description in docs/format.md):
                               group zero-padded to a whole byte, then a u32 CRC chained from the
                               previous CRC: crc_g = zlib.crc32(group_bytes, crc_{g-1}), crc_{-1} =
                               header_crc (so reordered, dropped or spliced groups are caught too).
+                              Entropy-coded groups (payload_coding 1) are a u32 byte length L, then
+                              L bytes of range-coder words (`hificodec.entropy`), then the chained CRC
+                              over the length and the words.
 
 Groups let the writer and the reader work with one group in memory at a time (`HfcWriter`,
 `HfcReader`); `write_codes` / `read_codes` are the whole-array conveniences.
@@ -29,19 +34,24 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import numpy as np
 
 from .errors import HificodecError
 
 MAGIC = b"\x89HFC"
-#: the newest version; a file is written as version 1 unless it needs a version-2 field
-FORMAT_VERSION = 2
-READ_VERSIONS = (1, 2)
+#: the newest version; a file is written in the oldest version that holds the fields it needs
+FORMAT_VERSION = 3
+READ_VERSIONS = (1, 2, 3)
 #: channel_coding values (version 2): how the coded channels map to the output channels
 INDEPENDENT, MID_SIDE = 0, 1
 CHANNEL_CODINGS = {INDEPENDENT: "independent", MID_SIDE: "mid/side"}
+#: payload_coding values (version 3): how a frame group's codes are stored
+PACKED, ENTROPY = 0, 1
+PAYLOAD_CODINGS = {PACKED: "packed", ENTROPY: "entropy-coded"}
+#: an entropy-coded group decodes to at most this many codes (bounds the decoder's memory per group)
+MAX_ENTROPY_GROUP_CODES = 1 << 20
 #: frames per group unless the writer is told otherwise (about 2-4 s of audio at 50-75 Hz)
 DEFAULT_GROUP_FRAMES = 256
 
@@ -81,6 +91,21 @@ class ModelMismatchError(FormatError):
     """The file was made by a different model (name or weights) than the one decoding it."""
 
 
+class EntropyTablesError(ModelMismatchError):
+    """The file is entropy-coded with tables the reader was not given."""
+
+
+class GroupCoder(Protocol):
+    """What entropy-codes a frame group (`hificodec.entropy.EntropyTables`)."""
+
+    @property
+    def id(self) -> str: ...
+
+    def encode(self, codes: np.ndarray) -> bytes: ...
+
+    def decode(self, data: bytes, channels: int, frames: int) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class HfcHeader:
     """Everything needed to decode a .hfc file besides the model weights.
@@ -102,10 +127,14 @@ class HfcHeader:
     source_num_samples: int
     group_frames: int = DEFAULT_GROUP_FRAMES
     channel_coding: int = INDEPENDENT  # MID_SIDE: channel 0 codes (L+R)/2 and channel 1 (L-R)/2
+    payload_coding: int = PACKED  # ENTROPY: groups coded with the entropy tables `entropy_id`
+    entropy_id: str = ""
 
     @property
     def version(self) -> int:
-        """The format version this header is written as (1 unless it uses a version-2 field)."""
+        """The format version this header is written as: the oldest that holds its fields."""
+        if self.payload_coding != PACKED:
+            return 3
         return 1 if self.channel_coding == INDEPENDENT else 2
 
     @property
@@ -140,8 +169,12 @@ class HfcHeader:
         """Frames in group `group`."""
         return min(self.group_frames, self.num_frames - group * self.group_frames)
 
+    def group_codes(self, frames: int) -> int:
+        return frames * self.channels * self.num_codebooks
+
     def group_bytes(self, frames: int) -> int:
-        return -(-frames * self.channels * self.num_codebooks * self.bits_per_code // 8)
+        """Bytes of a packed group of `frames` frames (entropy-coded groups state their own length)."""
+        return -(-self.group_codes(frames) * self.bits_per_code // 8)
 
     def validate(self) -> HfcHeader:
         """Raise FormatError if the fields are inconsistent; return self."""
@@ -161,6 +194,11 @@ class HfcHeader:
             (self.group_bytes(self.group_frames) <= MAX_GROUP_BYTES, "frame groups are implausibly large"),
             (self.channel_coding in CHANNEL_CODINGS, f"unknown channel coding {self.channel_coding}"),
             (self.channel_coding != MID_SIDE or self.channels == 2, "mid/side coding needs exactly 2 channels"),
+            (self.payload_coding in PAYLOAD_CODINGS, f"unknown payload coding {self.payload_coding}"),
+            (self.payload_coding != ENTROPY or bool(self.entropy_id), "entropy-coded groups need their tables' id"),
+            (self.payload_coding == ENTROPY or not self.entropy_id, "entropy tables named without entropy coding"),
+            (self.payload_coding != ENTROPY or self.group_codes(self.group_frames) <= MAX_ENTROPY_GROUP_CODES,
+             "entropy-coded frame groups are implausibly large"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -171,8 +209,9 @@ class HfcHeader:
     def to_bytes(self) -> bytes:
         """Magic, version, header and header CRC."""
         name, digest = self.model_name.encode("utf-8"), self.model_hash.encode("ascii")
-        if max(len(name), len(digest)) > MAX_TEXT_BYTES:
-            raise FormatError("model name or hash too long for the header")
+        tables = self.entropy_id.encode("ascii")
+        if max(len(name), len(digest), len(tables)) > MAX_TEXT_BYTES:
+            raise FormatError("model name, model hash or entropy id too long for the header")
         fixed = HEADER_STRUCT.pack(
             self.sample_rate, self.hop_length, self.source_sample_rate, self.num_samples,
             self.source_num_samples, self.num_frames, self.channels, self.num_codebooks,
@@ -181,6 +220,8 @@ class HfcHeader:
         body = fixed + _U16.pack(len(name)) + name + _U16.pack(len(digest)) + digest
         if self.version >= 2:
             body += _U16.pack(self.channel_coding)
+        if self.version >= 3:
+            body += _U16.pack(self.payload_coding) + _U16.pack(len(tables)) + tables
         head = _PREFIX.pack(MAGIC, self.version, len(body)) + body
         return head + _U32.pack(zlib.crc32(head))
 
@@ -218,19 +259,29 @@ class HfcHeader:
                     raise FormatError("invalid header: text field runs past the header")
                 texts.append(raw.decode("utf-8"))
                 pos += 2 + n
-            coding = INDEPENDENT
+            coding, payload, entropy_id = INDEPENDENT, PACKED, ""
             if version >= 2:
                 (coding,) = _U16.unpack_from(body, pos)
                 pos += 2
+            if version >= 3:
+                (payload, n) = struct.unpack_from("<HH", body, pos)
+                raw = body[pos + 4 : pos + 4 + n]
+                if len(raw) != n:
+                    raise FormatError("invalid header: text field runs past the header")
+                entropy_id = raw.decode("ascii")
+                pos += 4 + n
         except (struct.error, UnicodeDecodeError) as e:
             raise FormatError(f"invalid header ({e})") from None
+        if version >= 3 and payload == PACKED:
+            raise FormatError("invalid header: a version-3 file must have entropy-coded groups")
         if pos != len(body):
             raise FormatError("invalid header: unexpected bytes at its end")
         (sr, hop, src_sr, n, src_n, frames, ch, n_q, cb, group) = fields
         return cls(
             model_name=texts[0], model_hash=texts[1], sample_rate=sr, hop_length=hop, num_samples=n,
             num_frames=frames, channels=ch, num_codebooks=n_q, codebook_size=cb, source_sample_rate=src_sr,
-            source_num_samples=src_n, group_frames=group, channel_coding=coding,
+            source_num_samples=src_n, group_frames=group, channel_coding=coding, payload_coding=payload,
+            entropy_id=entropy_id,
         ).validate()
 
 
@@ -258,9 +309,10 @@ class HfcWriter:
     """Write a .hfc stream group by group: `write(codes[channels, n_q, frames])` any number of times
     (frames in any split), then `close()`, which checks that exactly `header.num_frames` were written."""
 
-    def __init__(self, f: BinaryIO, header: HfcHeader):
+    def __init__(self, f: BinaryIO, header: HfcHeader, entropy: GroupCoder | None = None):
         self.f = f
         self.header = header.validate()
+        self.entropy = _coder_for(header, entropy)
         head = header.to_bytes()
         self.f.write(head)
         self._crc = _U32.unpack(head[-4:])[0]
@@ -290,7 +342,11 @@ class HfcWriter:
         group, rest = buf[:, :, :frames], buf[:, :, frames:]
         self._pending = [rest] if rest.shape[2] else []
         self._pending_frames -= frames
-        data = pack_codes(group, self.header.bits_per_code)
+        if self.entropy is not None:
+            coded = self.entropy.encode(group)
+            data = _U32.pack(len(coded)) + coded
+        else:
+            data = pack_codes(group, self.header.bits_per_code)
         self._crc = zlib.crc32(data, self._crc)
         self.f.write(data)
         self.f.write(_U32.pack(self._crc))
@@ -307,21 +363,36 @@ class HfcReader:
     """Read a .hfc stream: the header on construction, then `groups()` yields verified
     codes[channels, n_q, frames] (int64) one group at a time; the end of data is checked too."""
 
-    def __init__(self, f: BinaryIO):
+    def __init__(self, f: BinaryIO, entropy: GroupCoder | None = None):
         self.f = f
         self.header, self._crc = HfcHeader.read_from(f)
+        self.entropy = _coder_for(self.header, entropy) if self.header.payload_coding == ENTROPY else None
 
     def groups(self) -> Iterator[np.ndarray]:
         h = self.header
         crc = self._crc
         for g in range(h.num_groups):
             frames = h.group_size(g)
-            data = _read_exact(self.f, h.group_bytes(frames), f"frame group {g + 1} of {h.num_groups}")
-            stored = _U32.unpack(_read_exact(self.f, 4, f"frame group {g + 1} of {h.num_groups}"))[0]
+            where = f"frame group {g + 1} of {h.num_groups}"
+            if self.entropy is not None:
+                prefix = _read_exact(self.f, 4, where)
+                (length,) = _U32.unpack(prefix)
+                if length > MAX_GROUP_BYTES:
+                    raise FormatError(f"corrupt .hfc file: frame group {g + 1} claims {length} bytes")
+                data = prefix + _read_exact(self.f, length, where)
+            else:
+                data = _read_exact(self.f, h.group_bytes(frames), where)
+            stored = _U32.unpack(_read_exact(self.f, 4, where))[0]
             crc = zlib.crc32(data, crc)
             if stored != crc:
                 raise ChecksumError(f"corrupt .hfc file: checksum mismatch in frame group {g + 1}")
-            codes = unpack_codes(data, frames * h.channels * h.num_codebooks, h.bits_per_code)
+            if self.entropy is not None:
+                try:
+                    codes = self.entropy.decode(data[4:], h.channels, frames).reshape(-1)
+                except HificodecError as e:
+                    raise FormatError(f"corrupt .hfc file: frame group {g + 1}: {e}") from None
+            else:
+                codes = unpack_codes(data, h.group_codes(frames), h.bits_per_code)
             if codes.size and codes.max() >= h.codebook_size:
                 raise FormatError(f"corrupt .hfc file: code out of range in frame group {g + 1}")
             yield codes.reshape(h.channels, h.num_codebooks, frames)
@@ -338,20 +409,35 @@ class HfcReader:
         return out
 
 
+def _coder_for(header: HfcHeader, entropy: GroupCoder | None) -> GroupCoder | None:
+    """The entropy coder for `header`'s groups (None for packed groups), checked against the header."""
+    if header.payload_coding != ENTROPY:
+        return None
+    if entropy is None:
+        raise EntropyTablesError(
+            f"the codes are entropy-coded with tables {header.entropy_id}, and no entropy tables were given"
+        )
+    if entropy.id != header.entropy_id:
+        raise EntropyTablesError(
+            f"the codes are entropy-coded with tables {header.entropy_id}, not with the given tables {entropy.id}"
+        )
+    return entropy
+
+
 # ---- whole-array conveniences ----------------------------------------------------------------
-def write_codes(codes: np.ndarray, header: HfcHeader) -> bytes:
+def write_codes(codes: np.ndarray, header: HfcHeader, entropy: GroupCoder | None = None) -> bytes:
     """codes [channels, n_q, frames] -> .hfc bytes. The header's frame count is taken from `codes`."""
     header = replace(header, num_frames=int(np.asarray(codes).shape[-1]))
     buf = io.BytesIO()
-    writer = HfcWriter(buf, header)
+    writer = HfcWriter(buf, header, entropy)
     writer.write(codes)
     writer.close()
     return buf.getvalue()
 
 
-def read_codes(data: bytes) -> tuple[HfcHeader, np.ndarray]:
+def read_codes(data: bytes, entropy: GroupCoder | None = None) -> tuple[HfcHeader, np.ndarray]:
     """.hfc bytes -> (header, codes [channels, n_q, frames] int64); raises FormatError subclasses."""
-    reader = HfcReader(io.BytesIO(data))
+    reader = HfcReader(io.BytesIO(data), entropy)
     return reader.header, reader.read_all()
 
 
