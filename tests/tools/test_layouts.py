@@ -10,10 +10,10 @@ import pytest
 import soundfile as sf
 
 from hificodec.cli import data_cmd
-from hificodec.data import layouts
-from hificodec.data.layouts import detect_layout, folder_manifest, vctk_split_of, write_folder_manifest
 from hificodec.data.manifest import read_manifest
 from hificodec.errors import HificodecError
+from hificodec_tools import layouts
+from hificodec_tools.layouts import detect_layout, folder_manifest, vctk_split_of, write_folder_manifest
 
 
 def _audio(path, seconds, sr=24000, channels=1):

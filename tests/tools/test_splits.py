@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hificodec.data.splits import SplitUnit, speaker_disjoint_split
+from hificodec_tools.corpus.splits import SplitUnit, speaker_disjoint_split
 
 
 def _units():

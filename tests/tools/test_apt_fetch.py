@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from hificodec.data.apt_fetch import apt_fetch
 from hificodec.errors import HificodecError
+from hificodec_tools.corpus.apt_fetch import apt_fetch
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (Debian)")
 

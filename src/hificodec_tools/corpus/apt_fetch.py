@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import HificodecError
+from hificodec.errors import HificodecError
 
 _DONE = ".hificodec-unpacked"
 

@@ -27,9 +27,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..audio import atomic_output, audio_info
-from ..errors import AudioError, HificodecError
-from .manifest import ManifestEntry, scan_audio, write_manifest
+from hificodec.audio import atomic_output, audio_info
+from hificodec.data.manifest import ManifestEntry, scan_audio, write_manifest
+from hificodec.errors import AudioError, HificodecError
 
 LAYOUTS = ("libritts", "vctk", "folder")
 LIBRITTS_SUBSET = re.compile(r"^(train|dev|test)-(clean|other)(-\d+)?$")

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..audio import audio_info, load_audio, save_audio
-from ..errors import AudioError, HificodecError
-from .manifest import ManifestEntry
+from hificodec.audio import audio_info, load_audio, save_audio
+from hificodec.errors import AudioError, HificodecError
+from hificodec.data.manifest import ManifestEntry
 
 # voice -> (language, fortunes subfolder; "" = the English files at the top level)
 MBROLA_VOICES: dict[str, tuple[str, str]] = {

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from hificodec.data import corpus
-from hificodec.data.corpus import CorpusOptions, build_corpus
-from hificodec.data.debian_sources import REAL_SPEECH_PACKAGES
 from hificodec.data.manifest import ManifestEntry, read_manifest
 from hificodec.errors import HificodecError
+from hificodec_tools.corpus import build as corpus
+from hificodec_tools.corpus.build import CorpusOptions, build_corpus
+from hificodec_tools.corpus.debian_sources import REAL_SPEECH_PACKAGES
 
 from .conftest import FakeFetcher
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from hificodec.data.synthetic import fortune_sentences, synthesize_mbrola
 from hificodec.errors import HificodecError
+from hificodec_tools.corpus.synthetic import fortune_sentences, synthesize_mbrola
 
 # Writes a 22.05 kHz tone whose length follows the text, like espeak-ng -w would (stdlib only: fast).
 FAKE_ESPEAK = f"""#!{sys.executable} -S

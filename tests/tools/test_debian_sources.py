@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hificodec.data.debian_sources import (
+from hificodec_tools.corpus.debian_sources import (
     REAL_SPEECH_PACKAGES,
     fillets_speaker,
     iso_language,
