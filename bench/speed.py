@@ -30,12 +30,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--presets", default=None, help="comma-separated (default: every non-tiny preset)")
+    ap.add_argument("--presets", default=None, help="comma-separated (default: every shipped preset)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    names = (
-        args.presets.split(",") if args.presets else [n for n in hificodec.list_presets() if not n.startswith("tiny")]
-    )
+    names = args.presets.split(",") if args.presets else hificodec.list_presets()
 
     rows = []
     ref = encodec_reference()

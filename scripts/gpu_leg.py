@@ -28,7 +28,7 @@ TRAVEL_LIMIT_MIB = 64.0
 COMMAND_LIMIT_S = 600
 WHEELS = ("soundfile==0.14.0", "cffi==2.1.1", "pycparser==3.12")  # libsndfile with Opus, for Python 3.12
 WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-DEFAULT_RECIPE = "recipes/hificodec-16k-gpu-leg.yaml"
+DEFAULT_RECIPE = "recipes/hificodec-16k/gpu-leg.yaml"
 DEFAULT_MODEL = "src/hificodec/pretrained/hificodec-16k"
 CURVE_HEADER = "## Learning curve: GPU legs"
 

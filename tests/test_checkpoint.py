@@ -5,13 +5,14 @@ from safetensors.torch import load_file, save_file
 
 import hificodec
 from hificodec.checkpoint import CONFIG_FILE, DIGEST_FILE, WEIGHTS_FILE
+from tiny_codecs import tiny_preset
 
 
 @pytest.fixture()
 def trained_dir(tmp_path):
     """A saved model without its digest (as older saves left folders), so that the tests that edit its
     files see the structural checks (tests/test_robustness.py covers the digest)."""
-    model = hificodec.build("tiny-encodec")
+    model = hificodec.build(tiny_preset("tiny-encodec"))
     model.train()(torch.randn(2, 1, 3200) * 0.1)  # k-means init changes the codebook buffers
     directory = hificodec.save(model, tmp_path / "ckpt")
     (directory / DIGEST_FILE).unlink()
@@ -40,7 +41,7 @@ def test_weights_hash_changes_with_weights(trained_dir):
 
 
 def test_fp16_storage_loads(tmp_path):
-    model = hificodec.build("tiny-hificodec")
+    model = hificodec.build(tiny_preset("tiny-hificodec"))
     d = hificodec.save(model, tmp_path / "half", dtype=torch.float16)
     assert load_file(str(d / WEIGHTS_FILE))["decoder.conv_post.conv.bias"].dtype == torch.float16
     loaded = hificodec.load(d)

@@ -13,7 +13,7 @@ from hificodec.chunked import (
     set_context,
 )
 from hificodec.demo import bundled_clip
-from tiny_codecs import assert_codes_vary, coding_model
+from tiny_codecs import assert_codes_vary, coding_model, tiny_preset
 
 #: chunked decode must match a whole-file decode to at least this SNR (measured: ~100-130 dB)
 CHUNK_JOIN_SNR_DB = 60.0
@@ -33,12 +33,12 @@ def noise(seconds: float, sr: int = 16000, batch: int = 1, seed: int = 0) -> tor
 
 @pytest.fixture(scope="module")
 def encodec():
-    return coding_model("tiny-encodec")
+    return coding_model(tiny_preset("tiny-encodec"))
 
 
 def test_context_reflects_causality():
-    causal = receptive_context(hificodec.build("tiny-encodec-causal").eval())
-    acausal = receptive_context(hificodec.build("tiny-encodec").eval())
+    causal = receptive_context(hificodec.build(tiny_preset("tiny-encodec-causal")).eval())
+    acausal = receptive_context(hificodec.build(tiny_preset("tiny-encodec")).eval())
     # a causal model never reads the future: only the 1-frame safety margin on the right
     assert causal.encode_right <= 1 and causal.decode_right <= 1
     assert acausal.encode_right > 1 and acausal.decode_right > 1
@@ -63,7 +63,7 @@ LSTM_CHUNK_CODE_MISMATCH = 0.002
 
 @pytest.mark.parametrize("preset", ["tiny-encodec", "tiny-encodec-causal"])
 def test_chunked_matches_whole_file_on_60s(preset):
-    model = coding_model(preset)
+    model = coding_model(tiny_preset(preset))
     wav = noise(60.0)
     chunk = 250  # 5 s: 11 chunk joins
     with torch.inference_mode():

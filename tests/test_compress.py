@@ -28,7 +28,7 @@ from hificodec.compress import (
     to_coded_channels,
 )
 from hificodec.errors import AudioError, HificodecError
-from tiny_codecs import assert_codes_vary, code_mismatch, coding_model
+from tiny_codecs import assert_codes_vary, code_mismatch, coding_model, tiny_preset
 
 #: fraction of codes that may differ when the same audio takes another path through tiny-encodec (batch
 #: of one vs two, other chunk joins): near-ties decided by float rounding, plus its LSTM's memory beyond
@@ -38,7 +38,7 @@ PATH_MISMATCH = 0.02
 
 @pytest.fixture(scope="module")
 def model():
-    return coding_model("tiny-encodec")
+    return coding_model(tiny_preset("tiny-encodec"))
 
 
 def tone(sr: int, n: int, channels: int = 1, seed: int = 0) -> np.ndarray:
@@ -116,7 +116,7 @@ def test_bitrate_follows_codebooks(model):
 
 def test_other_model_is_refused(model):
     data = model.compress(tone(16000, 4000), 16000)
-    other = hificodec.build("tiny-encodec").eval()
+    other = hificodec.build(tiny_preset("tiny-encodec")).eval()
     with torch.no_grad():
         next(other.parameters()).add_(0.01)
     with pytest.raises(ModelMismatchError, match=r"made by 'tiny-encodec' \(model hash"):
@@ -256,7 +256,7 @@ def test_bad_hfc_input_leaves_no_output(model, tmp_path, case, error):
     bad.write_bytes(bytes(data))
     use = model
     if case == "other_model":
-        use = hificodec.build("tiny-encodec").eval()
+        use = hificodec.build(tiny_preset("tiny-encodec")).eval()
         torch.nn.init.zeros_(next(use.parameters()))
     with pytest.raises(error):
         decode_file(bad, tmp_path / "out.wav", model=use)

@@ -22,6 +22,7 @@ import hificodec
 from hificodec.checkpoint import model_hash
 from hificodec.cli import main
 from hificodec.config import load_config
+from tiny_codecs import tiny_preset
 
 
 def run(argv, capsys):
@@ -39,7 +40,7 @@ def _write_wav(path, samples: int, sr: int = 16000, seed: int = 0):
 # ---- short clips ------------------------------------------------------------------------------
 def _magnitude_head_model() -> hificodec.CodecModel:
     """A small vocos decoder with the Griffin-Lim magnitude head (the hificodec-16k-mag recipe's)."""
-    cfg = load_config("tiny-encodec")
+    cfg = load_config(tiny_preset("tiny-encodec"))
     cfg.pop("format_version", None)
     cfg["decoder"] = {"type": "vocos", "dim": 16, "hidden_dim": 32, "num_layers": 1, "head": "magnitude"}
     return hificodec.build(cfg)
@@ -47,8 +48,8 @@ def _magnitude_head_model() -> hificodec.CodecModel:
 
 _SHORT_MODELS = {
     "shipped": lambda: hificodec.load(hificodec.DEFAULT_MODEL),
-    "tiny-hificodec": lambda: hificodec.build("tiny-hificodec"),
-    "tiny-encodec": lambda: hificodec.build("tiny-encodec"),
+    "tiny-hificodec": lambda: hificodec.build(tiny_preset("tiny-hificodec")),
+    "tiny-encodec": lambda: hificodec.build(tiny_preset("tiny-encodec")),
     "magnitude-head": _magnitude_head_model,
 }
 
@@ -177,7 +178,7 @@ def test_digest_covers_shards_and_config(tmp_path):
     """The digest lists every shard and the index of a sharded save, and the config."""
     from hificodec.checkpoint import DIGEST_FILE, read_digest
 
-    model = hificodec.build("tiny-hificodec")
+    model = hificodec.build(tiny_preset("tiny-hificodec"))
     total = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     folder = hificodec.save(model, tmp_path / "sharded", shard_mib=total / 3 / 2**20)
     shards = sorted(folder.glob("model-*-of-*.safetensors"))
@@ -219,7 +220,7 @@ def test_shipped_models_record_a_digest_of_their_files():
 
 
 def _tiny_with(update) -> hificodec.CodecModel:
-    model = hificodec.build("tiny-encodec").eval()
+    model = hificodec.build(tiny_preset("tiny-encodec")).eval()
     with torch.no_grad():
         update(model)
     return model
@@ -229,7 +230,7 @@ def test_non_finite_or_pinned_output_is_an_error_not_a_file(tmp_path):
     """Weights that pass every check on disk but make the decoder produce NaN (written as -32768) or
     audio pinned at full scale give an error and no output file."""
     src = _write_wav(tmp_path / "in.wav", 4000)
-    good = hificodec.build("tiny-encodec").eval()
+    good = hificodec.build(tiny_preset("tiny-encodec")).eval()
     hfc = tmp_path / "in.hfc"
     good.encode_file(src, hfc)
 
@@ -272,7 +273,7 @@ def test_exports_record_digests_for_the_generator_and_the_discriminator(tmp_path
     settings = {"mpd": {"periods": [2, 3]}}
     disc = build_discriminator(settings)
     assert disc is not None
-    out = write_export(hificodec.build("tiny-hificodec"), disc, settings, tmp_path / "export")
+    out = write_export(hificodec.build(tiny_preset("tiny-hificodec")), disc, settings, tmp_path / "export")
     assert verify_digest(out, [out / "config.yaml", *weight_files(out / "model.safetensors")])
     disc_file = out / "discriminator" / "discriminator.safetensors"
     assert verify_digest(disc_file.parent, weight_files(disc_file))
@@ -335,13 +336,13 @@ def test_sigterm_during_an_export_removes_the_temp_folder(tmp_path, capsys, monk
     from hificodec.cli import main as cli_main
 
     run_dir = tmp_path / "run"
-    model = hificodec.build("tiny-hificodec")
+    model = hificodec.build(tiny_preset("tiny-hificodec"))
     step = run_dir / "checkpoints" / "step-00000001"
     step.mkdir(parents=True)
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(step / "generator.safetensors"))
-    (step / "recipe.yaml").write_text("model: tiny-hificodec\n")
+    (step / "recipe.yaml").write_text(f"model: {tiny_preset('tiny-hificodec')}\n")
     original = checkpoint.save_weights
 
     def killed_mid_write(*args, **kwargs):
@@ -360,7 +361,7 @@ def test_sigterm_during_an_export_removes_the_temp_folder(tmp_path, capsys, monk
 # ---- numbers and pipes --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    return hificodec.save(hificodec.build("tiny-encodec"), tmp_path_factory.mktemp("model") / "tiny")
+    return hificodec.save(hificodec.build(tiny_preset("tiny-encodec")), tmp_path_factory.mktemp("model") / "tiny")
 
 
 @pytest.mark.parametrize(
@@ -483,7 +484,7 @@ def test_saved_folders_follow_the_umask(tmp_path):
     """`hificodec.save` made its folder 0700 and the weights 0600 whatever the umask (mkdtemp, safetensors)."""
     old = os.umask(0o022)
     try:
-        folder = hificodec.save(hificodec.build("tiny-encodec"), tmp_path / "m", shard_mib=0.2)
+        folder = hificodec.save(hificodec.build(tiny_preset("tiny-encodec")), tmp_path / "m", shard_mib=0.2)
     finally:
         os.umask(old)
     assert folder.stat().st_mode & 0o777 == 0o755
@@ -505,7 +506,7 @@ def test_a_resumed_tokenize_writes_the_same_manifest(tmp_path):
     from hificodec.tokenize import tokenize
     from tiny_codecs import coding_model
 
-    data, model = _clips(tmp_path / "data"), coding_model("tiny-encodec")
+    data, model = _clips(tmp_path / "data"), coding_model(tiny_preset("tiny-encodec"))
     tokenize(model, data, tmp_path / "whole")
     whole = (tmp_path / "whole" / "manifest.jsonl").read_text()
     assert whole.count('"duration"') == 6
@@ -694,7 +695,7 @@ def test_version_1_stereo_files_still_decode_channel_by_channel():
     from hificodec.compress import compress, decompress
     from tiny_codecs import coding_model
 
-    model = coding_model("tiny-encodec")
+    model = coding_model(tiny_preset("tiny-encodec"))
     t = np.arange(8000) / 16000
     x = np.stack([0.4 * np.sin(2 * np.pi * 220 * t), 0.3 * np.sin(2 * np.pi * 330 * t)]).astype(np.float32)
     header, _ = read_codes(compress(model, x, 16000))

@@ -10,7 +10,7 @@ from hificodec import tokenize as tok
 from hificodec.checkpoint import model_hash
 from hificodec.data.manifest import read_manifest
 from hificodec.errors import HificodecError
-from tiny_codecs import assert_codes_vary, coding_model
+from tiny_codecs import assert_codes_vary, coding_model, tiny_preset
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def all_codes(out) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("preset", ["tiny-hificodec", "tiny-encodec"])
 def test_codes_do_not_depend_on_batching(dataset, tmp_path, preset):
-    model = coding_model(preset)
+    model = coding_model(tiny_preset(preset))
     alone = tok.tokenize(model, dataset, tmp_path / "b1", batch_size=1)
     batched = tok.tokenize(model, dataset, tmp_path / "b8", batch_size=8, workers=1)
     assert batched.batches < alone.batches == 11
@@ -48,7 +48,7 @@ def test_codes_do_not_depend_on_batching(dataset, tmp_path, preset):
 def test_naive_zero_padding_would_leak_for_groupnorm_encoders():
     """Why batches share a frame count: tiny-hificodec's encoder normalises over time (GroupNorm),
     so padding a clip to a longer batch member changes its codes."""
-    model = hificodec.build("tiny-hificodec").eval()
+    model = hificodec.build(tiny_preset("tiny-hificodec")).eval()
     x = 0.3 * torch.randn(1, 1, 16000)
     with torch.inference_mode():
         alone = model.encode(x)
@@ -57,7 +57,7 @@ def test_naive_zero_padding_would_leak_for_groupnorm_encoders():
 
 
 def test_codes_equal_model_encode_and_manifest(dataset, tmp_path):
-    model = coding_model("tiny-encodec")
+    model = coding_model(tiny_preset("tiny-encodec"))
     tok.tokenize(model, dataset, tmp_path / "out", batch_size=4)
     entries = read_manifest(tmp_path / "out" / "manifest.jsonl")
     assert len(entries) == 11
@@ -75,7 +75,7 @@ def test_codes_equal_model_encode_and_manifest(dataset, tmp_path):
 
 
 def test_resume_after_kill(dataset, tmp_path, monkeypatch):
-    model = coding_model("tiny-encodec")
+    model = coding_model(tiny_preset("tiny-encodec"))
     out = tmp_path / "out"
     real_save = tok.save_codes
     calls = {"n": 0}
@@ -112,7 +112,7 @@ def test_resume_after_kill(dataset, tmp_path, monkeypatch):
 
 
 def test_shards_partition_the_dataset(dataset, tmp_path, monkeypatch):
-    model = hificodec.build("tiny-encodec").eval()
+    model = hificodec.build(tiny_preset("tiny-encodec")).eval()
     out = tmp_path / "out"
     seen = []
     for rank in range(3):
@@ -127,14 +127,14 @@ def test_shards_partition_the_dataset(dataset, tmp_path, monkeypatch):
 
 
 def test_other_model_in_same_folder_is_refused(dataset, tmp_path):
-    tok.tokenize(hificodec.build("tiny-encodec").eval(), dataset, tmp_path / "out")
+    tok.tokenize(hificodec.build(tiny_preset("tiny-encodec")).eval(), dataset, tmp_path / "out")
     with pytest.raises(HificodecError, match="another model"):
-        tok.tokenize(hificodec.build("tiny-hificodec").eval(), dataset, tmp_path / "out")
+        tok.tokenize(hificodec.build(tiny_preset("tiny-hificodec")).eval(), dataset, tmp_path / "out")
 
 
 def test_bad_files(dataset, tmp_path):
     (dataset / "broken.wav").write_text("not audio")
-    model = hificodec.build("tiny-encodec").eval()
+    model = hificodec.build(tiny_preset("tiny-encodec")).eval()
     with pytest.raises(HificodecError, match="broken.wav.*--skip-errors"):
         tok.tokenize(model, dataset, tmp_path / "a")
     stats = tok.tokenize(model, dataset, tmp_path / "b", skip_errors=True)
@@ -144,7 +144,7 @@ def test_bad_files(dataset, tmp_path):
 
 
 def test_long_clips_are_chunked(tmp_path):
-    model = coding_model("tiny-encodec")
+    model = coding_model(tiny_preset("tiny-encodec"))
     x = (0.3 * np.random.default_rng(1).standard_normal(16000 * 3)).astype(np.float32)
     sf.write(str(tmp_path / "long.wav"), x, 16000, subtype="FLOAT")
     tok.tokenize(model, tmp_path / "long.wav", tmp_path / "out", chunk_seconds=1.0)
@@ -166,11 +166,11 @@ def test_plan_batches_respects_limits():
 def test_same_name_other_extension_is_refused(dataset, tmp_path):
     sf.write(str(dataset / "utt00.flac"), np.zeros(1000, np.float32), 16000)
     with pytest.raises(HificodecError, match="same output codes/utt00.npy"):
-        tok.tokenize(hificodec.build("tiny-encodec").eval(), dataset, tmp_path / "out")
+        tok.tokenize(hificodec.build(tiny_preset("tiny-encodec")).eval(), dataset, tmp_path / "out")
 
 
 def test_damaged_output_is_redone(dataset, tmp_path):
-    model = coding_model("tiny-encodec")
+    model = coding_model(tiny_preset("tiny-encodec"))
     tok.tokenize(model, dataset, tmp_path / "out")
     target = tmp_path / "out" / "codes" / "utt00.npy"
     good = np.load(target)

@@ -19,12 +19,22 @@ such paths allow a measured fraction; the same path gives identical codes.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
 
 import hificodec
 from hificodec.modules.seanet import SEANetEncoder
+
+#: test-only presets and recipes (not shipped in the wheel): tiny-hificodec, tiny-encodec, ...
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TINY_RECIPES = FIXTURES / "recipes"
+
+
+def tiny_preset(name: str) -> str:
+    """Path of a test-only preset, for `hificodec.build`, `load_config` and eval's `presets`."""
+    return str(FIXTURES / "presets" / f"{name}.yaml")
 
 
 def calibration_audio(sample_rate: int = 16000, seed: int = 0, clips: int = 24) -> torch.Tensor:
@@ -47,7 +57,7 @@ def calibration_audio(sample_rate: int = 16000, seed: int = 0, clips: int = 24) 
     return torch.stack(out)[:, None].clamp(-1, 1)
 
 
-def coding_model(preset: str | dict[str, Any] = "tiny-encodec", seed: int = 0) -> hificodec.CodecModel:
+def coding_model(preset: str | dict[str, Any] = tiny_preset("tiny-encodec"), seed: int = 0) -> hificodec.CodecModel:
     """An eval-mode model built from `preset` whose codes vary with its input (see the module doc).
 
     Seeds itself and leaves the global random state as it was, so it is the same model whatever ran before.

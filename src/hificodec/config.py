@@ -79,8 +79,15 @@ def _resolve(name_or_path: str | os.PathLike, relative_to: Path | None) -> Path:
     raise ConfigError(f"unknown preset or missing config file '{s}' (presets: {known})")
 
 
-def load_config(name_or_path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Load a preset/recipe by name or path, resolving `extends` chains."""
+def load_config(
+    name_or_path: str | os.PathLike, _seen: tuple[Path, ...] = (), file_keys: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Load a preset/recipe by name or path, resolving `extends` chains.
+
+    `file_keys`: top-level keys whose value, when a relative YAML path, names a file next to the config
+    that sets it (a recipe's `model: ../presets/x.yaml`); it is made absolute so that it still holds
+    once merged into a child in another folder.
+    """
     path = _resolve(name_or_path, _seen[-1].parent if _seen else None).resolve()
     if path in _seen:
         raise ConfigError(f"{path}: 'extends' forms a cycle")
@@ -90,9 +97,13 @@ def load_config(name_or_path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -
         raise ConfigError(f"{path}: invalid YAML ({e})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at top level")
+    for key in file_keys:
+        value = data.get(key)
+        if isinstance(value, str) and value.endswith((".yaml", ".yml")) and not Path(value).is_absolute():
+            data[key] = str((path.parent / value).resolve())
     parent = data.pop("extends", None)
     if parent is not None:
-        data = deep_merge(load_config(parent, _seen + (path,)), data)
+        data = deep_merge(load_config(parent, _seen + (path,), file_keys), data)
     return data
 
 

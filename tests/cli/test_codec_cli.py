@@ -8,13 +8,13 @@ import soundfile as sf
 import hificodec
 from hificodec.bitstream import read_codes, read_header
 from hificodec.cli import main
-from tiny_codecs import coding_model
+from tiny_codecs import coding_model, tiny_preset
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "tiny"
-    hificodec.save(coding_model("tiny-encodec"), path)  # seeds itself: the same whatever ran before
+    hificodec.save(coding_model(tiny_preset("tiny-encodec")), path)  # seeds itself: the same whatever ran before
     return str(path)
 
 
@@ -144,7 +144,7 @@ def test_bad_hfc(kind, message, model_dir, wav, tmp_path, capsys):
     elif kind == "wav":
         data = bytearray(wav.read_bytes())
     elif kind == "other_model":
-        other = coding_model("tiny-encodec", seed=1)
+        other = coding_model(tiny_preset("tiny-encodec"), seed=1)
         hificodec.save(other, tmp_path / "other")  # same preset, other weights
         use_model = tmp_path / "other"
     (tmp_path / "bad.hfc").write_bytes(bytes(data))
@@ -179,7 +179,7 @@ def test_console_script_runs():
 
 def test_decode_finds_the_installed_model_named_in_the_file(wav, tmp_path, capsys, monkeypatch):
     shipped = tmp_path / "pretrained"
-    model = hificodec.build("tiny-encodec")
+    model = hificodec.build(tiny_preset("tiny-encodec"))
     hificodec.save(model, shipped / model.name)
     monkeypatch.setattr(hificodec.checkpoint, "pretrained_dir", lambda: shipped)
     monkeypatch.setattr(hificodec, "DEFAULT_MODEL", model.name)

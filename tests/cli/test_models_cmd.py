@@ -5,6 +5,7 @@ import torch
 import hificodec
 from hificodec.cli import main
 from hificodec.demo import bundled_clip
+from tiny_codecs import tiny_preset
 
 
 def test_models_lists_presets(capsys):
@@ -20,7 +21,7 @@ def test_bundled_clip_is_real_speech_at_16k():
 
 
 def test_demo_on_a_checkpoint_reports_rate_and_scores(tmp_path, capsys):
-    model = hificodec.build("tiny-hificodec")
+    model = hificodec.build(tiny_preset("tiny-hificodec"))
     ckpt = hificodec.save(model, tmp_path / "tiny")
     out_wav = tmp_path / "rec.wav"
     assert main(["demo", "--model", str(ckpt), "-o", str(out_wav)]) == 0
@@ -36,6 +37,6 @@ def test_demo_on_a_checkpoint_reports_rate_and_scores(tmp_path, capsys):
 
 
 def test_demo_missing_input_is_a_clear_error(tmp_path, capsys):
-    model_dir = hificodec.save(hificodec.build("tiny-hificodec"), tmp_path / "tiny")
+    model_dir = hificodec.save(hificodec.build(tiny_preset("tiny-hificodec")), tmp_path / "tiny")
     assert main(["demo", "--model", str(model_dir), "--input", str(tmp_path / "nope.wav")]) == 1
     assert "no such file" in capsys.readouterr().err

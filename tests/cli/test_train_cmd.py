@@ -5,8 +5,7 @@ import soundfile as sf
 
 import hificodec
 from hificodec.cli import main
-
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+from tiny_codecs import TINY_RECIPES
 
 
 def _clips(folder: Path) -> Path:
@@ -20,14 +19,15 @@ def _clips(folder: Path) -> Path:
 def test_train_resume_and_export_through_the_cli(tmp_path, capsys):
     data = _clips(tmp_path / "data")
     run, out = tmp_path / "run", tmp_path / "model"
-    args = ["train", str(RECIPES / "tiny-hificodec.yaml"), "--data", str(data), "--out", str(run), "train.max_steps=2"]
+    recipe = str(TINY_RECIPES / "tiny-hificodec.yaml")
+    args = ["train", recipe, "--data", str(data), "--out", str(run), "train.max_steps=2"]
     assert main(args) == 0
     assert "trained to step 2" in capsys.readouterr().out
     # the run directory is not silently overwritten ...
     assert main(args) == 1
     assert "--resume" in capsys.readouterr().err
     # ... but continues with --resume (overrides may follow options)
-    assert main(["train", str(RECIPES / "tiny-hificodec.yaml"), "--data", str(data), "--out", str(run),
+    assert main(["train", str(TINY_RECIPES / "tiny-hificodec.yaml"), "--data", str(data), "--out", str(run),
                  "--resume", "train.max_steps=3"]) == 0
     assert "trained to step 3" in capsys.readouterr().out
     assert main(["export", str(run), str(out)]) == 0
@@ -36,10 +36,10 @@ def test_train_resume_and_export_through_the_cli(tmp_path, capsys):
 
 def test_bad_recipe_and_data_give_clear_errors(tmp_path, capsys):
     data = _clips(tmp_path / "data")
-    assert main(["train", str(RECIPES / "tiny-hificodec.yaml"), "--data", str(data), "--out", str(tmp_path / "r"),
+    assert main(["train", str(TINY_RECIPES / "tiny-hificodec.yaml"), "--data", str(data), "--out", str(tmp_path / "r"),
                  "train.bogus=1"]) == 1
     assert "unknown key(s) ['bogus'] in 'train'" in capsys.readouterr().err
-    assert main(["train", str(RECIPES / "tiny-hificodec.yaml"), "--data", str(tmp_path / "missing"),
+    assert main(["train", str(TINY_RECIPES / "tiny-hificodec.yaml"), "--data", str(tmp_path / "missing"),
                  "--out", str(tmp_path / "r2")]) == 1
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "nothing"), str(tmp_path / "o")]) == 1

@@ -3,6 +3,7 @@ import json
 import soundfile as sf
 
 from hificodec.cli import main
+from tiny_codecs import tiny_preset
 
 
 def test_cli_writes_a_report_and_notes_skipped_baselines(tmp_path, speech, capsys):
@@ -13,7 +14,7 @@ def test_cli_writes_a_report_and_notes_skipped_baselines(tmp_path, speech, capsy
             "eval",
             str(tmp_path / "x.wav"),
             "--preset",
-            "tiny-hificodec",
+            tiny_preset("tiny-hificodec"),
             "--baselines",
             "opus:6",
             "--ffmpeg",
@@ -36,7 +37,7 @@ def test_cli_writes_a_report_and_notes_skipped_baselines(tmp_path, speech, capsy
 
 
 def test_cli_bad_input_is_one_error_line(tmp_path, capsys):
-    assert main(["eval", str(tmp_path / "missing"), "--preset", "tiny-hificodec", "--quiet"]) == 1
+    assert main(["eval", str(tmp_path / "missing"), "--preset", tiny_preset("tiny-hificodec"), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("hificodec eval: error:") and "no such file" in err and "Traceback" not in err
     (tmp_path / "x.wav").write_bytes(b"")

@@ -8,6 +8,7 @@ import soundfile as sf
 from hificodec.errors import HificodecError
 from hificodec.eval import EvalConfig, evaluate, write_report
 from hificodec.eval.baselines import BaselineSpec, unavailable_reason
+from tiny_codecs import tiny_preset
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def folder(tmp_path, speech):
 
 
 def test_untrained_preset_report(folder, tmp_path):
-    report = evaluate(EvalConfig(str(folder), presets=["tiny-hificodec"], workers=0, progress=False))
+    report = evaluate(EvalConfig(str(folder), presets=[tiny_preset("tiny-hificodec")], workers=0, progress=False))
     rows = {r["file"].rsplit("/", 1)[-1]: r for r in report.rows}
     assert len(report.rows) == 4
     ok = rows["a_speech.wav"]
@@ -56,13 +57,13 @@ def test_untrained_preset_report(folder, tmp_path):
 def test_bandwidths_make_one_system_each(folder):
     import hificodec
 
-    available = hificodec.build("tiny-hificodec").bandwidths
+    available = hificodec.build(tiny_preset("tiny-hificodec")).bandwidths
     if len(available) < 2:
         pytest.skip("tiny-hificodec has a single bandwidth")
     report = evaluate(
         EvalConfig(
             str(folder / "a_speech.wav"),
-            presets=["tiny-hificodec"],
+            presets=[tiny_preset("tiny-hificodec")],
             bandwidths=available[:2],
             workers=0,
             progress=False,
@@ -76,13 +77,13 @@ def test_bandwidths_make_one_system_each(folder):
 
 def test_bandwidth_below_the_lowest_is_a_clear_error(folder):
     with pytest.raises(HificodecError, match="below the lowest bitrate"):
-        evaluate(EvalConfig(str(folder), presets=["tiny-hificodec"], bandwidths=[0.01], workers=0))
+        evaluate(EvalConfig(str(folder), presets=[tiny_preset("tiny-hificodec")], bandwidths=[0.01], workers=0))
 
 
 def test_missing_ffmpeg_baseline_is_skipped_with_a_note(folder):
     cfg = EvalConfig(
         str(folder / "a_speech.wav"),
-        presets=["tiny-hificodec"],
+        presets=[tiny_preset("tiny-hificodec")],
         baselines=["opus:6"],
         ffmpeg="/nonexistent/ffmpeg",
         workers=0,
@@ -135,7 +136,7 @@ def test_scores_are_the_metrics_of_the_codec_output(tmp_path):
 def test_unreadable_file_is_reported_per_file(folder):
     (folder / "e_broken.wav").write_bytes(b"RIFF not really a wav")
     report = evaluate(
-        EvalConfig(str(folder), presets=["tiny-hificodec"], workers=0, progress=False, spectrogram_files=0)
+        EvalConfig(str(folder), presets=[tiny_preset("tiny-hificodec")], workers=0, progress=False, spectrogram_files=0)
     )
     broken = [r for r in report.rows if r["file"].endswith("e_broken.wav")]
     assert len(broken) == 1 and "not a readable audio file" in broken[0]["error"]
@@ -144,13 +145,13 @@ def test_unreadable_file_is_reported_per_file(folder):
 def test_checkpoint_directory_is_evaluated_under_its_folder_name(folder, tmp_path):
     import hificodec
 
-    model = hificodec.build("tiny-hificodec")
+    model = hificodec.build(tiny_preset("tiny-hificodec"))
     hificodec.save(model, tmp_path / "my-codec")
     report = evaluate(
         EvalConfig(
             str(folder / "a_speech.wav"),
             models=[str(tmp_path / "my-codec")],
-            presets=["tiny-hificodec"],
+            presets=[tiny_preset("tiny-hificodec")],
             workers=0,
             progress=False,
             spectrogram_files=0,
@@ -170,7 +171,7 @@ def test_limit_takes_the_first_or_evenly_spread_files(tmp_path, speech):
     base = dict(
         baselines=["opus:12"],
         ffmpeg="/nonexistent/ffmpeg",
-        presets=["tiny-hificodec"],
+        presets=[tiny_preset("tiny-hificodec")],
         workers=0,
         progress=False,
         spectrogram_files=0,

@@ -2,9 +2,8 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+from tiny_codecs import TINY_RECIPES
 
 
 def test_two_process_gloo_ddp_keeps_ranks_identical(clips, tmp_path):
@@ -13,7 +12,7 @@ def test_two_process_gloo_ddp_keeps_ranks_identical(clips, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "hificodec", "train", str(RECIPES / "tiny-encodec.yaml"), "--data", str(clips),
+        "-m", "hificodec", "train", str(TINY_RECIPES / "tiny-encodec.yaml"), "--data", str(clips),
         "--valid", str(clips), "--out", str(run),
         "train.max_steps=4", "train.checkpoint_every=2", "valid.every=2", "valid.metric_clips=0",
     ]

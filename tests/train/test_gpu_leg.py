@@ -14,9 +14,10 @@ import soundfile as sf
 import hificodec
 from hificodec.checkpoint import stored_model_hash
 from hificodec.releases import read_index
+from tiny_codecs import TINY_RECIPES, tiny_preset
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_RECIPE = str(REPO / "recipes" / "tiny-hificodec.yaml")
+TINY_RECIPE = str(TINY_RECIPES / "tiny-hificodec.yaml")
 
 
 def _script():
@@ -89,7 +90,7 @@ def test_rehearsal_prepare_run_finish(tmp_path):
 
     # finish: scored against a "shipped" model (the leg's own starting point: a fresh tiny export)
     shipped = tmp_path / "shipped"
-    hificodec.save(hificodec.build("tiny-hificodec"), shipped)
+    hificodec.save(hificodec.build(tiny_preset("tiny-hificodec")), shipped)
     results = tmp_path / "results.md"
     results.write_text("# Results\n\nearlier text\n")
     install = tmp_path / "installed"
@@ -179,7 +180,7 @@ from hificodec.train import Trainer, load_recipe
 rng = np.random.default_rng(0)
 audio = (rng.standard_normal(16000 * 3) * 3000).astype(np.int16)
 pack = PackAudio(audio, np.array([0, 16000]), np.array([16000, 32000]), ["a", "b"], 16000)
-recipe = load_recipe("{REPO / 'recipes' / 'tiny-hificodec.yaml'}", ["train.device=cpu"])
+recipe = load_recipe("{TINY_RECIPE}", ["train.device=cpu"])
 with tempfile.TemporaryDirectory() as run:
     trainer = Trainer(recipe, DevicePool(pack, "cpu"), run)
     state = trainer.fit(max_steps=2)

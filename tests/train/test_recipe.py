@@ -4,26 +4,34 @@ import pytest
 import torch
 
 import hificodec
+from hificodec.config import load_config
 from hificodec.errors import ConfigError
 from hificodec.train.discriminators import build_discriminator
 from hificodec.train.recipe import load_recipe
+from tiny_codecs import TINY_RECIPES
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-ALL = sorted(p for p in RECIPES.glob("*.yaml") if not p.name.startswith("_"))
+ALL = sorted(
+    p for p in [*RECIPES.rglob("*.yaml"), *TINY_RECIPES.glob("*.yaml")]
+    if not p.name.startswith("_") and p.name != "chain.yaml"
+)
+IDS = [str(p.relative_to(p.parents[1])) for p in ALL]
+# a chain's stages start from another stage's export (`stage:N`), which only the replay resolves
+NO_INIT = ["train.init_from=null"]
 
 
-@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+@pytest.mark.parametrize("path", ALL, ids=IDS)
 def test_every_recipe_parses_and_names_a_model(path):
-    recipe = load_recipe(path)
+    recipe = load_recipe(path, NO_INIT)
     assert recipe.model.get("family") in ("hificodec", "encodec", "soundstream")
     assert recipe.loss_weights  # something to optimise
 
 
-@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+@pytest.mark.parametrize("path", ALL, ids=IDS)
 def test_every_recipe_builds_its_model_and_discriminator(path):
     """Parsing is not enough: the model (with its overrides) and the discriminators must build and run
     (one training forward on 0.25 s; ~25 s for all recipes, most of it initialising the paper-size models)."""
-    recipe = load_recipe(path)
+    recipe = load_recipe(path, NO_INIT)
     model = hificodec.build(recipe.model).train()
     g = torch.Generator().manual_seed(0)
     wav = 0.1 * torch.randn(1, 1, max(12 * model.hop_length, model.sample_rate // 4), generator=g)
@@ -37,7 +45,7 @@ def test_every_recipe_builds_its_model_and_discriminator(path):
 
 
 def test_paper_hificodec_recipe_matches_the_reference():
-    r = load_recipe(RECIPES / "hificodec-16k-320d.yaml")
+    r = load_recipe(RECIPES / "paper" / "hificodec-16k-320d.yaml")
     first = r.losses.mel_resolutions[0]
     assert (first.n_fft, first.hop_length, first.win_length, first.n_mels, first.fmax, first.weight) == (
         1024, 200, 800, 80, 8000, 45.0)
@@ -45,46 +53,86 @@ def test_paper_hificodec_recipe_matches_the_reference():
     assert (r.schedule.gamma, r.schedule.per, r.seed) == (0.98, "epoch", 1234)
     assert set(r.discriminators) == {"mpd", "msd", "msstft"} and r.losses.adversarial == "lsgan"
     assert r.loss_weights["feat"] == 2 and r.loss_weights["codebook"] == 10 and r.loss_weights["commitment"] == 2.5
-    r24 = load_recipe(RECIPES / "hificodec-24k-240d.yaml")
+    r24 = load_recipe(RECIPES / "paper" / "hificodec-24k-240d.yaml")
     assert r24.losses.mel_resolutions[0].hop_length == 240 and r24.model["sample_rate"] == 24000
 
 
 def test_encodec_and_soundstream_recipes():
-    enc = load_recipe(RECIPES / "encodec-24k-240d.yaml")
+    enc = load_recipe(RECIPES / "paper" / "encodec-24k-240d.yaml")
     assert enc.losses.adversarial == "hinge" and enc.losses.adversarial_start == 500
     assert [m.n_fft for m in enc.losses.mel_resolutions] == [2**i for i in range(6, 12)]
     assert enc.loss_weights["mse"] == 100 and enc.loss_weights["commitment"] == 1000
-    ss = load_recipe(RECIPES / "soundstream-24k-240d.yaml")
+    ss = load_recipe(RECIPES / "paper" / "soundstream-24k-240d.yaml")
     assert ss.data.mix_prob == 0.3 and ss.loss_weights["logits"] == 1
     assert max(m.n_fft for m in ss.losses.mel_resolutions) == 1024
     assert build_discriminator(ss.discriminators) is not None
 
 
 def test_overrides_and_validation():
-    r = load_recipe(RECIPES / "tiny-hificodec.yaml", ["train.max_steps=3", "model_overrides.latent_dim=8"])
+    r = load_recipe(TINY_RECIPES / "tiny-hificodec.yaml", ["train.max_steps=3", "model_overrides.latent_dim=8"])
     assert r.train.max_steps == 3 and r.model["latent_dim"] == 8
     with pytest.raises(ConfigError, match="unknown loss weight"):
-        load_recipe(RECIPES / "tiny-hificodec.yaml", ["loss_weights.melody=1"])
+        load_recipe(TINY_RECIPES / "tiny-hificodec.yaml", ["loss_weights.melody=1"])
     with pytest.raises(ConfigError, match="resolutions is empty"):
-        load_recipe(RECIPES / "tiny-hificodec.yaml", ["losses.mel.resolutions=[]"])
+        load_recipe(TINY_RECIPES / "tiny-hificodec.yaml", ["losses.mel.resolutions=[]"])
     with pytest.raises(ConfigError, match="log_offset must be >= 0"):
-        load_recipe(RECIPES / "tiny-hificodec.yaml", ["losses.stft.log_offset=-1"])
+        load_recipe(TINY_RECIPES / "tiny-hificodec.yaml", ["losses.stft.log_offset=-1"])
 
 
 def test_misspelt_loss_settings_are_refused_not_ignored():
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['complx'\] in 'losses.stft'"):
-        load_recipe(RECIPES / "tiny-hificodec.yaml", ["losses.stft.complx=true"])
+        load_recipe(TINY_RECIPES / "tiny-hificodec.yaml", ["losses.stft.complx=true"])
     with pytest.raises(ConfigError, match="in 'losses'"):
-        load_recipe(RECIPES / "tiny-hificodec.yaml", ["losses.pich.fmin=50"])
+        load_recipe(TINY_RECIPES / "tiny-hificodec.yaml", ["losses.pich.fmin=50"])
     with pytest.raises(ConfigError, match="losses.pitch"):
-        load_recipe(RECIPES / "tiny-hificodec.yaml", ["losses.pitch.f_min=50"])
+        load_recipe(TINY_RECIPES / "tiny-hificodec.yaml", ["losses.pitch.f_min=50"])
 
 
 def test_pitch_losses_need_a_pitch_head():
     with pytest.raises(ConfigError, match="pitch head"):
-        load_recipe(RECIPES / "tiny-hificodec.yaml", ["loss_weights.f0=1"])
+        load_recipe(TINY_RECIPES / "tiny-hificodec.yaml", ["loss_weights.f0=1"])
     r = load_recipe(
-        RECIPES / "tiny-hificodec.yaml",
+        TINY_RECIPES / "tiny-hificodec.yaml",
         ["loss_weights.f0=1", "model_overrides.pitch_head.channels=8", "losses.pitch.fmin=80"],
     )
     assert r.loss_weights["f0"] == 1.0 and r.losses.pitch.fmin == 80.0 and r.losses.pitch.fmax == 500.0
+
+
+def test_a_chain_stage_run_on_its_own_asks_for_its_starting_point():
+    with pytest.raises(ConfigError, match=r"'stage:5'.*train.init_from=DIR"):
+        load_recipe(RECIPES / "hificodec-16k" / "6-anneal.yaml")
+    assert load_recipe(RECIPES / "hificodec-16k" / "6-anneal.yaml", ["train.init_from=x"]).train.init_from == "x"
+
+
+def test_no_recipe_names_a_machine_local_path():
+    for path in [*RECIPES.rglob("*.yaml"), *TINY_RECIPES.glob("*.yaml")]:
+        assert "/work/" not in path.read_text(), path
+        init_from = str(load_config(path).get("train", {}).get("init_from"))
+        assert not init_from.startswith(("runs/", "/")), (path, init_from)
+
+
+def test_only_the_release_stages_carry_the_preset_name():
+    """Stage 1 trains a plain iSTFT head without pitch modules: not the shipped `hificodec-16k`."""
+    names = {p.stem: load_recipe(p, NO_INIT).model["name"] for p in (RECIPES / "hificodec-16k").glob("*.yaml")
+             if p.name != "chain.yaml"}
+    assert names["1-reconstruction"] == "hificodec-16k-istft"
+    assert names["2-phase-advance"] == "hificodec-16k-phase-advance"
+    assert names["4-pitch"] == "hificodec-16k-pitch"
+    assert {names[s] for s in ("5-excitation", "6-anneal", "disc-warmup", "gan", "gpu-leg")} == {"hificodec-16k"}
+
+
+def test_a_recipe_names_its_model_file_relative_to_itself(tmp_path, monkeypatch):
+    recipe = load_recipe(TINY_RECIPES / "tiny-soundstream.yaml")  # extends tiny-encodec, which extends tiny-hificodec
+    assert recipe.model["name"] == "tiny-soundstream" and Path(recipe.raw["model"]).is_absolute()
+    monkeypatch.chdir(tmp_path)
+    assert load_recipe(TINY_RECIPES / "tiny-hificodec.yaml").model["name"] == "tiny-hificodec"
+
+
+def test_the_leg_self_check_recipes_match_the_test_fixtures():
+    from hificodec.train.tiny_recipes import tiny_recipes
+
+    for family, raw in tiny_recipes().items():
+        built, fixture = load_recipe(raw), load_recipe(TINY_RECIPES / f"tiny-{family}.yaml")
+        for key in ("model", "data", "valid", "generator_optim", "discriminator_optim", "schedule", "losses",
+                    "loss_weights", "discriminators", "train"):
+            assert getattr(built, key) == getattr(fixture, key), (family, key)

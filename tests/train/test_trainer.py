@@ -1,6 +1,5 @@
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,12 +8,11 @@ import hificodec
 from hificodec.train import Trainer, TrainingDiverged, load_recipe
 from hificodec.train.checkpoints import latest_checkpoint, list_checkpoints, read_state
 from hificodec.train.export import export_run
-
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+from tiny_codecs import TINY_RECIPES, tiny_preset
 
 
 def _trainer(name, clips, run_dir, *overrides, **kw):
-    recipe = load_recipe(RECIPES / f"{name}.yaml", list(overrides))
+    recipe = load_recipe(TINY_RECIPES / f"{name}.yaml", list(overrides))
     return Trainer(recipe, str(clips), run_dir, **kw)
 
 
@@ -123,7 +121,7 @@ def test_frozen_generator_trains_only_the_discriminator(clips, tmp_path):
 
 def test_frozen_generator_needs_a_discriminator():
     with pytest.raises(hificodec.errors.ConfigError, match="freeze_generator needs a discriminator"):
-        load_recipe(RECIPES / "tiny-hificodec.yaml", ["train.freeze_generator=true", "discriminators={}"])
+        load_recipe(TINY_RECIPES / "tiny-hificodec.yaml", ["train.freeze_generator=true", "discriminators={}"])
 
 
 def test_init_from_refuses_a_different_architecture(clips, tmp_path):
@@ -186,7 +184,7 @@ def test_pitch_head_learns_the_clips_f0_and_ships_with_the_export(clips, tmp_pat
 
 
 def test_predict_pitch_needs_a_pitch_head():
-    model = hificodec.build("tiny-hificodec")
+    model = hificodec.build(tiny_preset("tiny-hificodec"))
     with pytest.raises(hificodec.errors.ConfigError, match="no pitch head"):
         model.predict_pitch(torch.zeros(1, model.max_codebooks, 3, dtype=torch.long))
 

@@ -27,6 +27,7 @@ COMMAND_MODULES: list[str] = [
     "hificodec.cli.data_cmd",
     "hificodec.cli.eval_cmd",
     "hificodec.cli.train_cmd",
+    "hificodec.cli.replay_cmd",
 ]
 
 

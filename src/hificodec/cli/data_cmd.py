@@ -65,7 +65,7 @@ def register(subparsers) -> None:
 
 
 def _build_corpus(args: argparse.Namespace) -> int:
-    from ..data.corpus import CorpusOptions, build_corpus
+    from hificodec_tools.corpus import CorpusOptions, build_corpus  # tooling, not the library
 
     start = time.monotonic()
     result = build_corpus(CorpusOptions(
@@ -82,7 +82,7 @@ def _build_corpus(args: argparse.Namespace) -> int:
 
 
 def _manifest(args: argparse.Namespace) -> int:
-    from ..data.layouts import write_folder_manifest
+    from hificodec_tools.layouts import write_folder_manifest  # tooling, not the library
 
     out = Path(args.output) if args.output else Path(args.dir) / "manifest.jsonl"
     entries, layout = write_folder_manifest(args.dir, out, layout=args.layout, progress=not args.no_progress)

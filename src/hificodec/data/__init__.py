@@ -1,4 +1,5 @@
-"""Data: manifests, datasets and corpus preparation."""
+"""Data for training and evaluation: manifests, datasets, packs. Building the open corpus and writing
+manifests for LibriTTS/VCTK folders is tooling (hificodec_tools), which this package does not import."""
 
 from .manifest import ManifestEntry, read_entries, read_manifest, write_manifest
 

@@ -35,7 +35,6 @@ EXPORT_DIR = "export"
 LOG_FILE = "log.jsonl"
 # bf16 dense matrix rate measured on this workplace's H200s (788 TFLOP/s): the utilisation's denominator
 H200_PEAK_FLOPS = 790e12
-TINY_RECIPES = ("tiny-hificodec", "tiny-encodec", "tiny-soundstream")
 
 
 def read_leg(leg_dir: Path) -> dict[str, Any]:
@@ -178,6 +177,7 @@ def self_check(
     from ..checkpoint import load
     from ..chunked import decode_chunked
     from .recipe import load_recipe
+    from .tiny_recipes import tiny_recipes
     from .trainer import Trainer
 
     started = time.perf_counter()
@@ -234,7 +234,7 @@ def self_check(
 
     def tiny_step(name: str) -> Callable[[], dict[str, Any]]:
         def run() -> dict[str, Any]:
-            recipe = load_recipe(repo / "recipes" / f"{name}.yaml", [f"train.device={device}"])
+            recipe = load_recipe(tiny_recipes()[name], [f"train.device={device}"])
             with tempfile.TemporaryDirectory(prefix=f"leg-{name}-") as run:
                 trainer = Trainer(recipe, pool, run)
                 batches = trainer._batches()
@@ -248,8 +248,8 @@ def self_check(
 
     check("codec_matches_cpu", codec_matches_cpu)
     check("chunked_decode", chunked_matches_whole)
-    for name in TINY_RECIPES:
-        check(f"bf16_step_{name}", tiny_step(name))
+    for name in tiny_recipes():
+        check(f"bf16_step_tiny-{name}", tiny_step(name))
     results["seconds"] = round(time.perf_counter() - started, 1)
     return results
 

@@ -16,6 +16,10 @@ from ..modules.pitch import TrackerSettings
 from .losses import PHASE_TERMS, STFTResolution
 from .mel import MelResolution
 
+# `train.init_from: stage:NAME` in a recipe of a chain (recipes/*/chain.yaml): the export of that stage,
+# which only `hificodec replay` knows
+STAGE_PREFIX = "stage:"
+
 KNOWN_LOSSES = (
     "mel", "stft", "phase", "l1", "mse", "adv", "feat", "logits", "commitment", "codebook", "f0", "voicing",
 )
@@ -88,6 +92,9 @@ class TrainSettings:
     # parameter-name prefixes (e.g. decoder.head) left freshly initialised when starting from init_from,
     # for fine-tuning into a changed architecture; every other tensor must still match in shape
     init_exclude: list[str] = field(default_factory=list)
+    # model-config keys (dotted, e.g. decoder.phase_advance) that may differ from the init_from export's
+    # with every weight still loaded: options that change what the same weights compute
+    init_changes: list[str] = field(default_factory=list)
     freeze_generator: bool = False  # train only the discriminator (warm it up against a fixed generator)
     # an export (`hificodec export` format) written during training and at its end, replaced atomically:
     # what a run with a hard time limit (a borrowed GPU) brings back
@@ -230,6 +237,12 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         train=_section(TrainSettings, raw.get("train"), "train"),
         raw=raw,
     )
+    init_from = recipe.train.init_from
+    if isinstance(init_from, str) and init_from.startswith(STAGE_PREFIX):
+        raise ConfigError(
+            f"recipe: train.init_from is '{init_from}', the export of another stage of its chain: replay the "
+            "chain (hificodec replay CHAIN) or pass train.init_from=DIR (a folder from hificodec export)"
+        )
     if recipe.train.freeze_generator and not recipe.discriminators:
         raise ConfigError("recipe: train.freeze_generator needs a discriminator ('discriminators' is empty)")
     if recipe.generator_optim.name not in ("adam", "adamw"):
@@ -243,8 +256,8 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
 
 def load_recipe(path_or_dict: str | os.PathLike | dict[str, Any], overrides: list[str] | None = None) -> Recipe:
     """Read a recipe file (or dict), apply `key=value` overrides, and validate it."""
-    raw = dict(path_or_dict) if isinstance(path_or_dict, dict) else load_config(path_or_dict)
+    raw = dict(path_or_dict) if isinstance(path_or_dict, dict) else load_config(path_or_dict, file_keys=("model",))
     if isinstance(path_or_dict, dict) and "extends" in raw:
-        raw = deep_merge(load_config(raw.pop("extends")), raw)
+        raw = deep_merge(load_config(raw.pop("extends"), file_keys=("model",)), raw)
     raw = apply_overrides(raw, overrides or [])
     return parse_recipe(raw)

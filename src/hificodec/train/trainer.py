@@ -218,15 +218,16 @@ class Trainer:
         exclude = [prefix.rstrip(".") + "." for prefix in self.recipe.train.init_exclude]
         if exported != self.model.config:
             diff = _config_differences(exported, self.model.config)
-            if not exclude:
+            changes = set(self.recipe.train.init_changes)
+            if not exclude and any(d.split(" ", 1)[0] not in changes for d in diff):
                 raise ConfigError(
                     f"train.init_from={directory}: the exported model differs from the recipe's model in "
                     f"{', '.join(diff[:5])}; set the recipe's model (or model_overrides) to match, or name "
-                    "the changed modules in train.init_exclude"
+                    "the changed modules in train.init_exclude (or the changed keys in train.init_changes)"
                 )
             if self.ctx.is_main:
                 log.info("init_from %s: architecture differs in %s; not loading %s", directory,
-                         ", ".join(diff), ", ".join(exclude))
+                         ", ".join(diff), ", ".join(exclude) or "nothing")
         load_state_into(self.model, load_weights(directory / WEIGHTS_FILE), str(directory), skip=exclude)
         disc_file = directory / "discriminator" / "discriminator.safetensors"
         if self.disc is not None and has_weights(disc_file):
