@@ -12,7 +12,7 @@ from hificodec.cli import main
 from hificodec.compress import compress, decompress
 from hificodec.errors import CheckpointError
 from hificodec.releases import add_release, find, read_index, split_id
-from tiny_codecs import coding_model
+from tiny_codecs import coding_model, tiny_preset
 
 SHIPPED = hificodec.DEFAULT_MODEL
 
@@ -87,11 +87,11 @@ def test_files_made_before_release_ids_still_decode(shipped):
     b, _ = decompress(compress(shipped, _speechlike(), 16000), shipped)
     assert np.array_equal(a, b)
     with pytest.raises(ModelMismatchError, match=rf"made by release {release.id}, not by 'tiny"):
-        decompress(data, coding_model("tiny-hificodec"))
+        decompress(data, coding_model(tiny_preset("tiny-hificodec")))
 
 
 def test_the_model_hash_covers_the_config_as_well_as_the_weights():
-    model = coding_model("tiny-hificodec")
+    model = coding_model(tiny_preset("tiny-hificodec"))
     other = hificodec.Codec({**model.config, "latent_norm": "none"}).eval()
     other.load_state_dict(model.state_dict())  # same tensors, a model that computes something else
     assert hificodec.weights_hash(other) == hificodec.weights_hash(model)
@@ -101,7 +101,7 @@ def test_the_model_hash_covers_the_config_as_well_as_the_weights():
 
 
 def test_a_saved_model_keeps_its_hash_and_is_not_a_release(tmp_path):
-    model = coding_model("tiny-hificodec")
+    model = coding_model(tiny_preset("tiny-hificodec"))
     folder = hificodec.save(model, tmp_path / "m")
     loaded = hificodec.load(folder)
     assert model_hash(loaded) == model_hash(model) == stored_model_hash(folder)
