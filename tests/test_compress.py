@@ -249,7 +249,7 @@ def test_bad_hfc_input_leaves_no_output(model, tmp_path, case, error):
     elif case == "bitflip":
         data[len(data) // 2] ^= 0x04
     elif case == "version":
-        data[4] = 3
+        data[4] = 9
     elif case == "garbage":
         data = bytearray(b"RIFF....WAVEfmt ")
     bad = tmp_path / "bad.hfc"

@@ -366,15 +366,25 @@ class HfcReader:
     def __init__(self, f: BinaryIO, entropy: GroupCoder | None = None):
         self.f = f
         self.header, self._crc = HfcHeader.read_from(f)
-        self.entropy = _coder_for(self.header, entropy) if self.header.payload_coding == ENTROPY else None
+        self.entropy: GroupCoder | None = None
+        self.payload_bytes = 0
+        if entropy is not None:
+            self.use_entropy(entropy)
 
-    def groups(self) -> Iterator[np.ndarray]:
+    def use_entropy(self, entropy: GroupCoder | None) -> None:
+        """The tables an entropy-coded file's groups decode with (checked against the header's id)."""
+        self.entropy = _coder_for(self.header, entropy)
+
+    def checked_groups(self) -> Iterator[tuple[int, int, bytes]]:
+        """(group index, frames, payload bytes) of each group, its checksum verified, without decoding
+        the codes; the end of data is checked too. `payload_bytes` adds up what the codes cost."""
         h = self.header
         crc = self._crc
+        self.payload_bytes = 0
         for g in range(h.num_groups):
             frames = h.group_size(g)
             where = f"frame group {g + 1} of {h.num_groups}"
-            if self.entropy is not None:
+            if h.payload_coding == ENTROPY:
                 prefix = _read_exact(self.f, 4, where)
                 (length,) = _U32.unpack(prefix)
                 if length > MAX_GROUP_BYTES:
@@ -386,9 +396,21 @@ class HfcReader:
             crc = zlib.crc32(data, crc)
             if stored != crc:
                 raise ChecksumError(f"corrupt .hfc file: checksum mismatch in frame group {g + 1}")
+            payload = data[4:] if h.payload_coding == ENTROPY else data
+            self.payload_bytes += len(payload)
+            yield g, frames, payload
+        if self.f.read(1):
+            raise FormatError("corrupt .hfc file: unexpected data after the last frame group")
+
+    def groups(self) -> Iterator[np.ndarray]:
+        """Verified codes[channels, n_q, frames] (int64), one group at a time."""
+        h = self.header
+        if h.payload_coding == ENTROPY and self.entropy is None:
+            self.use_entropy(None)  # raises: the file needs its tables
+        for g, frames, data in self.checked_groups():
             if self.entropy is not None:
                 try:
-                    codes = self.entropy.decode(data[4:], h.channels, frames).reshape(-1)
+                    codes = self.entropy.decode(data, h.channels, frames).reshape(-1)
                 except HificodecError as e:
                     raise FormatError(f"corrupt .hfc file: frame group {g + 1}: {e}") from None
             else:
@@ -396,8 +418,6 @@ class HfcReader:
             if codes.size and codes.max() >= h.codebook_size:
                 raise FormatError(f"corrupt .hfc file: code out of range in frame group {g + 1}")
             yield codes.reshape(h.channels, h.num_codebooks, frames)
-        if self.f.read(1):
-            raise FormatError("corrupt .hfc file: unexpected data after the last frame group")
 
     def read_all(self) -> np.ndarray:
         h = self.header

@@ -10,6 +10,7 @@ the same again, where coding L and R apart lets their codes, and so the decoded 
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -22,8 +23,10 @@ from tqdm import tqdm
 from .audio import atomic_output, audio_info, check_finite, declared_frames, resample
 from .bitstream import (
     DEFAULT_GROUP_FRAMES,
+    ENTROPY,
     INDEPENDENT,
     MID_SIDE,
+    PACKED,
     HfcHeader,
     HfcReader,
     HfcWriter,
@@ -33,11 +36,16 @@ from .bitstream import (
     read_codes,
     write_codes,
 )
-from .checkpoint import accepted_hashes, load, model_hash
+from .checkpoint import accepted_hashes, load, model_hash, pretrained_dir
 from .chunked import ChunkedDecoder, ChunkedEncoder, decode_chunked, encode_chunked
+from .entropy import TABLES_FILE, EntropyError, EntropyTables, load_tables
 from .errors import AudioError, CheckpointError, HificodecError, HificodecWarning
 from .models.base import CodecModel
-from .releases import describe_hash
+from .releases import describe_hash, split_id
+
+#: `entropy=AUTO` (the default): code with the entropy tables shipped with the model's release, if any
+AUTO = "auto"
+EntropyChoice = EntropyTables | str | None
 
 #: frames read from an input file per step when streaming
 READ_BLOCK = 1 << 16
@@ -67,15 +75,62 @@ def from_coded_channels(audio: np.ndarray, coding: int) -> np.ndarray:
     return audio
 
 
-def make_header(model: CodecModel, channels: int, source_rate: int, source_samples: int) -> HfcHeader:
+def make_header(
+    model: CodecModel, channels: int, source_rate: int, source_samples: int, entropy: EntropyTables | None = None
+) -> HfcHeader:
     n = resampled_length(source_samples, source_rate, model.sample_rate)
     return HfcHeader(
         model_name=model.release or model.name, model_hash=model_hash(model), sample_rate=model.sample_rate,
         hop_length=model.hop_length, num_samples=n, num_frames=model.num_frames(n), channels=channels,
         num_codebooks=model.num_codebooks, codebook_size=model.codebook_size,
         source_sample_rate=source_rate, source_num_samples=source_samples, group_frames=DEFAULT_GROUP_FRAMES,
-        channel_coding=channel_coding_for(channels),
+        channel_coding=channel_coding_for(channels), payload_coding=PACKED if entropy is None else ENTROPY,
+        entropy_id="" if entropy is None else entropy.id,
     )  # fmt: skip
+
+
+def entropy_tables(model: CodecModel, choice: EntropyChoice = AUTO) -> EntropyTables | None:
+    """The entropy tables to code `model`'s codes with: `choice` itself (tables, or a path to a tables
+    file), none (`None`: packed codes), or with AUTO the tables shipped next to the model's release (none
+    if it has none). Tables fitted for another model are refused."""
+    if choice is None:
+        return None
+    if isinstance(choice, EntropyTables):
+        tables: EntropyTables | None = choice
+    elif choice == AUTO:
+        tables = _release_tables(model)
+    else:
+        tables = _read_tables(Path(choice))
+    if tables is not None and tables.model_hash not in accepted_hashes(model):
+        raise EntropyError(
+            f"these entropy tables were fitted for {describe_hash(tables.model_hash, '?')}, not for "
+            f"{model.release or repr(model.name)}"
+        )
+    return tables
+
+
+def tables_next_to(model_dir: str | os.PathLike) -> Path | None:
+    """The entropy tables file in a model folder, if it has one."""
+    path = Path(model_dir) / TABLES_FILE
+    return path if path.is_file() else None
+
+
+def _release_tables(model: CodecModel) -> EntropyTables | None:
+    if model.release is None:
+        return None
+    path = tables_next_to(pretrained_dir() / split_id(model.release)[0])
+    return _read_tables(path) if path is not None else None
+
+
+_TABLES_CACHE: dict[tuple[str, float], EntropyTables] = {}
+
+
+def _read_tables(path: Path) -> EntropyTables:
+    """Tables from a file, kept once read (their row cache takes a moment to build)."""
+    key = (str(path.resolve()), path.stat().st_mtime if path.is_file() else 0.0)
+    if key not in _TABLES_CACHE:
+        _TABLES_CACHE[key] = load_tables(path)
+    return _TABLES_CACHE[key]
 
 
 def model_for(
@@ -140,15 +195,19 @@ def check_sample_rate(sample_rate: object, what: str = "sample rate") -> int:
     return int(sample_rate)
 
 
-def compress(model: CodecModel, wav: np.ndarray | torch.Tensor, sample_rate: int) -> bytes:
-    """Audio [samples] or [channels, samples] at any rate -> .hfc bytes."""
+def compress(
+    model: CodecModel, wav: np.ndarray | torch.Tensor, sample_rate: int, entropy: EntropyChoice = AUTO
+) -> bytes:
+    """Audio [samples] or [channels, samples] at any rate -> .hfc bytes (entropy-coded with the model's
+    release tables by default; see `entropy_tables` for `entropy`)."""
     sample_rate = check_sample_rate(sample_rate)
     audio = _as_channels(wav)
-    header = make_header(model, audio.shape[0], sample_rate, audio.shape[1])
+    tables = entropy_tables(model, entropy)
+    header = make_header(model, audio.shape[0], sample_rate, audio.shape[1], tables)
     x = _fit_length(resample(to_coded_channels(audio, header.channel_coding), sample_rate, model.sample_rate),
                     header.num_samples)  # fmt: skip
     codes = encode_chunked(model, torch.from_numpy(np.ascontiguousarray(x)))
-    return write_codes(codes.numpy(), header)
+    return write_codes(codes.numpy(), header, tables)
 
 
 class OutputCheck:
@@ -180,14 +239,18 @@ class OutputCheck:
 
 
 def decompress(
-    data: bytes, model: CodecModel | str | os.PathLike | None = None, sample_rate: int | None = None
+    data: bytes, model: CodecModel | str | os.PathLike | None = None, sample_rate: int | None = None,
+    entropy: EntropyChoice = AUTO,
 ) -> tuple[np.ndarray, int]:
     """.hfc bytes -> (audio [channels, samples] float32, sample rate). By default the original rate and
-    length are restored; `sample_rate` picks another rate (e.g. `header.sample_rate` for the model's)."""
+    length are restored; `sample_rate` picks another rate (e.g. `header.sample_rate` for the model's).
+    Entropy-coded files need the tables they were coded with: by default the model's release tables."""
     if sample_rate is not None:
         check_sample_rate(sample_rate, "the output sample rate")
-    header, codes = read_codes(data)
+    header, _ = HfcHeader.read_from(io.BytesIO(data))
     model = model_for(header, model)
+    tables = entropy_tables(model, entropy) if header.payload_coding == ENTROPY else None
+    header, codes = read_codes(data, tables)
     wav = decode_chunked(model, torch.from_numpy(codes), length=header.num_samples)[:, 0].numpy()
     check = OutputCheck(model)
     check(wav)
@@ -292,6 +355,7 @@ def encode_file(
     force: bool = False,
     progress: bool = False,
     chunk_frames: int | None = None,
+    entropy: EntropyChoice = AUTO,
 ) -> HfcHeader:
     """Encode an audio file to a .hfc file in bounded memory (one chunk of audio at a time)."""
     src = Path(src)
@@ -299,10 +363,11 @@ def encode_file(
     if frames <= 0:
         raise AudioError(f"{src}: the file holds no audio samples")
     out = check_output_path(dst, [src], force)
-    header = make_header(model, channels, sr_in, frames)
+    tables = entropy_tables(model, entropy)
+    header = make_header(model, channels, sr_in, frames, tables)
     bar = AudioProgress(header.duration, src.name, progress)
     with atomic_output(out) as tmp, open(tmp, "wb") as f, bar:
-        writer = HfcWriter(f, header)
+        writer = HfcWriter(f, header, tables)
         encoder = ChunkedEncoder(model, header.num_samples, chunk_frames)
         to_model_rate = _Resampler(sr_in, model.sample_rate, channels, header.num_samples)
         pieces: list[torch.Tensor] = []
@@ -353,6 +418,7 @@ def decode_file(
     progress: bool = False,
     chunk_frames: int | None = None,
     device: str = "cpu",
+    entropy: EntropyChoice = AUTO,
 ) -> HfcHeader:
     """Decode a .hfc file to audio (format from the extension) in bounded memory. Without `model`, the
     shipped model named in the file is loaded (onto `device`)."""
@@ -366,6 +432,8 @@ def decode_file(
         reader = HfcReader(f)
         header = reader.header
         model = model_for(header, model, device)
+        if header.payload_coding == ENTROPY:
+            reader.use_entropy(entropy_tables(model, entropy))
         sr_out = sample_rate or header.source_sample_rate
         to_out_rate = _Resampler(header.sample_rate, sr_out, header.channels, _output_length(header, sr_out))
         decoder = ChunkedDecoder(model, header.num_frames, chunk_frames)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from ..bitstream import CHANNEL_CODINGS, HfcReader, naming_file, open_hfc
-from ..compress import check_output_path, decode_file, encode_file, output_format
+from ..bitstream import CHANNEL_CODINGS, ENTROPY, PAYLOAD_CODINGS, HfcHeader, HfcReader, naming_file, open_hfc
+from ..compress import AUTO, EntropyChoice, check_output_path, decode_file, encode_file, output_format, tables_next_to
 from ..errors import CheckpointError, HificodecError
 from ..models.base import CodecModel
 from .numbers import positive_int, positive_kbps, sample_rate
@@ -131,19 +131,47 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     rate.add_argument("--n-q", type=positive_int, metavar="N", help="number of codebooks to use")
 
 
+def _add_entropy_args(p: argparse.ArgumentParser, encoding: bool) -> None:
+    if encoding:
+        p.add_argument("--no-entropy", action="store_true",
+                       help="store the codes packed, without entropy coding (.hfc version 1/2)")
+    p.add_argument("--entropy", metavar="TABLES", help="entropy tables file (default: the model's own, if it has "
+                   "them: a shipped release's, or entropy.safetensors in the model folder)")  # fmt: skip
+
+
+def _entropy_choice(args: argparse.Namespace) -> EntropyChoice:
+    """--no-entropy / --entropy TABLES / the tables next to --model DIR / the release's (AUTO)."""
+    if getattr(args, "no_entropy", False):
+        return None
+    if args.entropy:
+        return str(args.entropy)
+    if args.model and Path(args.model).is_dir():
+        found = tables_next_to(args.model)
+        return str(found) if found is not None else None
+    return AUTO
+
+
+def _rates(h: HfcHeader, payload_bytes: int) -> str:
+    """The codes' raw rate and, for an entropy-coded file, what they cost coded."""
+    raw = f"{h.nominal_bitrate / 1000:.3f} kbps per channel"
+    if h.payload_coding != ENTROPY:
+        return raw + " (packed)"
+    coded = payload_bytes * 8 / h.duration / h.channels / 1000
+    saved = 100 * (1 - coded * 1000 / h.nominal_bitrate)
+    return f"{coded:.3f} kbps per channel entropy-coded ({raw} raw, {saved:.0f} % smaller)"
+
+
 def run_encode(args: argparse.Namespace) -> int:
     outputs = output_paths(args.inputs, args.output, args.out_dir, ".hfc")
     _check_outputs(args.inputs, outputs, args.force)
     model = load_model(args.model, args.bandwidth, args.n_q, args.device)
+    entropy = _entropy_choice(args)
 
     def encode(src: str, dst: Path) -> None:
-        h = encode_file(model, src, dst, force=args.force, progress=not args.quiet)
+        h = encode_file(model, src, dst, force=args.force, progress=not args.quiet, entropy=entropy)
         size = os.path.getsize(dst)
-        _say(
-            args,
-            f"{src} -> {dst}: {h.duration:.2f} s, {h.channels} ch, {h.nominal_bitrate / 1000:.3f} kbps per channel, "
-            f"{size} bytes",
-        )
+        _say(args, f"{src} -> {dst}: {h.duration:.2f} s, {h.channels} ch, {_rates(h, _payload_bytes(dst))}, "
+                   f"{size} bytes")  # fmt: skip
 
     return _for_each(args, list(zip(args.inputs, outputs)), encode)
 
@@ -155,11 +183,12 @@ def run_decode(args: argparse.Namespace) -> int:
     _check_outputs(args.inputs, outputs, args.force, audio=True)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(args.model, device=device) if args.model else None
+    entropy = _entropy_choice(args)
 
     def decode(src: str, dst: Path) -> None:
         h = decode_file(
             src, dst, model=model, sample_rate=args.sample_rate, force=args.force, progress=not args.quiet,
-            device=device,
+            device=device, entropy=entropy,
         )
         rate = args.sample_rate or h.source_sample_rate
         _say(args, f"{src} -> {dst}: {h.duration:.2f} s, {h.channels} ch, {rate} Hz")
@@ -172,21 +201,31 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     outputs = output_paths(args.inputs, args.output, args.out_dir, ".reconstructed.wav")
     _check_outputs(args.inputs, outputs, args.force, audio=True)
     model = load_model(args.model, args.bandwidth, args.n_q, args.device)
+    entropy = _entropy_choice(args)
 
     def reconstruct(src: str, dst: Path) -> None:
         with tempfile.TemporaryDirectory(prefix="hificodec-") as tmp:
             hfc = Path(tmp) / "codes.hfc"
-            h = encode_file(model, src, hfc, progress=not args.quiet)
-            size = os.path.getsize(hfc)
-            decode_file(hfc, dst, model=model, sample_rate=args.sample_rate, force=args.force, progress=not args.quiet)
+            h = encode_file(model, src, hfc, progress=not args.quiet, entropy=entropy)
+            size, payload = os.path.getsize(hfc), _payload_bytes(hfc)
+            decode_file(hfc, dst, model=model, sample_rate=args.sample_rate, force=args.force, progress=not args.quiet,
+                        entropy=entropy)  # fmt: skip
         _say(
             args,
-            f"{src} -> {dst}: {h.nominal_bitrate / 1000:.3f} kbps per channel ({h.num_codebooks} codebooks x "
-            f"{h.bits_per_code} bits x {h.sample_rate / h.hop_length:g} Hz), {h.channels} ch; the .hfc file is "
-            f"{size} bytes = {size * 8 / h.duration / 1000:.3f} kbps with header and checksums",
+            f"{src} -> {dst}: {_rates(h, payload)} ({h.num_codebooks} codebooks x {h.bits_per_code} bits x "
+            f"{h.sample_rate / h.hop_length:g} Hz), {h.channels} ch; the .hfc file is {size} bytes = "
+            f"{size * 8 / h.duration / 1000:.3f} kbps with header and checksums",
         )
 
     return _for_each(args, list(zip(args.inputs, outputs)), reconstruct)
+
+
+def _payload_bytes(path: Path) -> int:
+    with open_hfc(path) as f:
+        reader = HfcReader(f)
+        for _ in reader.checked_groups():
+            pass
+    return reader.payload_bytes
 
 
 # ---- info ----------------------------------------------------------------------------------------
@@ -198,23 +237,25 @@ def run_info(args: argparse.Namespace) -> int:
         with naming_file(path), open_hfc(path) as f:
             reader = HfcReader(f)
             h = reader.header
-            for _ in reader.groups():  # verifies every checksum
+            for _ in reader.checked_groups():  # verifies every checksum
                 pass
         size = os.path.getsize(path)
+        tables = f", tables {h.entropy_id}" if h.payload_coding == ENTROPY else ""
         if shown:
             print()
         shown += 1
         print(
             f"{path}\n"
             f"  format       .hfc version {h.version}, {size} bytes, checksums OK\n"
-            f"  model        {h.model_name} (weights {h.model_hash})\n"
+            f"  model        {h.model_name} (model hash {h.model_hash})\n"
             f"  duration     {h.duration:.3f} s ({h.source_num_samples} samples at {h.source_sample_rate} Hz; "
             f"coded at {h.sample_rate} Hz)\n"
             f"  channels     {h.channels} ({CHANNEL_CODINGS[h.channel_coding]})\n"
             f"  codes        {h.num_frames} frames x {h.num_codebooks} codebooks of {h.codebook_size} "
             f"({h.bits_per_code} bits), {h.sample_rate / h.hop_length:g} frames/s\n"
-            f"  bitrate      {h.nominal_bitrate / 1000:.3f} kbps per channel; this file: {h.bitrate / 1000:.3f} kbps "
-            f"payload, {size * 8 / h.duration / 1000:.3f} kbps with header and checksums"
+            f"  payload      {PAYLOAD_CODINGS[h.payload_coding]}{tables}\n"
+            f"  bitrate      {_rates(h, reader.payload_bytes)}; this file: {size * 8 / h.duration / 1000:.3f} kbps "
+            "with header and checksums"
         )
 
     return _for_each(args, [(path,) for path in args.inputs], info)
@@ -228,6 +269,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("inputs", nargs="+", metavar="IN", help="audio files")
     _add_model_args(p)
+    _add_entropy_args(p, encoding=True)
     _add_io(p, ".hfc file")
     p.set_defaults(func=run_encode)
 
@@ -240,6 +282,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="IN.hfc", help=".hfc files")
     p.add_argument("--model", help="shipped model name or checkpoint directory (default: the one in the file)")
     p.add_argument("--sample-rate", type=sample_rate, metavar="SR", help="output sample rate (default: the original)")
+    _add_entropy_args(p, encoding=False)
     _add_io(p, "audio file")
     p.set_defaults(func=run_decode)
 
@@ -250,6 +293,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="IN", help="audio files")
     _add_model_args(p)
     p.add_argument("--sample-rate", type=sample_rate, metavar="SR", help="output sample rate (default: the input's)")
+    _add_entropy_args(p, encoding=True)
     _add_io(p, "audio file")
     p.set_defaults(func=run_reconstruct)
 

@@ -32,10 +32,11 @@ import numpy as np
 from tqdm import tqdm
 
 from hificodec.audio import atomic_output, audio_info, load_audio, remove_partial_outputs, save_audio
+from hificodec.data.manifest import ManifestEntry, read_manifest, write_manifest
 from hificodec.errors import AudioError, HificodecError
+
 from .apt_fetch import Fetcher, apt_fetch
 from .debian_sources import REAL_SPEECH_PACKAGES, PackageSpec, SourceClip, copyright_file
-from hificodec.data.manifest import ManifestEntry, read_manifest, write_manifest
 from .splits import SplitUnit, speaker_disjoint_split
 
 SPLITS = ("train", "valid", "test")

@@ -26,8 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from hificodec.audio import audio_info, load_audio, save_audio
-from hificodec.errors import AudioError, HificodecError
 from hificodec.data.manifest import ManifestEntry
+from hificodec.errors import AudioError, HificodecError
 
 # voice -> (language, fortunes subfolder; "" = the English files at the top level)
 MBROLA_VOICES: dict[str, tuple[str, str]] = {

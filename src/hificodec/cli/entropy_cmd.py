@@ -1,0 +1,39 @@
+"""`hificodec entropy fit`: fit a model's entropy tables on its tokens (a `hificodec tokenize` folder)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from .numbers import positive_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "entropy", help="entropy tables that code a model's codes in fewer bits (fit them on tokens)",
+        description="Lossless entropy coding of .hfc payloads (docs/format.md). `fit` learns the context model "
+        "from a `hificodec tokenize` output folder; put the tables next to the model's weights "
+        "(entropy.safetensors) and `hificodec encode` uses them.",
+    )  # fmt: skip
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    f = actions.add_parser("fit", help="fit tables on tokenized audio")
+    f.add_argument("tokens", metavar="TOKENS_DIR", help="output folder of `hificodec tokenize` (its tokens.json "
+                   "names the model the tables are for)")  # fmt: skip
+    f.add_argument("-o", "--out", required=True, help="tables file to write (e.g. MODEL_DIR/entropy.safetensors)")
+    f.add_argument("--previous-classes", type=positive_int, default=None, help="classes of the previous frame's code")
+    f.add_argument("--parent-classes", type=positive_int, default=None, help="classes of the parent codebook's code")
+    f.set_defaults(func=run_fit)
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from ..entropy import fit_from_tokens
+
+    options = {k: v for k, v in (("previous_classes", args.previous_classes),
+                                 ("parent_classes", args.parent_classes)) if v is not None}  # fmt: skip
+    start = time.monotonic()
+    tables = fit_from_tokens(args.tokens, **options)
+    out = tables.save(Path(args.out))
+    print(f"fitted in {time.monotonic() - start:.0f} s: tables {tables.id} for model hash {tables.model_hash}, "
+          f"parents {tables.parent.tolist()}, {out.stat().st_size / 2**20:.2f} MiB -> {out}")  # fmt: skip
+    return 0

@@ -1,0 +1,220 @@
+"""Entropy coding of codes: the context model, the range-coded groups, and .hfc version 3."""
+
+import io
+import random
+
+import numpy as np
+import pytest
+
+from hificodec.bitstream import (
+    ENTROPY,
+    EntropyTablesError,
+    FormatError,
+    HfcHeader,
+    HfcReader,
+    read_codes,
+    write_codes,
+)
+from hificodec.entropy import MAX_SYMBOLS_PER_BYTE, EntropyError, fit, load_tables
+
+SIZE = 64
+
+
+def markov_codes(seed: int, utterances: int = 40, frames: int = 120) -> list[np.ndarray]:
+    """[4, frames] codes with what real codes have: codebook 0 follows its previous code (a random walk
+    that often repeats), codebook 1 is codebook 0 shifted plus noise (a parent), 2 and 3 are noisier."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(utterances):
+        c0 = np.cumsum(rng.integers(-2, 3, frames) * (rng.random(frames) < 0.6)) % SIZE
+        c1 = (c0 * 3 + rng.integers(0, 3, frames)) % SIZE
+        c2 = rng.integers(0, SIZE, frames)
+        c3 = (c2 + rng.integers(0, 8, frames)) % SIZE
+        out.append(np.stack([c0, c1, c2, c3]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return fit(markov_codes(0), SIZE, "0123456789abcdef", previous_classes=8, parent_classes=16)
+
+
+def header(frames: int, channels: int = 1, tables=None, group_frames: int = 50) -> HfcHeader:
+    return HfcHeader(
+        model_name="m", model_hash="0123456789abcdef", sample_rate=16000, hop_length=320, num_samples=frames * 320,
+        num_frames=frames, channels=channels, num_codebooks=4, codebook_size=SIZE, source_sample_rate=16000,
+        source_num_samples=frames * 320, group_frames=group_frames,
+        payload_coding=ENTROPY if tables is not None else 0, entropy_id=tables.id if tables is not None else "",
+    )  # fmt: skip
+
+
+def test_fit_finds_the_parents_and_codes_in_fewer_bits(tables):
+    assert tables.parent.tolist()[1] == 0 and tables.parent.tolist()[3] == 2  # the codebooks they depend on
+    held = markov_codes(1, utterances=10)
+    bits = tables.bits_per_code(held)
+    assert bits < 0.8 * np.log2(SIZE), bits  # 6 bits raw; the dependencies are worth > 20 %
+    # and what the range coder writes is within a few % of that ideal length
+    coded = sum(len(tables.encode(c[None])) for c in held) * 8 / sum(c.size for c in held)
+    assert bits <= coded < bits * 1.05 + 0.1
+
+
+@pytest.mark.parametrize("channels,frames", [(1, 1), (1, 257), (2, 33), (3, 5)])
+def test_any_codes_round_trip_exactly(tables, channels, frames):
+    rng = np.random.default_rng(frames)
+    codes = rng.integers(0, SIZE, (channels, 4, frames))  # unlike the training data: every code must stay codable
+    codes[0, :, :1] = SIZE - 1
+    data = tables.encode(codes)
+    assert len(data) % 4 == 0
+    assert np.array_equal(tables.decode(data, channels, frames), codes)
+
+
+def test_constant_codes_are_padded_so_the_decoder_work_stays_bounded(tables):
+    codes = np.zeros((1, 4, 4096), dtype=np.int64)
+    data = tables.encode(codes)
+    assert len(data) * MAX_SYMBOLS_PER_BYTE >= codes.size - 8 * MAX_SYMBOLS_PER_BYTE
+    assert np.array_equal(tables.decode(data, 1, 4096), codes)
+    with pytest.raises(EntropyError, match="too many"):
+        tables.decode(data[:8], 1, 4096)
+
+
+def test_tables_save_and_load(tables, tmp_path):
+    path = tables.save(tmp_path / "entropy.safetensors")
+    loaded = load_tables(path)
+    assert loaded.id == tables.id and loaded.model_hash == tables.model_hash
+    assert path.stat().st_size < 2 * 2**20
+    raw = bytearray(path.read_bytes())
+    raw[-100] ^= 0xFF  # a changed table value
+    (tmp_path / "bad.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(EntropyError):
+        load_tables(tmp_path / "bad.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not tables")
+    with pytest.raises(EntropyError, match="unreadable"):
+        load_tables(tmp_path / "junk.safetensors")
+
+
+def test_version_3_files_round_trip_and_need_their_tables(tables):
+    codes = np.stack(markov_codes(2, utterances=2, frames=130))  # 2 channels, 3 groups of 50
+    data = write_codes(codes, header(130, channels=2, tables=tables), tables)
+    h, back = read_codes(data, tables)
+    assert h.version == 3 and h.entropy_id == tables.id and np.array_equal(back, codes)
+    packed = write_codes(codes, header(130, channels=2))
+    assert read_codes(packed)[0].version == 1 and len(data) < 0.85 * len(packed)
+    with pytest.raises(EntropyTablesError, match=f"entropy-coded with tables {tables.id}"):
+        read_codes(data)
+    other = fit(markov_codes(5), SIZE, "0123456789abcdef", previous_classes=4, parent_classes=4)
+    with pytest.raises(EntropyTablesError, match="not with the given tables"):
+        read_codes(data, other)
+    # the header's fields are checked and its checksum covers them
+    reader = HfcReader(io.BytesIO(data))
+    assert reader.header.payload_coding == ENTROPY
+    assert sum(1 for _ in reader.checked_groups()) == 3 and 0 < reader.payload_bytes < len(data)
+
+
+def test_mutated_or_truncated_version_3_files_fail_cleanly(tables):
+    """Every mutation either fails with a FormatError or decodes to valid codes; nothing else escapes."""
+    codes = np.stack(markov_codes(3, utterances=1, frames=140))
+    data = write_codes(codes, header(140, tables=tables), tables)
+    rng = random.Random(0)
+    outcomes = {"error": 0, "decoded": 0}
+    for case in range(300):
+        bad = bytearray(data)
+        kind = case % 3
+        if kind == 0:
+            bad = bad[: rng.randrange(len(bad))]
+        elif kind == 1:
+            for _ in range(rng.randint(1, 3)):
+                bad[rng.randrange(len(bad))] ^= 1 << rng.randrange(8)
+        else:  # a group length claiming far more data than there is, or a header field rewritten
+            pos = rng.randrange(len(bad) - 4)
+            bad[pos : pos + 4] = rng.choice([b"\xff\xff\xff\x7f", b"\x00\x00\x00\x00", bytes(rng.randbytes(4))])
+        try:
+            _, decoded = read_codes(bytes(bad), tables)
+        except FormatError:
+            outcomes["error"] += 1
+        else:
+            assert decoded.shape == codes.shape and decoded.min() >= 0 and decoded.max() < SIZE
+            outcomes["decoded"] += 1
+    assert outcomes["error"] >= 290, outcomes
+
+
+def test_a_group_claiming_millions_of_frames_is_refused(tables):
+    with pytest.raises(FormatError, match="implausibly large"):
+        header(100, tables=tables, group_frames=1 << 20).validate()
+
+
+# ---- with a model: compress, files and the command line ------------------------------------------
+@pytest.fixture(scope="module")
+def coded_model(tmp_path_factory):
+    """A tiny model saved to a folder, with tables fitted on its own codes next to its weights."""
+    import torch
+
+    import hificodec
+    from hificodec.checkpoint import model_hash
+    from tiny_codecs import calibration_audio, coding_model, tiny_preset
+
+    model = coding_model(tiny_preset("tiny-hificodec"))
+    folder = hificodec.save(model, tmp_path_factory.mktemp("model") / "tiny")
+    model = hificodec.load(folder)
+    with torch.no_grad():
+        codes = model.encode(calibration_audio(model.sample_rate, seed=1, clips=24)).numpy()
+    tables = fit(list(codes), model.codebook_size, model_hash(model), previous_classes=8, parent_classes=8)
+    tables.save(folder / "entropy.safetensors")
+    return model, folder, tables
+
+
+def _speech(seconds=1.5, sr=16000):
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.3 * np.sin(2 * np.pi * 180 * t + 3 * np.sin(2 * np.pi * 2 * t))).astype(np.float32)
+
+
+def test_compress_with_tables_decodes_exactly_like_packed(coded_model):
+    from hificodec.compress import compress, decompress
+
+    model, _, tables = coded_model
+    entropy_coded = compress(model, _speech(), 16000, entropy=tables)
+    packed = compress(model, _speech(), 16000, entropy=None)
+    assert read_codes(entropy_coded, tables)[0].version == 3 and read_codes(packed)[0].version == 1
+    assert np.array_equal(read_codes(entropy_coded, tables)[1], read_codes(packed)[1])
+    a, _ = decompress(entropy_coded, model, entropy=tables)
+    b, _ = decompress(packed, model)
+    assert np.array_equal(a, b)
+    with pytest.raises(EntropyTablesError):
+        decompress(entropy_coded, model, entropy=None)
+
+
+def test_tables_of_another_model_are_refused(coded_model):
+    import hificodec
+    from hificodec.compress import compress
+    from tiny_codecs import coding_model, tiny_preset
+
+    _, _, tables = coded_model
+    other = coding_model(tiny_preset("tiny-encodec"))
+    with pytest.raises(hificodec.HificodecError, match="fitted for"):
+        compress(other, _speech(), 16000, entropy=tables)
+
+
+def test_cli_uses_the_tables_next_to_the_model(coded_model, tmp_path, capsys):
+    import soundfile as sf
+
+    from hificodec.cli import main
+
+    _, folder, tables = coded_model
+    wav = tmp_path / "in.wav"
+    sf.write(wav, _speech(3.0), 16000)
+    assert main(["encode", str(wav), "--model", str(folder), "-o", str(tmp_path / "a.hfc"), "-q"]) == 0
+    assert main(["encode", str(wav), "--model", str(folder), "--no-entropy", "-o", str(tmp_path / "b.hfc"), "-q"]) == 0
+    assert (tmp_path / "a.hfc").stat().st_size < (tmp_path / "b.hfc").stat().st_size
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "a.hfc"), str(tmp_path / "b.hfc")]) == 0
+    out = capsys.readouterr().out
+    assert f"entropy-coded, tables {tables.id}" in out and "version 3" in out and "(packed)" in out
+    for name in ("a", "b"):
+        assert main(["decode", str(tmp_path / f"{name}.hfc"), "--model", str(folder), "-q"]) == 0
+    a, b = (sf.read(tmp_path / f"{n}.decoded.wav")[0] for n in ("a", "b"))
+    assert np.array_equal(a, b)
+    # without its tables the entropy-coded file cannot be decoded: a clear error, no output
+    assert main(["decode", str(tmp_path / "a.hfc"), "--model", str(folder), "--entropy",
+                 str(tmp_path / "missing.safetensors"), "-o", str(tmp_path / "c.wav")]) != 0  # fmt: skip
+    assert "no such entropy tables file" in capsys.readouterr().err and not (tmp_path / "c.wav").exists()
+    assert main(["reconstruct", str(wav), "--model", str(folder), "-o", str(tmp_path / "r.wav")]) == 0
+    assert "entropy-coded" in capsys.readouterr().out
