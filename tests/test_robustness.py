@@ -102,7 +102,8 @@ def test_cached_windows_made_in_inference_mode_serve_training():
     """The STFT window and mel filterbank caches kept the tensors of their first caller: after an
     evaluation under torch.inference_mode, a training step in the same process failed with
     "Inference tensors cannot be saved for backward"."""
-    from hificodec.train.mel import hann_window, mel_filterbank
+    from hificodec.dsp.mel import mel_filterbank
+    from hificodec.dsp.stft import hann_window
 
     with torch.inference_mode():
         window = hann_window(777)

@@ -139,7 +139,7 @@ def test_vocos_head_options_are_checked():
 
 
 def test_excitation_head_starts_silent_and_follows_the_given_pitch():
-    from hificodec.modules.pitch import estimate_f0
+    from hificodec.dsp.pitch import estimate_f0
 
     torch.manual_seed(0)
     plain = ISTFTHead(dim=8, n_fft=1280, hop_length=320, phase_advance=True)

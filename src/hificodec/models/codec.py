@@ -17,17 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..dsp.oscillator import oscillator_cycles
+from ..dsp.pitch import PitchTrack, TrackerSettings, estimate_f0, pitch_features
 from ..errors import ConfigError, HificodecError
 from ..modules.hifigan import HiFiGANEncoder, HiFiGANGenerator
-from ..modules.pitch import (
-    PitchHead,
-    PitchTrack,
-    TrackerSettings,
-    estimate_f0,
-    oscillator_cycles,
-    pitch_features,
-    pitch_to_hz,
-)
+from ..modules.pitch import PitchHead, pitch_to_hz
 from ..modules.seanet import SEANetDecoder, SEANetEncoder
 from ..modules.vocos import VocosDecoder
 from ..quantization import GroupResidualVQ

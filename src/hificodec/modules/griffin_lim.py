@@ -9,18 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .conv import pad1d
-
-
-def centered_stft(wav: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor) -> torch.Tensor:
-    """`torch.stft(center=True)` (reflect padding) that also takes signals no longer than n_fft // 2.
-
-    torch's reflect padding needs more samples than it pads; a one- or two-frame decode has fewer.
-    `pad1d` gives the same values whenever torch's would work and pads zeros first otherwise.
-    """
-    pad = n_fft // 2
-    padded = pad1d(wav.reshape(-1, 1, wav.shape[-1]), pad, pad, "reflect").reshape(*wav.shape[:-1], -1)
-    return torch.stft(padded, n_fft, hop_length, window=window, center=False, return_complex=True)
+from ..dsp.stft import centered_stft
 
 
 def fast_griffin_lim(

@@ -11,8 +11,10 @@ import math
 import torch
 from torch import nn
 
-from .griffin_lim import centered_stft, fast_griffin_lim
-from .pitch import harmonic_excitation, pitch_to_hz
+from ..dsp.oscillator import harmonic_excitation
+from ..dsp.stft import centered_stft
+from .griffin_lim import fast_griffin_lim
+from .pitch import pitch_to_hz
 
 
 class ConvNeXtBlock(nn.Module):
