@@ -21,7 +21,6 @@ import torch
 import hificodec
 from hificodec.cli import main
 from hificodec.compress import compress, decode_file, decompress, encode_file
-from hificodec.config import load_config
 
 
 def run(argv, capsys):
@@ -37,19 +36,10 @@ def _write_wav(path, samples: int, sr: int = 16000, seed: int = 0):
 
 
 # ---- short clips ------------------------------------------------------------------------------
-def _magnitude_head_model() -> hificodec.CodecModel:
-    """A small vocos decoder with the Griffin-Lim magnitude head (the hificodec-16k-mag recipe's)."""
-    cfg = load_config("tiny-encodec")
-    cfg.pop("format_version", None)
-    cfg["decoder"] = {"type": "vocos", "dim": 16, "hidden_dim": 32, "num_layers": 1, "head": "magnitude"}
-    return hificodec.build(cfg)
-
-
 _SHORT_MODELS = {
     "shipped": lambda: hificodec.load(hificodec.DEFAULT_MODEL),
     "tiny-hificodec": lambda: hificodec.build("tiny-hificodec"),
     "tiny-encodec": lambda: hificodec.build("tiny-encodec"),
-    "magnitude-head": _magnitude_head_model,
 }
 
 

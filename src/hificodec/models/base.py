@@ -138,8 +138,8 @@ class CodecModel(nn.Module, ABC):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Decode a window of codes [B, n_q, F] of a longer stream, of which frames [keep_start, keep_end)
         will be kept -> (wav [B, 1, F * hop], the state the next window needs). `state` carries what a
-        decoder accumulates over the whole stream (the harmonic oscillator's phase): None at the
-        stream's start. Chunked decoding goes through here, so it matches a whole-file decode."""
+        decoder accumulates over the whole stream (the pitch component's oscillator phase, `models.pitch`):
+        None at the stream's start. Chunked decoding goes through here, so it matches a whole-file decode."""
         return self.decode(codes), None
 
     @abstractmethod
