@@ -4,6 +4,8 @@ import hificodec
 model = hificodec.load("hificodec-16k")        # shipped model, or a checkpoint directory
 codes = model.encode(wav)                     # wav [B, 1, T] -> codes [B, n_q, frames]
 wav_hat = model.decode(codes, length=T)
+data = hificodec.compress.compress(model, wav[0, 0].numpy(), 16000)   # .hfc bytes; also encode_file
+audio, sr = hificodec.decompress(data, model)                          # decode_file for files
 untrained = hificodec.build("hificodec-16k-320d")   # any preset
 """
 

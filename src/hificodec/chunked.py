@@ -233,7 +233,7 @@ class ChunkedDecoder(_ChunkedStream):
         chunk = chunk_frames or default_chunk_frames(model)
         super().__init__(model, total_frames, total_frames, ctx.decode_left, ctx.decode_right, chunk)
         self.align = max(1, int(model.decode_alignment))
-        self._state: torch.Tensor | None = None  # carried from window to window (oscillator phase)
+        self._state: torch.Tensor | None = None  # what decode_window hands to the next window
 
     def feed(self, codes: torch.Tensor) -> list[torch.Tensor]:
         return super().feed(torch.as_tensor(codes, dtype=torch.long))

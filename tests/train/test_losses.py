@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
+from hificodec.dsp.mel import MelResolution
 from hificodec.train import losses as L
-from hificodec.train.mel import MelResolution
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_feature_matching_plain_and_relative():
 
 
 def test_pitch_losses_measure_octaves_on_voiced_frames_only():
-    from hificodec.modules.pitch import PitchTrack
+    from hificodec.dsp.pitch import PitchTrack
 
     target = PitchTrack(
         f0=torch.tensor([[100.0, 200.0, 0.0]]), voiced=torch.tensor([[True, True, False]]),

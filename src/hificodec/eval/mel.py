@@ -1,4 +1,4 @@
-"""Multi-resolution log-mel distance for evaluation, on the training code's mel filterbank.
+"""Multi-resolution log-mel distance for evaluation, on the shared mel filterbank (`dsp.mel`).
 
 distance = mean over resolutions of mean |ln mel(ref) - ln mel(deg)| (magnitude mel, Slaney scale,
 floor 1e-5). Windows are set for 16 kHz and scale by powers of two with the sample rate, so the
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..train.mel import MelResolution, log_mel_spectrogram
+from ..dsp.mel import MelResolution, log_mel_spectrogram
 
 #: (n_fft, n_mels) at 16 kHz; hop = n_fft / 4, window = n_fft.
 DEFAULT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((256, 32), (512, 64), (1024, 80), (2048, 128))

@@ -117,11 +117,11 @@ def si_sdr(ref: np.ndarray, deg: np.ndarray, sample_rate: int) -> float:
 
 def f0_frame_error(ref: np.ndarray, deg: np.ndarray, sample_rate: int) -> float:
     """F0 frame error (Chu & Alwan, 2009), 0..1: the fraction of 10 ms frames whose voicing differs,
-    or which are voiced in both with f0 more than 20 % apart. YIN (`hificodec.modules.pitch`) on 16 kHz
+    or which are voiced in both with f0 more than 20 % apart. YIN (`hificodec.dsp.pitch`) on 16 kHz
     audio; lower is better. Catches codecs that keep the spectral envelope but lose the pitch."""
     import torch
 
-    from ..modules.pitch import estimate_f0
+    from ..dsp.pitch import estimate_f0
 
     r, d = _prepare(ref, deg, sample_rate, PITCH_RATE)
     _check_not_silent(r)

@@ -1,4 +1,8 @@
-"""The codec interface every model family (HiFi-Codec, Encodec, SoundStream) implements."""
+"""The codec interface every model family (HiFi-Codec, Encodec, SoundStream) implements.
+
+A model maps audio tensors to codes and back; bitstreams, files and datasets are functions that take
+a model (`hificodec.compress`, `hificodec.tokenize`), so models import none of them.
+"""
 
 from __future__ import annotations
 
@@ -136,8 +140,8 @@ class CodecModel(nn.Module, ABC):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Decode a window of codes [B, n_q, F] of a longer stream, of which frames [keep_start, keep_end)
         will be kept -> (wav [B, 1, F * hop], the state the next window needs). `state` carries what a
-        decoder accumulates over the whole stream (the harmonic oscillator's phase): None at the
-        stream's start. Chunked decoding goes through here, so it matches a whole-file decode."""
+        decoder accumulates over the whole stream (the pitch component's oscillator phase, `models.pitch`):
+        None at the stream's start. Chunked decoding goes through here, so it matches a whole-file decode."""
         return self.decode(codes), None
 
     @abstractmethod
@@ -146,34 +150,3 @@ class CodecModel(nn.Module, ABC):
 
     @abstractmethod
     def _set_active_codebooks(self, n: int) -> None: ...
-
-    # ---- bitstreams, files and datasets (logic in hificodec.compress / hificodec.tokenize) ----------
-    def compress(self, wav: Any, sample_rate: int) -> bytes:
-        """Audio [samples] or [channels, samples] at any rate -> .hfc bytes (see docs/format.md)."""
-        from ..compress import compress
-
-        return compress(self, wav, sample_rate)
-
-    def decompress(self, data: bytes, sample_rate: int | None = None) -> tuple[Any, int]:
-        """.hfc bytes made by this model -> (audio [channels, samples] float32, sample rate)."""
-        from ..compress import decompress
-
-        return decompress(data, self, sample_rate)
-
-    def encode_file(self, src: Any, dst: Any, **kwargs: Any) -> Any:
-        """Audio file -> .hfc file in bounded memory; returns the header."""
-        from ..compress import encode_file
-
-        return encode_file(self, src, dst, **kwargs)
-
-    def decode_file(self, src: Any, dst: Any, **kwargs: Any) -> Any:
-        """.hfc file -> audio file in bounded memory; returns the header."""
-        from ..compress import decode_file
-
-        return decode_file(src, dst, model=self, **kwargs)
-
-    def tokenize(self, source: Any, out_dir: Any, **kwargs: Any) -> Any:
-        """Codes (.npy, int16) for every utterance of a folder or manifest; returns the stats."""
-        from ..tokenize import tokenize
-
-        return tokenize(self, source, out_dir, **kwargs)

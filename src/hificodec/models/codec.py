@@ -10,28 +10,21 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, fields
 from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..dsp.pitch import PitchTrack
 from ..errors import ConfigError, HificodecError
 from ..modules.hifigan import HiFiGANEncoder, HiFiGANGenerator
-from ..modules.pitch import (
-    PitchHead,
-    PitchTrack,
-    TrackerSettings,
-    estimate_f0,
-    oscillator_cycles,
-    pitch_features,
-    pitch_to_hz,
-)
+from ..modules.pitch import PitchHead
 from ..modules.seanet import SEANetDecoder, SEANetEncoder
-from ..modules.vocos import VocosDecoder
+from ..modules.vocos import DEFAULT_DIM, ISTFTHead, VocosDecoder
 from ..quantization import GroupResidualVQ
 from .base import CodecModel, CodecOutput
+from .pitch import build_pitch_conditioning
 
 FAMILIES = ("hificodec", "encodec", "soundstream")
 
@@ -46,7 +39,7 @@ def _build_encoder(cfg: dict[str, Any], latent_dim: int) -> nn.Module:
     raise ConfigError(f"unknown encoder type '{kind}' (choose hifigan or seanet)")
 
 
-def _build_decoder(cfg: dict[str, Any], latent_dim: int, hop_length: int, sample_rate: int) -> nn.Module:
+def _build_decoder(cfg: dict[str, Any], latent_dim: int, hop_length: int) -> nn.Module:
     kw = {k: v for k, v in cfg.items() if k != "type"}
     kind = cfg.get("type")
     if kind == "hifigan":
@@ -54,8 +47,18 @@ def _build_decoder(cfg: dict[str, Any], latent_dim: int, hop_length: int, sample
     if kind == "seanet":
         return SEANetDecoder(dimension=latent_dim, **kw)
     if kind == "vocos":
-        return VocosDecoder(in_channels=latent_dim, hop_length=hop_length, sample_rate=sample_rate, **kw)
+        return _build_vocos(kw, latent_dim, hop_length)
     raise ConfigError(f"unknown decoder type '{kind}' (choose hifigan, seanet or vocos)")
+
+
+def _build_vocos(kw: dict[str, Any], latent_dim: int, hop_length: int) -> VocosDecoder:
+    """A ConvNeXt backbone (dim, hidden_dim, num_layers, kernel_size) with an iSTFT head (n_fft,
+    default 4 hops; phase_advance; excitation) at the encoder's hop."""
+    n_fft = kw.pop("n_fft", None) or 4 * hop_length
+    phase_advance = bool(kw.pop("phase_advance", False))
+    excitation = bool(kw.pop("excitation", False))
+    head = ISTFTHead(int(kw.get("dim", DEFAULT_DIM)), int(n_fft), hop_length, phase_advance, excitation)
+    return VocosDecoder(in_channels=latent_dim, head=head, **kw)
 
 
 def _dropout_choices(cfg: dict[str, Any], frame_rate: float, groups: int, bits: int) -> list[int] | None:
@@ -65,18 +68,6 @@ def _dropout_choices(cfg: dict[str, Any], frame_rate: float, groups: int, bits: 
         return None
     per_stage_kbps = frame_rate * groups * bits / 1000
     return sorted({max(1, int(math.floor(b / per_stage_kbps + 1e-9))) for b in bandwidths})
-
-
-def _pitch_tracker(setting: Any) -> TrackerSettings | None:
-    """`pitch_input`: absent/false (off), true (default tracker) or tracker settings for `estimate_f0`."""
-    if setting is None or setting is False:
-        return None
-    if setting is True:
-        return TrackerSettings()
-    keys = [f.name for f in fields(TrackerSettings)]
-    if not isinstance(setting, dict) or set(setting) - set(keys):
-        raise ConfigError(f"pitch_input must be true or a mapping with keys among {', '.join(keys)}")
-    return TrackerSettings(**setting)
 
 
 class ChannelNorm(nn.Module):
@@ -116,9 +107,8 @@ class Codec(CodecModel):
         latent_dim = int(cfg["latent_dim"])
         self.encoder = _build_encoder(cfg["encoder"], latent_dim)
         self.hop_length = int(cast(Any, self.encoder).hop_length)
-        self.decoder = _build_decoder(cfg["decoder"], latent_dim, self.hop_length, self.sample_rate)
-        head = getattr(self.decoder, "head", None)
-        self.decode_alignment = int(getattr(head, "frame_period", 1))
+        self.decoder = _build_decoder(cfg["decoder"], latent_dim, self.hop_length)
+        self.decode_alignment = int(getattr(self.decoder, "frame_period", 1))
         if self.decoder.hop_length != self.hop_length:
             raise ConfigError(
                 f"encoder hop {self.hop_length} != decoder hop {self.decoder.hop_length}: "
@@ -133,21 +123,14 @@ class Codec(CodecModel):
         choices = _dropout_choices(cfg, self.sample_rate / self.hop_length, groups, self.bits_per_code)
         self.quantizer = GroupResidualVQ(latent_dim, groups, depth, size, dropout_choices=choices, **q)
         self.latent_norm = _latent_norm(cfg.get("latent_norm", "none"), latent_dim)
-        # optional: reads f0 from the quantized latent (trained by the recipe's f0/voicing losses)
-        pitch = cfg.get("pitch_head")
-        self.pitch_head = PitchHead(latent_dim, **pitch) if pitch else None
-        # decoders with a harmonic excitation take the pitch head's output (VocosDecoder.uses_pitch)
-        self.decoder_uses_pitch = bool(getattr(self.decoder, "uses_pitch", False))
-        if self.decoder_uses_pitch and self.pitch_head is None:
+        # optional pitch conditioning (models/pitch.py); its modules keep their checkpoint names
+        self.pitch = build_pitch_conditioning(cfg, latent_dim, self.sample_rate, self.hop_length)
+        self.pitch_input = self.pitch.input if self.pitch is not None else None
+        self.pitch_head = self.pitch.head if self.pitch is not None else None
+        # decoders with a harmonic excitation take the pitch component's oscillator (VocosDecoder.uses_excitation)
+        self.decoder_uses_excitation = bool(getattr(self.decoder, "uses_excitation", False))
+        if self.decoder_uses_excitation and self.pitch_head is None:
             raise ConfigError("decoder.excitation follows the pitch head's f0: add a 'pitch_head'")
-        # optional: YIN f0 features added to the encoder output, so pitch reaches the codes without
-        # the encoder having to learn a pitch tracker (zero-initialised: a fine-tune starts unchanged)
-        self.pitch_tracker = _pitch_tracker(cfg.get("pitch_input"))
-        self.pitch_input: nn.Conv1d | None = None
-        if self.pitch_tracker is not None:
-            self.pitch_input = nn.Conv1d(3, latent_dim, 1)
-            for tensor in self.pitch_input.parameters():
-                nn.init.zeros_(tensor)
         if "num_codebooks" in cfg:
             self.set_num_codebooks(int(cfg["num_codebooks"]))
 
@@ -166,9 +149,8 @@ class Codec(CodecModel):
         """wav [B, 1, T] -> continuous pre-quantizer latent [B, latent_dim, ceil(T / hop)]."""
         wav = self._pad(wav)
         latent = self.encoder(wav)
-        if self.pitch_input is not None and self.pitch_tracker is not None:
-            track = estimate_f0(wav, self.sample_rate, self.hop_length, **asdict(self.pitch_tracker))
-            latent = latent + self.pitch_input(pitch_features(track).to(latent.dtype))
+        if self.pitch is not None:
+            latent = self.pitch.condition(latent, wav)
         return self.latent_norm(latent)
 
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
@@ -193,33 +175,34 @@ class Codec(CodecModel):
         if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
             raise ValueError(f"{self.name}: codes must lie in [0, {self.codebook_size})")
         quantized = self.quantizer.decode(codes.long())
-        if not self.decoder_uses_pitch:
-            return self.decoder(quantized), None
-        # the harmonic oscillator's phase is carried in cycles from window to window
-        assert self.pitch_head is not None
-        pitch = self.pitch_head(quantized)
-        f0, _ = pitch_to_hz(pitch)
-        cycles = oscillator_cycles(f0, self.sample_rate, self.hop_length, keep_start * self.hop_length, state)
-        wav = self.decoder(quantized, pitch, cycles)
-        return wav, cycles[:, keep_end * self.hop_length - 1] if keep_end > 0 else state
+        pitch = self.pitch.predict(quantized) if self.decoder_uses_excitation and self.pitch is not None else None
+        return self._synthesize(quantized, pitch, keep_start, keep_end, state)
 
-    def _decode_latent(self, quantized: torch.Tensor, pitch: torch.Tensor | None) -> torch.Tensor:
-        if not self.decoder_uses_pitch:
-            return self.decoder(quantized)
-        return self.decoder(quantized, pitch)
+    def _synthesize(
+        self, quantized: torch.Tensor, pitch: torch.Tensor | None, keep_start: int, keep_end: int,
+        phase: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Quantized latent -> (wav, the oscillator phase the next window needs, or None without one)."""
+        if not self.decoder_uses_excitation:
+            return self.decoder(quantized), None
+        assert self.pitch is not None and pitch is not None
+        excitation, cycles = self.pitch.excitation(pitch, keep_start, phase)
+        wav = self.decoder(quantized, excitation)
+        return wav, self.pitch.carried_phase(cycles, keep_end) if keep_end > 0 else phase
 
     @torch.no_grad()
     def predict_pitch(self, codes: torch.Tensor) -> PitchTrack:
         """codes [B, n_q, F] -> f0 and voicing per frame, read by the model's pitch head."""
-        if self.pitch_head is None:
+        if self.pitch is None or self.pitch.head is None:
             raise ConfigError(f"{self.name} has no pitch head (its config has no 'pitch_head')")
-        return PitchHead.to_track(self.pitch_head(self.quantizer.decode(codes.long())))
+        return PitchHead.to_track(self.pitch.predict(self.quantizer.decode(codes.long())))
 
     def forward(self, wav: torch.Tensor) -> CodecOutput:  # type: ignore[override]
         latent = self.latent(wav)
         q = self.quantizer(latent)
-        pitch = self.pitch_head(q.quantized) if self.pitch_head is not None else None
-        audio = self._decode_latent(q.quantized, pitch)[..., : wav.shape[-1]]
+        pitch = self.pitch.predict(q.quantized) if self.pitch is not None and self.pitch.head is not None else None
+        audio, _ = self._synthesize(q.quantized, pitch, 0, 0, None)
+        audio = audio[..., : wav.shape[-1]]
         return CodecOutput(
             audio=audio,
             codes=q.codes,

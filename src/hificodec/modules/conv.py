@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..dsp.padding import pad1d
 from .norm import apply_norm
 
 
@@ -21,26 +21,6 @@ def extra_padding_for_conv1d(length: int, kernel_size: int, stride: int, padding
     n_frames = (length - kernel_size + padding_total) / stride + 1
     ideal_length = (math.ceil(n_frames) - 1) * stride + (kernel_size - padding_total)
     return ideal_length - length
-
-
-def pad1d(x: torch.Tensor, left: int, right: int, mode: str = "zeros") -> torch.Tensor:
-    """F.pad that also works for reflect padding wider than the input (pads zeros first)."""
-    if mode == "zeros":
-        return F.pad(x, (left, right))
-    length = x.shape[-1]
-    max_pad = max(left, right)
-    extra = 0
-    if mode == "reflect" and length <= max_pad:
-        extra = max_pad - length + 1
-        x = F.pad(x, (0, extra))
-    elif mode == "reflect":
-        # the same values as F.pad(mode="reflect"), whose CPU kernels (forward and backward) cost
-        # ~7 % of a SEANet encoder's training step at 16 kHz; a concatenation of flipped edges does not
-        left_edge = [x[..., 1 : left + 1].flip(-1)] if left else []
-        right_edge = [x[..., length - right - 1 : length - 1].flip(-1)] if right else []
-        return torch.cat([*left_edge, x, *right_edge], dim=-1)
-    padded = F.pad(x, (left, right), mode=mode)
-    return padded[..., : padded.shape[-1] - extra]
 
 
 class SConv1d(nn.Module):

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..modules.pitch import REFERENCE_HZ, PitchTrack
-from .mel import MelResolution, mel_spectrogram, stft
+from ..dsp.mel import MelResolution, mel_spectrogram
+from ..dsp.pitch import REFERENCE_HZ, PitchTrack
+from ..dsp.stft import stft
 
 # ---- waveform --------------------------------------------------------------------------------
 

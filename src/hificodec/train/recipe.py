@@ -11,10 +11,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..config import apply_overrides, deep_merge, load_config
+from ..dsp.mel import MelResolution
+from ..dsp.pitch import TrackerSettings
 from ..errors import ConfigError
-from ..modules.pitch import TrackerSettings
 from .losses import PHASE_TERMS, STFTResolution
-from .mel import MelResolution
 
 # `train.init_from: stage:NAME` in a recipe of a chain (recipes/*/chain.yaml): the export of that stage,
 # which only `hificodec replay` knows

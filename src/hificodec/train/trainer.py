@@ -46,14 +46,14 @@ from ..config import dump_config, load_config
 from ..data.dataset import AudioSegmentDataset, ResumableBatchSampler, SegmentOptions, collate_segments
 from ..data.device_pool import DevicePool
 from ..data.manifest import ManifestEntry, read_entries
+from ..dsp.mel import MelResolution
+from ..dsp.pitch import PitchTrack, estimate_f0
 from ..errors import ConfigError, HificodecError
-from ..modules.pitch import PitchTrack, estimate_f0
 from . import checkpoints as ckpt
 from . import losses as L
 from .discriminators import DiscriminatorOutput, build_discriminator
 from .distributed import DistContext, any_across_ranks, barrier, init_distributed, states_match
 from .export import write_export
-from .mel import MelResolution
 from .optim import build_optimizer, guarded_step, lr_factor, set_lr
 from .recipe import Recipe
 from .validation import ValidationResult, load_validation_clips, validate

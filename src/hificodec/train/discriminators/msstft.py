@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..mel import hann_window
+from ...dsp.stft import hann_window
 from .common import DiscriminatorOutput, normed, run_each
 
 

@@ -1,4 +1,4 @@
-"""Mel filterbanks and log-mel spectrograms for training losses and validation.
+"""Mel filterbanks and log-mel spectrograms (training losses, validation and evaluation metrics).
 
 The filterbank follows the Slaney mel scale with Slaney area normalisation (librosa's defaults, which
 HiFi-GAN and HiFi-Codec were trained with). Filterbanks and windows are built once per
@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 
 import torch
+
+from .stft import stft
 
 _F_SP = 200.0 / 3  # Slaney scale: linear below 1 kHz with 66.7 Hz per mel
 _MIN_LOG_HZ = 1000.0
@@ -75,16 +77,6 @@ def mel_filterbank(
     return _mel_filterbank_cached(int(sample_rate), int(n_fft), int(n_mels), float(fmin), top, str(device))
 
 
-@functools.lru_cache(maxsize=64)
-def _hann_cached(win_length: int, device: str) -> torch.Tensor:
-    with torch.inference_mode(False):  # usable by training even when first asked for in inference mode
-        return torch.hann_window(win_length, device=device)
-
-
-def hann_window(win_length: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    return _hann_cached(int(win_length), str(device))
-
-
 @dataclass(frozen=True)
 class MelResolution:
     """One STFT/mel resolution; `weight` scales this resolution's term in a multi-resolution loss."""
@@ -97,20 +89,6 @@ class MelResolution:
     fmax: float | None = None
     power: float = 1.0  # 1: magnitude mel (HiFi-GAN), 2: power mel (torchaudio's default, Encodec)
     weight: float = 1.0
-
-
-def stft(wav: torch.Tensor, n_fft: int, hop_length: int, win_length: int, center: bool = True) -> torch.Tensor:
-    """Complex STFT of [B, 1, T] or [B, T] audio -> [B, n_fft // 2 + 1, frames] (float32, outside autocast)."""
-    x = wav.reshape(-1, wav.shape[-1]).float()
-    if center:
-        # reflect padding needs T > pad; fall back to zero padding for very short clips
-        pad = n_fft // 2
-        mode = "reflect" if x.shape[-1] > pad else "constant"
-        x = torch.nn.functional.pad(x[:, None], (pad, pad), mode=mode)[:, 0]
-    return torch.stft(
-        x, n_fft, hop_length=hop_length, win_length=win_length, window=hann_window(win_length, x.device),
-        center=False, return_complex=True,
-    )
 
 
 def mel_spectrogram(wav: torch.Tensor, sample_rate: int, res: MelResolution) -> torch.Tensor:

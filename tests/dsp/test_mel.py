@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from hificodec.train.mel import MelResolution, hz_to_mel, log_mel_spectrogram, mel_filterbank, mel_to_hz
+from hificodec.dsp.mel import MelResolution, hz_to_mel, log_mel_spectrogram, mel_filterbank, mel_to_hz
 
 
 def test_mel_scale_round_trip_and_slaney_breakpoint():

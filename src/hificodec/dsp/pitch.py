@@ -1,0 +1,115 @@
+"""Pitch tracking: a batched YIN f0 tracker in torch, and the pitch features a codec's encoder reads.
+
+The tracker makes training targets on the training device (no extra dependency, no offline pass), the
+encoder's pitch input (`models.pitch`) and the F0 metrics of evaluation. A pitch head trained against it
+(`modules.pitch`) is an auxiliary loss that makes the codes carry pitch. Without it a
+codec trained briefly learns the spectral envelope first and leaves out the harmonics' spacing
+(scripts/pitch_probe.py measured this on the session-2 model).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+# log-f0 (pitch features, pitch-head predictions) is in octaves relative to this frequency (keeps it near 0)
+REFERENCE_HZ = 100.0
+
+
+@dataclass
+class PitchTrack:
+    """f0 [B, F] in Hz (0 where unvoiced), voiced [B, F] bool, periodicity [B, F] in [0, 1]."""
+
+    f0: torch.Tensor
+    voiced: torch.Tensor
+    periodicity: torch.Tensor
+
+
+@dataclass
+class TrackerSettings:
+    """`estimate_f0`'s settings, as model configs (`pitch_input`) and recipes (`losses.pitch`) give them."""
+
+    fmin: float = 60.0
+    fmax: float = 500.0
+    threshold: float = 0.2  # YIN dip below which a frame counts as voiced
+    window_seconds: float = 0.025
+    silence_db: float = -50.0  # frames quieter than this (dBFS) are unvoiced
+
+
+@torch.no_grad()
+def estimate_f0(
+    wav: torch.Tensor,
+    sample_rate: int,
+    hop_length: int,
+    fmin: float = 60.0,
+    fmax: float = 500.0,
+    threshold: float = 0.2,
+    window_seconds: float = 0.025,
+    silence_db: float = -50.0,
+) -> PitchTrack:
+    """YIN (de Cheveigné & Kawahara, 2002) on frames centred on each `hop_length` block.
+
+    wav [B, 1, T] or [B, T] -> one estimate per block: F = ceil(T / hop_length), the codec's frame
+    count when hop_length is the codec's hop. A frame is voiced when its cumulative-mean-normalised
+    difference dips below `threshold` and its level is above `silence_db` dBFS.
+    """
+    if not 0 < fmin < fmax < sample_rate / 2:
+        raise ValueError(f"need 0 < fmin < fmax < sample_rate / 2, got fmin={fmin}, fmax={fmax}")
+    x = wav.reshape(wav.shape[0], -1).float()
+    batch, length = x.shape
+    frames_out = max(1, math.ceil(length / hop_length))
+    tau_min = max(2, int(sample_rate / fmax))
+    tau_max = int(math.ceil(sample_rate / fmin))
+    window = max(int(round(window_seconds * sample_rate)), tau_min)
+    span = window + tau_max + 1
+
+    # frames [B, F, span] whose integration window is centred on the block centre
+    offset = hop_length // 2 - window // 2
+    left = max(0, -offset)
+    right = max(0, (frames_out - 1) * hop_length + offset + left + span - (length + left))
+    padded = F.pad(x, (left, right))[:, offset + left:]
+    frames = padded.unfold(-1, span, hop_length)[:, :frames_out]
+    frames = frames - frames[..., :window].mean(dim=-1, keepdim=True)
+
+    # difference d(tau) = sum_{j<W} (x_j - x_{j+tau})^2 = E_0 + E_tau - 2 r(tau), r by FFT correlation
+    n_fft = 1 << (span + window - 1).bit_length()
+    spec = torch.fft.rfft(frames, n_fft)
+    head = torch.fft.rfft(frames[..., :window], n_fft)
+    corr = torch.fft.irfft(spec * head.conj(), n_fft)[..., : tau_max + 1]
+    energy = F.pad(frames.square().cumsum(dim=-1), (1, 0))
+    e_tau = energy[..., window: window + tau_max + 1] - energy[..., : tau_max + 1]
+    diff = (e_tau[..., :1] + e_tau - 2 * corr).clamp(min=0)
+
+    # cumulative-mean-normalised difference: removes the bias towards tau = 0
+    taus = torch.arange(tau_max + 1, device=x.device, dtype=x.dtype)
+    running = diff[..., 1:].cumsum(dim=-1)
+    cmnd = torch.ones_like(diff)
+    cmnd[..., 1:] = diff[..., 1:] * taus[1:] / running.clamp(min=1e-12)
+
+    # the first local minimum below threshold (YIN's absolute threshold step), else the global minimum
+    inner = cmnd[..., tau_min:tau_max]
+    is_min = (inner <= cmnd[..., tau_min - 1: tau_max - 1]) & (inner <= cmnd[..., tau_min + 1: tau_max + 1])
+    candidate = is_min & (inner < threshold)
+    has_dip = candidate.any(dim=-1)
+    first = candidate.float().argmax(dim=-1)
+    best = torch.where(has_dip, first, inner.argmin(dim=-1)) + tau_min
+
+    # parabolic interpolation between neighbouring lags
+    prev, at, nxt = (cmnd.gather(-1, (best + k).unsqueeze(-1)).squeeze(-1) for k in (-1, 0, 1))
+    curvature = prev - 2 * at + nxt
+    shift = torch.where(curvature > 1e-9, 0.5 * (prev - nxt) / curvature.clamp(min=1e-9), torch.zeros_like(at))
+    period = best.to(x.dtype) + shift.clamp(-1, 1)
+
+    level_db = 10 * torch.log10(frames[..., :window].square().mean(dim=-1) + 1e-12)
+    voiced = has_dip & (level_db > silence_db)
+    f0 = torch.where(voiced, sample_rate / period, torch.zeros_like(period))
+    return PitchTrack(f0=f0, voiced=voiced, periodicity=(1 - at).clamp(0, 1))
+
+
+def pitch_features(track: PitchTrack) -> torch.Tensor:
+    """[B, 3, F]: log2(f0 / 100 Hz) (0 where unvoiced), voicing (0/1) and periodicity."""
+    log_f0 = torch.where(track.voiced, torch.log2(track.f0.clamp(min=1.0) / REFERENCE_HZ), torch.zeros_like(track.f0))
+    return torch.stack([log_f0, track.voiced.to(log_f0.dtype), track.periodicity], dim=1)
