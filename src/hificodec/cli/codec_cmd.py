@@ -241,6 +241,7 @@ def run_info(args: argparse.Namespace) -> int:
                 pass
         size = os.path.getsize(path)
         tables = f", tables {h.entropy_id}" if h.payload_coding == ENTROPY else ""
+        payload_kbps = h.bitrate / 1000 if h.payload_coding != ENTROPY else reader.payload_bytes * 8 / h.duration / 1000
         if shown:
             print()
         shown += 1
@@ -254,8 +255,8 @@ def run_info(args: argparse.Namespace) -> int:
             f"  codes        {h.num_frames} frames x {h.num_codebooks} codebooks of {h.codebook_size} "
             f"({h.bits_per_code} bits), {h.sample_rate / h.hop_length:g} frames/s\n"
             f"  payload      {PAYLOAD_CODINGS[h.payload_coding]}{tables}\n"
-            f"  bitrate      {_rates(h, reader.payload_bytes)}; this file: {size * 8 / h.duration / 1000:.3f} kbps "
-            "with header and checksums"
+            f"  bitrate      {_rates(h, reader.payload_bytes)}; this file: {payload_kbps:.3f} kbps payload, "
+            f"{size * 8 / h.duration / 1000:.3f} kbps with header and checksums"
         )
 
     return _for_each(args, [(path,) for path in args.inputs], info)
