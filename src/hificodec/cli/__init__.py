@@ -27,6 +27,7 @@ COMMAND_MODULES: list[str] = [
     "hificodec.cli.tokenize_cmd",
     "hificodec.cli.data_cmd",
     "hificodec.cli.eval_cmd",
+    "hificodec.cli.report_cmd",
     "hificodec.cli.train_cmd",
     "hificodec.cli.replay_cmd",
 ]

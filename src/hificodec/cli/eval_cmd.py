@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Encode and decode every file with each model and baseline, compensate the delay, and score "
             "PESQ (wide-band at 16 kHz, narrow-band at 8 kHz), STOI/ESTOI, SI-SDR, multi-resolution mel "
-            "distance, F0 frame error and the measured bitrate. Writes results.csv, summary.json, summary.md and plots."
+            "distance, F0 frame error and the measured bitrate. Writes index.html (summary table, rate-quality "
+            "plot, listening clips for A/B comparison), results.csv, summary.json, summary.md and plots."
         ),
     )
     p.add_argument("source", metavar="DATA", help="folder of audio files, .jsonl manifest, file list, or one file")
@@ -74,7 +75,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--spectrograms", type=non_negative_int, default=3, metavar="N", help="spectrogram plots for the first N files"
     )
-    p.add_argument("--no-plots", action="store_true", help="skip the matplotlib figures")
+    p.add_argument(
+        "--listen",
+        type=non_negative_int,
+        default=10,
+        metavar="N",
+        help="keep N files (spread over the set) as compressed clips for the page's listening section (default: 10)",
+    )
+    p.add_argument("--no-html", action="store_true", help="skip index.html (`hificodec report DIR` can build it later)")
+    p.add_argument("--no-plots", action="store_true", help="skip the matplotlib figures (and the clips' spectrograms)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -106,10 +115,13 @@ def run(args: argparse.Namespace) -> int:
         ffmpeg=args.ffmpeg,
         max_delay_ms=args.max_delay_ms,
         spectrogram_files=0 if args.no_plots else args.spectrograms,
+        listen_files=args.listen,
         progress=not args.quiet,
     )
     report = evaluate(config)
-    written = write_report(report, args.out, plots=not args.no_plots)
+    written = write_report(report, args.out, plots=not args.no_plots, html=not args.no_html, ffmpeg=args.ffmpeg)
     print(summary_markdown(report.summary))
     print(f"wrote {len(written)} files to {args.out}/", file=sys.stderr)
+    if not args.no_html:
+        print(f"report page: {os.path.join(args.out, 'index.html')}", file=sys.stderr)
     return 0

@@ -99,3 +99,37 @@ def _save(fig, path: str | os.PathLike) -> Path:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return p
+
+
+def spectrogram_thumbnail(
+    audio: np.ndarray,
+    sample_rate: int,
+    path: str | os.PathLike,
+    top_hz: float | None = None,
+    vmax: float | None = None,
+    height: int = 96,
+    px_per_second: int = 120,
+) -> Path:
+    """A small axis-less spectrogram PNG (0..`top_hz` bottom to top, 80 dB range below `vmax`) for
+    the report's listening section; a 64-colour palette keeps it a few kB. Bands above the clip's
+    Nyquist (a 16 kHz model next to a 24 kHz reference) are drawn as silence on the shared axis."""
+    import matplotlib
+    from PIL import Image
+
+    spec = _log_spectrogram(audio, sample_rate)  # [bins, frames], bins up to sample_rate / 2
+    top = top_hz or sample_rate / 2
+    vmax = float(spec.max()) if vmax is None else vmax
+    # Rows: `height` frequencies from top to bottom; columns: time, pooled to the wanted width.
+    freqs = np.linspace(top, 0, height)
+    bin_hz = (sample_rate / 2) / (spec.shape[0] - 1)
+    rows = np.clip(np.round(freqs / bin_hz).astype(int), 0, spec.shape[0] - 1)
+    img = np.where((freqs <= sample_rate / 2)[:, None], spec[rows], vmax - 80)
+    width = max(1, int(round(len(audio) / sample_rate * px_per_second)))
+    edges = np.linspace(0, img.shape[1], width + 1).astype(int)
+    img = np.stack([img[:, a : max(b, a + 1)].max(axis=1) for a, b in zip(edges[:-1], edges[1:], strict=True)], 1)
+    level = np.clip((img - (vmax - 80)) / 80, 0, 1)
+    rgb = (matplotlib.colormaps["magma"](level)[..., :3] * 255).astype(np.uint8)
+    p = Path(path)
+    with atomic_output(p) as tmp:
+        Image.fromarray(rgb).quantize(64).save(tmp, format="PNG", optimize=True)
+    return p

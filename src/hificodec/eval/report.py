@@ -102,8 +102,14 @@ def summary_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(report: EvalReport, out_dir: str | os.PathLike, plots: bool = True) -> list[Path]:
-    """Write all report files into `out_dir` (created if needed); returns the paths written."""
+def write_report(
+    report: EvalReport, out_dir: str | os.PathLike, plots: bool = True, html: bool = True, ffmpeg: str | None = None
+) -> list[Path]:
+    """Write all report files into `out_dir` (created if needed); returns the paths written.
+
+    Besides the tables and figures: the listening clips of `report.listen_files` (listening.json,
+    listen/; `ffmpeg` compresses them) and, with `html`, the page index.html built from the folder
+    as `hificodec report` would build it."""
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -118,7 +124,19 @@ def write_report(report: EvalReport, out_dir: str | os.PathLike, plots: bool = T
         from .plots import plot_rate_quality, plot_spectrograms
 
         written.append(plot_rate_quality(report.summary, out / "rate_quality.png"))
-        for i, (file, audios) in enumerate(report.examples.items()):
+        for i, file in enumerate(report.spectrogram_files):
+            audios = report.examples[file]
             if len(audios) > 1:
                 written.append(plot_spectrograms(file, audios, out / f"spectrogram_{i:02d}_{Path(file).stem}.png"))
+    if report.listen_files:
+        from .clips import write_listening
+
+        written += write_listening(report, out, ffmpeg=ffmpeg, spectrograms=plots)
+    if html:
+        from .folder import read_eval_folder
+        from .html import build_page
+
+        # Built from what was just written, so that eval's page and `hificodec report`'s are the same.
+        page = build_page([read_eval_folder(out)], out, plots=plots, replot=False)
+        written += [p for p in page if p not in written]
     return written

@@ -45,6 +45,7 @@ class EvalConfig:
     ffmpeg: str | None = None
     max_delay_ms: float = 100.0
     spectrogram_files: int = 3
+    listen_files: int = 10  # files kept for the report's listening section, spread over the set
     progress: bool = True
 
 
@@ -52,8 +53,11 @@ class EvalConfig:
 class EvalReport:
     rows: list[dict]
     summary: dict
-    #: spectrogram material: file -> {"reference": (audio, sr), system: (audio, sr), ...}
+    #: kept audio: file -> {"reference": (audio, sr), system: (audio, sr), ...}
     examples: dict[str, dict[str, tuple[np.ndarray, int]]] = field(default_factory=dict)
+    #: files (in `examples`) for spectrogram figures, and for the listening section
+    spectrogram_files: list[str] = field(default_factory=list)
+    listen_files: list[str] = field(default_factory=list)
 
 
 def evaluate(config: EvalConfig) -> EvalReport:
@@ -61,9 +65,8 @@ def evaluate(config: EvalConfig) -> EvalReport:
     if config.limit is not None:
         if config.limit < 1:
             raise HificodecError(f"--limit must be at least 1, got {config.limit}")
-        if config.spread and config.limit < len(entries):
-            step = len(entries) / config.limit  # evenly spaced: covers every speaker/source in order
-            entries = [entries[int(k * step)] for k in range(config.limit)]
+        if config.spread:
+            entries = [entries[i] for i in spread_indices(len(entries), config.limit)]
         else:
             entries = entries[: config.limit]
     specs = parse_baselines(config.baselines)
@@ -87,10 +90,14 @@ def evaluate(config: EvalConfig) -> EvalReport:
         s.warm_up()
 
     order = [s.name for s in systems] + [b.name for b in runnable]
+    # audio kept for the spectrogram figures (first files) and the listening clips (spread over the set)
+    keep = set(range(min(config.spectrogram_files, len(entries)))) | set(
+        spread_indices(len(entries), config.listen_files)
+    )
     examples: dict[str, dict[str, tuple[np.ndarray, int]]] = {}
     with tempfile.TemporaryDirectory(prefix="hificodec-eval-") as tmp:
         # Phase 1: the models alone on the machine, so their real-time factor is not skewed by the pool.
-        coded = _code_with_models(config, entries, systems, Path(tmp))
+        coded = _code_with_models(config, entries, systems, Path(tmp), keep)
         # Phase 2: scoring (and the ffmpeg baselines) in worker processes.
         results: list[ScoreResult] = []
         with tqdm(
@@ -100,7 +107,7 @@ def evaluate(config: EvalConfig) -> EvalReport:
             disable=not config.progress,
             file=sys.stderr,
         ) as bar:
-            for result in _run(config, _jobs(config, entries, systems, runnable, coded, examples)):
+            for result in _run(config, _jobs(config, entries, systems, runnable, coded, examples, keep)):
                 results.append(result)
                 bar.update(1)
     for r in results:
@@ -110,11 +117,28 @@ def evaluate(config: EvalConfig) -> EvalReport:
     file_rank = {e.path: i for i, e in enumerate(entries)}
     rows = sorted((r.row for r in results), key=lambda row: (rank[row["system"]], file_rank[row["file"]]))
     summary = summarise(rows, order, systems, runnable, notes, config, n_files=len(entries))
-    return EvalReport(rows, summary, examples)
+    paths = [e.path for e in entries]
+    return EvalReport(
+        rows,
+        summary,
+        examples,
+        spectrogram_files=[p for p in paths[: config.spectrogram_files] if p in examples],
+        listen_files=[paths[i] for i in spread_indices(len(paths), config.listen_files) if paths[i] in examples],
+    )
+
+
+def spread_indices(n: int, k: int) -> list[int]:
+    """k indices evenly spaced over range(n) (all of them if k >= n): covers every speaker/source in order."""
+    if k <= 0 or n <= 0:
+        return []
+    if k >= n:
+        return list(range(n))
+    step = n / k
+    return [int(i * step) for i in range(k)]
 
 
 def _code_with_models(
-    config: EvalConfig, entries: list[ManifestEntry], systems: list[ModelSystem], tmp: Path
+    config: EvalConfig, entries: list[ManifestEntry], systems: list[ModelSystem], tmp: Path, keep: set[int]
 ) -> dict[tuple[int, int], ScoreJob | ScoreResult]:
     """Encode + decode every readable file with every model; outputs go to .npy files in `tmp`.
 
@@ -151,7 +175,7 @@ def _code_with_models(
                         encode_s=run.encode_seconds,
                         decode_s=run.decode_seconds,
                         max_delay_ms=config.max_delay_ms,
-                        keep_audio=i < config.spectrogram_files,
+                        keep_audio=i in keep,
                     )
                 bar.update(1)
     return out
@@ -164,10 +188,11 @@ def _jobs(
     baselines: list[BaselineSpec],
     coded: dict[tuple[int, int], ScoreJob | ScoreResult],
     examples: dict,
+    keep_files: set[int],
 ) -> Iterator[ScoreJob | ScoreResult]:
     """Scoring jobs in file order; files that cannot be read yield error rows directly."""
     for i, entry in enumerate(entries):
-        keep = i < config.spectrogram_files
+        keep = i in keep_files
         try:
             audio, sr = load_audio(entry.path, mono=True)
         except AudioError as e:
