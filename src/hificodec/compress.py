@@ -116,10 +116,13 @@ def tables_next_to(model_dir: str | os.PathLike) -> Path | None:
 
 
 def _release_tables(model: CodecModel) -> EntropyTables | None:
+    """The tables installed with `model`'s release; None for a release that ships none (an earlier
+    release of the installed model's name has none: the folder's tables belong to the installed one)."""
     if model.release is None:
         return None
     path = tables_next_to(pretrained_dir() / split_id(model.release)[0])
-    return _read_tables(path) if path is not None else None
+    tables = _read_tables(path) if path is not None else None
+    return tables if tables is not None and tables.model_hash in accepted_hashes(model) else None
 
 
 _TABLES_CACHE: dict[tuple[str, float], EntropyTables] = {}
