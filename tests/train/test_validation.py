@@ -5,7 +5,7 @@ import torch
 
 from hificodec.audio import load_audio
 from hificodec.demo import bundled_clip
-from hificodec.eval.metrics import stoi
+from hificodec.eval.metrics import MetricError, pesq_wb, stoi
 from hificodec.train.validation import validate
 
 
@@ -29,8 +29,38 @@ def test_metrics_leave_out_clips_they_cannot_score(speech):
     short, long = speech[..., :4800], speech
     result = validate(model, [short, long], {}, 16000, metric_clips=2, device=torch.device("cpu"))
     real, fake = long[0, 0].numpy(), model(long).audio[0, 0].numpy()
-    assert result.stoi == pytest.approx(stoi(real, fake, 16000), abs=1e-6)
+    assert result.stoi == stoi(real, fake, 16000)  # the long clip's score alone, as `hificodec eval` gives it
     assert 0.8 < result.stoi < 1.0  # a real score of a slightly noisy copy
-    assert result.pesq is not None
+    # PESQ scores the 0.3 s clip too: the mean of both, each as eval scores it
+    short_fake = model(short).audio[0, 0].numpy()
+    pesqs = [pesq_wb(short[0, 0].numpy(), short_fake, 16000), pesq_wb(real, fake, 16000)]
+    assert result.pesq == pytest.approx(sum(pesqs) / 2)
     only_short = validate(model, [short], {}, 16000, metric_clips=1, device=torch.device("cpu"))
     assert only_short.stoi is None and only_short.clips == 1
+
+
+def test_a_silent_reference_is_left_out_as_eval_leaves_it_out(speech):
+    """Digital silence has no PESQ (its C code would divide by a zero peak) and no STOI: no scores at all,
+    for the same reason `hificodec eval` gives, rather than a number from an undefined metric."""
+    model = NoisyCopy()
+    silent = torch.zeros_like(speech)
+    for metric in (pesq_wb, stoi):
+        with pytest.raises(MetricError, match="silent"):
+            metric(silent[0, 0].numpy(), silent[0, 0].numpy(), 16000)
+    result = validate(model, [silent], {}, 16000, metric_clips=1, device=torch.device("cpu"))
+    assert result.pesq is None and result.stoi is None and result.clips == 1
+    # next to a scorable clip, the silent one is left out of the averages
+    both = validate(model, [silent, speech], {}, 16000, metric_clips=2, device=torch.device("cpu"))
+    real, fake = speech[0, 0].numpy(), model(speech).audio[0, 0].numpy()
+    assert both.pesq == pesq_wb(real, fake, 16000) and both.stoi == stoi(real, fake, 16000)
+
+
+def test_scores_are_computed_at_the_model_rate_by_eval(speech):
+    """A 24 kHz model's clips go through eval's resampling to 16 kHz: the same scores as eval's metrics."""
+    from hificodec.audio import resample
+
+    wav24 = torch.from_numpy(resample(speech[0, 0].numpy(), 16000, 24000))[None, None]
+    model = NoisyCopy()
+    result = validate(model, [wav24], {}, 24000, metric_clips=1, device=torch.device("cpu"))
+    real, fake = wav24[0, 0].numpy(), model(wav24).audio[0, 0].numpy()
+    assert result.pesq == pesq_wb(real, fake, 24000) and result.stoi == stoi(real, fake, 24000)

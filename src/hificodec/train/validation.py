@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..audio import load_audio, resample
+from ..audio import load_audio
 from ..data.manifest import ManifestEntry
 from ..errors import AudioError
+from ..eval.metrics import MetricError, pesq_wb, stoi
 
 log = logging.getLogger(__name__)
-METRIC_RATE = 16000
 
 
 @dataclass
@@ -44,27 +44,17 @@ def load_validation_clips(
 
 
 def pesq_stoi(real: np.ndarray, fake: np.ndarray, sample_rate: int) -> tuple[float | None, float | None]:
-    """PESQ wide-band and STOI at 16 kHz (resampled with soxr, cropped to equal length); None where the
-    metric is undefined for the clip (silent, too short), never a placeholder score."""
-    from pesq import pesq
-
-    from ..eval.metrics import MetricError, stoi
-
-    r = resample(real.astype(np.float32), sample_rate, METRIC_RATE)
-    f = resample(fake.astype(np.float32), sample_rate, METRIC_RATE)
-    n = min(len(r), len(f))
-    r, f = r[:n], f[:n]
-    try:
-        p = float(pesq(METRIC_RATE, r, f, "wb"))
-    except Exception as e:  # pesq refuses silent or very short clips
-        log.warning("validation: PESQ failed (%s)", e)
-        p = None
-    try:
-        s: float | None = stoi(r, f, METRIC_RATE)
-    except MetricError as e:  # pystoi would return 1e-5 for a clip with under ~384 ms of speech
-        log.warning("validation: STOI skipped (%s)", e)
-        s = None
-    return p, s
+    """PESQ wide-band and STOI as `hificodec eval` computes them (`hificodec.eval.metrics`: 16 kHz,
+    soxr); None where a metric is undefined for the clip (silent, too short), never a placeholder."""
+    n = min(len(real), len(fake))
+    scores: list[float | None] = []
+    for metric in (pesq_wb, stoi):
+        try:
+            scores.append(metric(real[:n], fake[:n], sample_rate))
+        except MetricError as e:
+            log.warning("validation: %s skipped (%s)", metric.__name__, e)
+            scores.append(None)
+    return scores[0], scores[1]
 
 
 @torch.no_grad()
