@@ -64,7 +64,6 @@ class LossSettings:
     mel_resolutions: list[MelResolution] = field(default_factory=list)
     stft_resolutions: list[STFTResolution] = field(default_factory=list)
     stft_complex: bool = False
-    stft_log_offset: float = 0.0
     phase_resolutions: list[STFTResolution] = field(default_factory=list)
     phase_weighted: bool = True
     phase_terms: tuple[str, ...] = PHASE_TERMS
@@ -138,7 +137,7 @@ def _section(cls, raw: Any, where: str):
 # keys each `losses.<section>` accepts (a typo must fail, not silently train with a default)
 LOSS_SECTIONS: dict[str, tuple[str, ...]] = {
     "mel": ("style", "resolutions"),
-    "stft": ("complex", "log_offset", "resolutions"),
+    "stft": ("complex", "resolutions"),
     "phase": ("resolutions", "weighted", "terms"),
     "adversarial": ("kind", "start_step"),
     "feature_matching": ("relative",),
@@ -146,9 +145,19 @@ LOSS_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# settings that existed once, with why they are gone: a recipe naming one fails with this reason
+RETIRED = {
+    "losses.stft.log_offset": "the log-magnitude term compares log |S| (the log(|S| + c) "
+    "experiment and its results are in docs/results.md)",
+}
+
+
 def _check_keys(raw: Any, known: Any, where: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"recipe: '{where}' must be a mapping")
+    for key in raw:
+        if f"{where}.{key}" in RETIRED:
+            raise ConfigError(f"recipe: {where}.{key} was retired; {RETIRED[f'{where}.{key}']}; remove the key")
     unknown = set(raw) - set(known)
     if unknown:
         raise ConfigError(f"recipe: unknown key(s) {sorted(unknown)} in '{where}' (known: {', '.join(sorted(known))})")
@@ -192,7 +201,6 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         mel_resolutions=_resolutions(MelResolution, mel.get("resolutions"), "losses.mel.resolutions"),
         stft_resolutions=_resolutions(STFTResolution, stft.get("resolutions"), "losses.stft.resolutions"),
         stft_complex=bool(stft.get("complex", False)),
-        stft_log_offset=float(stft.get("log_offset", 0.0)),
         phase_resolutions=_resolutions(STFTResolution, phase.get("resolutions"), "losses.phase.resolutions"),
         phase_weighted=bool(phase.get("weighted", True)),
         phase_terms=tuple(phase.get("terms", PHASE_TERMS)),
@@ -207,8 +215,6 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         raise ConfigError(f"recipe: unknown loss weight(s) {sorted(bad)} (known: {', '.join(KNOWN_LOSSES)})")
     if weights.get("mel") and not losses.mel_resolutions:
         raise ConfigError("recipe: loss_weights.mel is set but losses.mel.resolutions is empty")
-    if losses.stft_log_offset < 0:
-        raise ConfigError(f"recipe: losses.stft.log_offset must be >= 0, got {losses.stft_log_offset}")
     if weights.get("stft") and not losses.stft_resolutions:
         raise ConfigError("recipe: loss_weights.stft is set but losses.stft.resolutions is empty")
     if set(losses.phase_terms) - set(PHASE_TERMS) or not losses.phase_terms:

@@ -581,7 +581,7 @@ class Trainer:
     def _stft_loss(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """The recipe's STFT loss, one definition for training and validation."""
         ls = self.recipe.losses
-        return L.multi_resolution_stft_loss(fake, real, ls.stft_resolutions, ls.stft_complex, ls.stft_log_offset)
+        return L.multi_resolution_stft_loss(fake, real, ls.stft_resolutions, ls.stft_complex)
 
     def run_validation(self) -> ValidationResult:
         # every rank runs the same validation (no rank-dependent control flow); rank 0 logs it
