@@ -1,4 +1,7 @@
+import json
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -7,7 +10,7 @@ import hificodec
 from hificodec.config import load_config
 from hificodec.errors import ConfigError
 from hificodec.train.discriminators import build_discriminator
-from hificodec.train.recipe import load_recipe
+from hificodec.train.recipe import Recipe, load_recipe
 from tiny_codecs import TINY_RECIPES
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -18,6 +21,7 @@ ALL = sorted(
 IDS = [str(p.relative_to(p.parents[1])) for p in ALL]
 # a chain's stages start from another stage's export (`stage:N`), which only the replay resolves
 NO_INIT = ["train.init_from=null"]
+EXPECTED = Path(__file__).with_name("recipe_settings.json")
 
 
 @pytest.mark.parametrize("path", ALL, ids=IDS)
@@ -46,25 +50,25 @@ def test_every_recipe_builds_its_model_and_discriminator(path):
 
 def test_paper_hificodec_recipe_matches_the_reference():
     r = load_recipe(RECIPES / "paper" / "hificodec-16k-320d.yaml")
-    first = r.losses.mel_resolutions[0]
+    first = r.losses["mel"].resolutions[0]
     assert (first.n_fft, first.hop_length, first.win_length, first.n_mels, first.fmax, first.weight) == (
         1024, 200, 800, 80, 8000, 45.0)
     assert (r.generator_optim.name, r.generator_optim.lr, r.generator_optim.betas) == ("adam", 2e-4, (0.5, 0.9))
     assert (r.schedule.gamma, r.schedule.per, r.seed) == (0.98, "epoch", 1234)
-    assert set(r.discriminators) == {"mpd", "msd", "msstft"} and r.losses.adversarial == "lsgan"
+    assert set(r.discriminators) == {"mpd", "msd", "msstft"} and r.losses["adversarial"].kind == "lsgan"
     assert r.loss_weights["feat"] == 2 and r.loss_weights["codebook"] == 10 and r.loss_weights["commitment"] == 2.5
     r24 = load_recipe(RECIPES / "paper" / "hificodec-24k-240d.yaml")
-    assert r24.losses.mel_resolutions[0].hop_length == 240 and r24.model["sample_rate"] == 24000
+    assert r24.losses["mel"].resolutions[0].hop_length == 240 and r24.model["sample_rate"] == 24000
 
 
 def test_encodec_and_soundstream_recipes():
     enc = load_recipe(RECIPES / "paper" / "encodec-24k-240d.yaml")
-    assert enc.losses.adversarial == "hinge" and enc.losses.adversarial_start == 500
-    assert [m.n_fft for m in enc.losses.mel_resolutions] == [2**i for i in range(6, 12)]
+    assert enc.losses["adversarial"].kind == "hinge" and enc.losses["adversarial"].start_step == 500
+    assert [m.n_fft for m in enc.losses["mel"].resolutions] == [2**i for i in range(6, 12)]
     assert enc.loss_weights["mse"] == 100 and enc.loss_weights["commitment"] == 1000
     ss = load_recipe(RECIPES / "paper" / "soundstream-24k-240d.yaml")
     assert ss.data.mix_prob == 0.3 and ss.loss_weights["logits"] == 1
-    assert max(m.n_fft for m in ss.losses.mel_resolutions) == 1024
+    assert max(m.n_fft for m in ss.losses["mel"].resolutions) == 1024
     assert build_discriminator(ss.discriminators) is not None
 
 
@@ -98,7 +102,7 @@ def test_pitch_losses_need_a_pitch_head():
         TINY_RECIPES / "tiny-hificodec.yaml",
         ["loss_weights.f0=1", "model_overrides.pitch_head.channels=8", "losses.pitch.fmin=80"],
     )
-    assert r.loss_weights["f0"] == 1.0 and r.losses.pitch.fmin == 80.0 and r.losses.pitch.fmax == 500.0
+    assert r.loss_weights["f0"] == 1.0 and r.losses["pitch"].fmin == 80.0 and r.losses["pitch"].fmax == 500.0
 
 
 def test_a_chain_stage_run_on_its_own_asks_for_its_starting_point():
@@ -139,3 +143,31 @@ def test_the_leg_self_check_recipes_match_the_test_fixtures():
         for key in ("model", "data", "valid", "generator_optim", "discriminator_optim", "schedule", "losses",
                     "loss_weights", "discriminators", "train"):
             assert getattr(built, key) == getattr(fixture, key), (family, key)
+
+
+def flat_settings(r: Recipe) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "seed": r.seed, "data": asdict(r.data), "valid": asdict(r.valid), "train": asdict(r.train),
+        "optim.generator": asdict(r.generator_optim), "optim.discriminator": asdict(r.discriminator_optim),
+        "optim.schedule": asdict(r.schedule), "discriminators": r.discriminators, "loss_weights": r.loss_weights,
+    }
+    for name, settings in r.losses.items():
+        out.update({f"losses.{name}.{key}": value for key, value in asdict(settings).items()})
+    return json.loads(json.dumps(out))  # tuples as lists, as in the file
+
+
+def test_every_recipe_file_is_in_the_expected_settings():
+    """recipe_settings.json was dumped from the parser the loss registry replaced, in recipe-key space
+    (`losses.mel.style`, ...), not from how settings are held in memory. After an intended change to a
+    recipe, rewrite it: `PYTHONPATH=src python tests/train/test_recipe.py` (from the repository root)."""
+    assert sorted(IDS) == sorted(json.loads(EXPECTED.read_text()))
+
+
+@pytest.mark.parametrize("path, name", list(zip(ALL, IDS)), ids=IDS)
+def test_recipe_parses_to_the_same_settings(path, name):
+    assert flat_settings(load_recipe(path, NO_INIT)) == json.loads(EXPECTED.read_text())[name]
+
+
+if __name__ == "__main__":
+    dumped = {name: flat_settings(load_recipe(path, NO_INIT)) for path, name in zip(ALL, IDS)}
+    EXPECTED.write_text(json.dumps(dumped, indent=1, sort_keys=True))

@@ -31,6 +31,8 @@ def waveform_mse(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 
 # ---- spectral --------------------------------------------------------------------------------
 
+MEL_STYLES = ("log_l1", "l1_log_rms")
+
 
 def multi_resolution_mel_loss(
     fake: torch.Tensor,

@@ -7,22 +7,17 @@ discriminators, train. See recipes/base.yaml for every key with its default and 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import apply_overrides, deep_merge, load_config
-from ..dsp.mel import MelResolution
-from ..dsp.pitch import TrackerSettings
 from ..errors import ConfigError
-from .losses import PHASE_TERMS, STFTResolution
+from .loss_specs import parse_losses
+from .settings import parse_settings
 
 # `train.init_from: stage:NAME` in a recipe of a chain (recipes/*/chain.yaml): the export of that stage,
 # which only `hificodec replay` knows
 STAGE_PREFIX = "stage:"
-
-KNOWN_LOSSES = (
-    "mel", "stft", "phase", "l1", "mse", "adv", "feat", "logits", "commitment", "codebook", "f0", "voicing",
-)
 
 
 @dataclass
@@ -56,21 +51,6 @@ class ScheduleSettings:
     gamma: float = 1.0  # exponential decay factor (1: constant)
     per: str = "epoch"  # decay per "epoch" or per "step"
     warmup_steps: int = 0  # linear warm-up from 0
-
-
-@dataclass
-class LossSettings:
-    mel_style: str = "log_l1"
-    mel_resolutions: list[MelResolution] = field(default_factory=list)
-    stft_resolutions: list[STFTResolution] = field(default_factory=list)
-    stft_complex: bool = False
-    phase_resolutions: list[STFTResolution] = field(default_factory=list)
-    phase_weighted: bool = True
-    phase_terms: tuple[str, ...] = PHASE_TERMS
-    adversarial: str = "lsgan"
-    adversarial_start: int = 0
-    relative_feature_matching: bool = False
-    pitch: TrackerSettings = field(default_factory=TrackerSettings)  # makes the f0/voicing targets
 
 
 @dataclass
@@ -112,63 +92,11 @@ class Recipe:
     generator_optim: OptimizerSettings
     discriminator_optim: OptimizerSettings
     schedule: ScheduleSettings
-    losses: LossSettings
+    losses: dict[str, Any]  # settings by loss name (`loss_specs.LOSSES`)
     loss_weights: dict[str, float]
     discriminators: dict[str, dict[str, Any]]
     train: TrainSettings
     raw: dict[str, Any]  # the resolved config, saved with checkpoints
-
-
-def _section(cls, raw: Any, where: str):
-    raw = raw or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"recipe: '{where}' must be a mapping")
-    names = {f.name for f in fields(cls)}
-    unknown = set(raw) - names
-    if unknown:
-        raise ConfigError(f"recipe: unknown key(s) {sorted(unknown)} in '{where}' (known: {', '.join(sorted(names))})")
-    kw = {k: tuple(v) if isinstance(v, list) and k in ("gain_db", "betas") else v for k, v in raw.items()}
-    try:
-        return cls(**kw)
-    except TypeError as e:
-        raise ConfigError(f"recipe: bad '{where}' settings ({e})") from None
-
-
-# keys each `losses.<section>` accepts (a typo must fail, not silently train with a default)
-LOSS_SECTIONS: dict[str, tuple[str, ...]] = {
-    "mel": ("style", "resolutions"),
-    "stft": ("complex", "resolutions"),
-    "phase": ("resolutions", "weighted", "terms"),
-    "adversarial": ("kind", "start_step"),
-    "feature_matching": ("relative",),
-    "pitch": tuple(f.name for f in fields(TrackerSettings)),
-}
-
-
-# settings that existed once, with why they are gone: a recipe naming one fails with this reason
-RETIRED = {
-    "losses.stft.log_offset": "the log-magnitude term compares log |S| (the log(|S| + c) "
-    "experiment and its results are in docs/results.md)",
-}
-
-
-def _check_keys(raw: Any, known: Any, where: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"recipe: '{where}' must be a mapping")
-    for key in raw:
-        if f"{where}.{key}" in RETIRED:
-            raise ConfigError(f"recipe: {where}.{key} was retired; {RETIRED[f'{where}.{key}']}; remove the key")
-    unknown = set(raw) - set(known)
-    if unknown:
-        raise ConfigError(f"recipe: unknown key(s) {sorted(unknown)} in '{where}' (known: {', '.join(sorted(known))})")
-    return raw
-
-
-def _resolutions(cls, items: Any, where: str) -> list:
-    out = []
-    for i, item in enumerate(items or []):
-        out.append(_section(cls, item, f"{where}[{i}]"))
-    return out
 
 
 def model_config(raw: dict[str, Any]) -> dict[str, Any]:
@@ -190,57 +118,20 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
     if unknown:
         raise ConfigError(f"recipe: unknown top-level key(s) {sorted(unknown)}")
     optim = raw.get("optim") or {}
-    losses_raw = dict(raw.get("losses") or {})
-    _check_keys(losses_raw, LOSS_SECTIONS, "losses")
-    mel, stft, phase, adv, fm = (
-        _check_keys(losses_raw.get(name) or {}, LOSS_SECTIONS[name], f"losses.{name}")
-        for name in ("mel", "stft", "phase", "adversarial", "feature_matching")
-    )
-    losses = LossSettings(
-        mel_style=mel.get("style", "log_l1"),
-        mel_resolutions=_resolutions(MelResolution, mel.get("resolutions"), "losses.mel.resolutions"),
-        stft_resolutions=_resolutions(STFTResolution, stft.get("resolutions"), "losses.stft.resolutions"),
-        stft_complex=bool(stft.get("complex", False)),
-        phase_resolutions=_resolutions(STFTResolution, phase.get("resolutions"), "losses.phase.resolutions"),
-        phase_weighted=bool(phase.get("weighted", True)),
-        phase_terms=tuple(phase.get("terms", PHASE_TERMS)),
-        adversarial=adv.get("kind", "lsgan"),
-        adversarial_start=int(adv.get("start_step", 0)),
-        relative_feature_matching=bool(fm.get("relative", False)),
-        pitch=_section(TrackerSettings, losses_raw.get("pitch"), "losses.pitch"),
-    )
-    weights = {k: float(v) for k, v in (raw.get("loss_weights") or {}).items()}
-    bad = set(weights) - set(KNOWN_LOSSES)
-    if bad:
-        raise ConfigError(f"recipe: unknown loss weight(s) {sorted(bad)} (known: {', '.join(KNOWN_LOSSES)})")
-    if weights.get("mel") and not losses.mel_resolutions:
-        raise ConfigError("recipe: loss_weights.mel is set but losses.mel.resolutions is empty")
-    if weights.get("stft") and not losses.stft_resolutions:
-        raise ConfigError("recipe: loss_weights.stft is set but losses.stft.resolutions is empty")
-    if set(losses.phase_terms) - set(PHASE_TERMS) or not losses.phase_terms:
-        raise ConfigError(
-            f"recipe: losses.phase.terms must be among {', '.join(PHASE_TERMS)} (got {list(losses.phase_terms)})"
-        )
-    if weights.get("phase") and not losses.phase_resolutions:
-        raise ConfigError("recipe: loss_weights.phase is set but losses.phase.resolutions is empty")
     model = model_config(raw)
-    if (weights.get("f0") or weights.get("voicing")) and not model.get("pitch_head"):
-        raise ConfigError(
-            "recipe: loss_weights.f0/voicing need a model with a pitch head "
-            "(model_overrides: {pitch_head: {channels: 256}})"
-        )
+    losses, weights = parse_losses(raw.get("losses"), raw.get("loss_weights"), model)
     recipe = Recipe(
         model=model,
         seed=int(raw.get("seed", 1234)),
-        data=_section(DataSettings, raw.get("data"), "data"),
-        valid=_section(ValidSettings, raw.get("valid"), "valid"),
-        generator_optim=_section(OptimizerSettings, optim.get("generator"), "optim.generator"),
-        discriminator_optim=_section(OptimizerSettings, optim.get("discriminator"), "optim.discriminator"),
-        schedule=_section(ScheduleSettings, optim.get("schedule"), "optim.schedule"),
+        data=parse_settings(DataSettings, raw.get("data"), "data"),
+        valid=parse_settings(ValidSettings, raw.get("valid"), "valid"),
+        generator_optim=parse_settings(OptimizerSettings, optim.get("generator"), "optim.generator"),
+        discriminator_optim=parse_settings(OptimizerSettings, optim.get("discriminator"), "optim.discriminator"),
+        schedule=parse_settings(ScheduleSettings, optim.get("schedule"), "optim.schedule"),
         losses=losses,
         loss_weights=weights,
         discriminators=dict(raw.get("discriminators") or {}),
-        train=_section(TrainSettings, raw.get("train"), "train"),
+        train=parse_settings(TrainSettings, raw.get("train"), "train"),
         raw=raw,
     )
     init_from = recipe.train.init_from

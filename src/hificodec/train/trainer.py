@@ -2,7 +2,7 @@
 
 A step: generator forward; if adversarial training has started, a discriminator update on
 [real; fake.detach()] in one pass; then the generator update with reconstruction, quantizer,
-adversarial and feature-matching losses, weighted by `loss_weights`.
+adversarial and feature-matching losses (the registered `loss_specs`), weighted by `loss_weights`.
 
 Distributed rules (DDP under torchrun): every rank runs the same collectives in the same order.
 Decisions that could differ per rank (a non-finite batch, a stop signal) are OR-ed across ranks
@@ -21,7 +21,7 @@ import random
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +46,13 @@ from ..config import dump_config, load_config
 from ..data.dataset import AudioSegmentDataset, ResumableBatchSampler, SegmentOptions, collate_segments
 from ..data.device_pool import DevicePool
 from ..data.manifest import ManifestEntry, read_entries
-from ..dsp.mel import MelResolution
-from ..dsp.pitch import PitchTrack, estimate_f0
 from ..errors import ConfigError, HificodecError
 from . import checkpoints as ckpt
 from . import losses as L
-from .discriminators import DiscriminatorOutput, build_discriminator
+from .discriminators import build_discriminator
 from .distributed import DistContext, any_across_ranks, barrier, init_distributed, states_match
 from .export import write_export
+from .loss_specs import LossInputs, generator_terms, validation_losses
 from .optim import build_optimizer, guarded_step, lr_factor, set_lr
 from .recipe import Recipe
 from .validation import ValidationResult, load_validation_clips, validate
@@ -61,9 +60,6 @@ from .validation import ValidationResult, load_validation_clips, validate
 log = logging.getLogger(__name__)
 
 HISTORY_STEPS = 1000  # steps kept in Trainer.history
-
-# used for validation (and "best" selection) when a recipe trains without a mel loss
-DEFAULT_VALID_MEL = MelResolution(n_fft=1024, hop_length=256, win_length=1024, n_mels=80)
 
 
 class TrainingDiverged(HificodecError):
@@ -184,10 +180,8 @@ class Trainer:
 
         # losses
         self.weights = recipe.loss_weights
-        self.adv_gen_loss, self.adv_disc_loss = L.adversarial_losses(recipe.losses.adversarial)
-        self.fm_loss = (
-            L.relative_feature_matching_loss if recipe.losses.relative_feature_matching else L.feature_matching_loss
-        )
+        self.adversarial = recipe.losses["adversarial"]
+        self.adv_disc_loss = L.adversarial_losses(self.adversarial.kind)[1]
 
         if resume:
             self._resume()
@@ -336,7 +330,7 @@ class Trainer:
                 out = self.forward_g(real)
         fake = out.audio.float()
         values: dict[str, torch.Tensor] = {}
-        adversarial = self.disc is not None and (frozen or st.step >= self.recipe.losses.adversarial_start)
+        adversarial = self.disc is not None and (frozen or st.step >= self.adversarial.start_step)
 
         d_real = d_fake = None
         if adversarial:
@@ -363,9 +357,8 @@ class Trainer:
             with self._autocast():
                 d_fake = self.disc(fake)
 
-        terms = self._generator_losses(real, fake, out.losses, d_real, d_fake)
-        if out.pitch is not None and (self.weights.get("f0") or self.weights.get("voicing")):
-            terms.update(L.pitch_losses(out.pitch, self._pitch_targets(real)))
+        inputs = LossInputs(real, fake, self.sample_rate, self.model.hop_length, out.losses, out.pitch, d_real, d_fake)
+        terms = generator_terms(inputs, self.recipe.losses, self.weights)
         total = sum((self.weights.get(k, 0.0) * v for k, v in terms.items()), torch.zeros((), device=self.device))
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
@@ -406,35 +399,6 @@ class Trainer:
                 f"{streak} consecutive steps had non-finite losses or gradients (last at step {self.state.step}); "
                 "training stopped. Lower the learning rate, set train.grad_clip, or check the data."
             )
-
-    def _generator_losses(
-        self, real: torch.Tensor, fake: torch.Tensor, quantizer: dict[str, torch.Tensor],
-        d_real: DiscriminatorOutput | None, d_fake: DiscriminatorOutput | None,
-    ) -> dict[str, torch.Tensor]:
-        w, ls = self.weights, self.recipe.losses
-        terms: dict[str, torch.Tensor] = {}
-        if w.get("mel"):
-            terms["mel"] = L.multi_resolution_mel_loss(fake, real, self.sample_rate, ls.mel_resolutions, ls.mel_style)
-        if w.get("stft"):
-            terms["stft"] = self._stft_loss(fake, real)
-        if w.get("phase"):
-            terms["phase"] = L.multi_resolution_phase_loss(
-                fake, real, ls.phase_resolutions, ls.phase_weighted, ls.phase_terms
-            )
-        if w.get("l1"):
-            terms["l1"] = L.waveform_l1(fake, real)
-        if w.get("mse"):
-            terms["mse"] = L.waveform_mse(fake, real)
-        terms.update(L.quantizer_losses(quantizer))
-        if d_real is not None and d_fake is not None:
-            terms["adv"] = self.adv_gen_loss(d_fake.logits)
-            terms["feat"] = self.fm_loss(d_real.features, d_fake.features)
-            if w.get("logits"):
-                terms["logits"] = L.logit_matching_loss(d_real.logits, d_fake.logits)
-        return terms
-
-    def _pitch_targets(self, real: torch.Tensor) -> PitchTrack:
-        return estimate_f0(real, self.sample_rate, self.model.hop_length, **asdict(self.recipe.losses.pitch))
 
     def _clip(self, params) -> torch.Tensor:
         """Clip to `train.grad_clip` (if set); the total norm before clipping, on the device."""
@@ -567,21 +531,8 @@ class Trainer:
             signal.signal(sig, handler)
 
     # ---- validation, logging, checkpoints -------------------------------------------------
-    def validation_loss_fns(self) -> dict:
-        ls = self.recipe.losses
-        mel_res = ls.mel_resolutions or [DEFAULT_VALID_MEL]
-        fns = {
-            "mel": lambda f, r: L.multi_resolution_mel_loss(f, r, self.sample_rate, mel_res, ls.mel_style),
-            "l1": L.waveform_l1,
-        }
-        if ls.stft_resolutions:
-            fns["stft"] = self._stft_loss
-        return fns
-
-    def _stft_loss(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        """The recipe's STFT loss, one definition for training and validation."""
-        ls = self.recipe.losses
-        return L.multi_resolution_stft_loss(fake, real, ls.stft_resolutions, ls.stft_complex)
+    def validation_loss_fns(self) -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+        return validation_losses(self.recipe.losses, self.sample_rate, self.model.hop_length)
 
     def run_validation(self) -> ValidationResult:
         # every rank runs the same validation (no rank-dependent control flow); rank 0 logs it
