@@ -54,8 +54,8 @@ def _collect_overrides_anywhere(parser: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ..distributed import init_distributed, shutdown
     from ..train import Trainer, load_recipe
-    from ..train.distributed import init_distributed, shutdown
 
     recipe = load_recipe(args.recipe, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / Path(args.recipe).stem

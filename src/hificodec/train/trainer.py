@@ -46,11 +46,11 @@ from ..config import dump_config, load_config
 from ..data.dataset import AudioSegmentDataset, ResumableBatchSampler, SegmentOptions, collate_segments
 from ..data.device_pool import DevicePool
 from ..data.manifest import ManifestEntry, read_entries
+from ..distributed import DistContext, any_across_ranks, barrier, init_distributed, states_match
 from ..errors import ConfigError, HificodecError
 from . import checkpoints as ckpt
 from . import losses as L
 from .discriminators import build_discriminator
-from .distributed import DistContext, any_across_ranks, barrier, init_distributed, states_match
 from .export import write_export
 from .loss_specs import LossInputs, generator_terms, validation_losses
 from .optim import build_optimizer, guarded_step, lr_factor, set_lr
