@@ -217,10 +217,10 @@ def finish(args: argparse.Namespace) -> int:
 
     import hificodec
     from hificodec import releases
-    from hificodec.audio import atomic_directory
     from hificodec.checkpoint import pretrained_dir, stored_model_hash, write_model_files
     from hificodec.errors import HificodecError
     from hificodec.eval.runner import EvalConfig, evaluate
+    from hificodec.files import atomic_directory
 
     returned = Path(args.returned)
     export = returned / "export"

@@ -83,7 +83,7 @@ def test_resume_after_kill(dataset, tmp_path, monkeypatch):
     def dying_save(path, codes):
         calls["n"] += 1
         if calls["n"] == 4:  # killed half-way through writing the 4th file
-            with hificodec.audio.atomic_output(path) as tmp, open(tmp, "wb") as f:
+            with hificodec.files.atomic_output(path) as tmp, open(tmp, "wb") as f:
                 f.write(b"\x93NUMPY partial")
                 raise KeyboardInterrupt
         real_save(path, codes)

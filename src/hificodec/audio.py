@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from .errors import AudioError, HificodecError
+from .files import atomic_output
 
 
 def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
@@ -105,90 +102,6 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, sub
 
     with atomic_output(p) as tmp:
         sf.write(tmp, np.clip(arr.T, -1.0, 1.0), sample_rate, format=fmt, subtype=subtype)
-
-
-class atomic_output:
-    """Context manager yielding a temp path next to `path`; renamed onto `path` only on success."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.tmp: str | None = None
-
-    def __enter__(self) -> str:
-        parent = self.path.parent if str(self.path.parent) else Path(".")
-        if not parent.is_dir():
-            raise HificodecError(f"{self.path}: output folder {parent} does not exist")
-        if not os.access(parent, os.W_OK):
-            raise HificodecError(f"{self.path}: output folder {parent} is not writable")
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=PARTIAL_SUFFIX, dir=parent)
-        os.close(fd)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        assert self.tmp is not None
-        if exc_type is None:
-            # mkstemp creates 0600 files; give the result the usual permissions (0666 minus umask).
-            os.chmod(self.tmp, 0o666 & ~_umask())
-            os.replace(self.tmp, self.path)
-        elif os.path.exists(self.tmp):
-            os.unlink(self.tmp)
-
-
-PARTIAL_SUFFIX = ".part"
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
-def _usual_permissions(folder: Path) -> None:
-    """mkdtemp makes 0700 folders and some writers (safetensors) 0600 files: give a finished folder
-    what plain mkdir/open would have (0777/0666 minus the umask)."""
-    umask = _umask()
-    for root, _, files in os.walk(folder):
-        os.chmod(root, 0o777 & ~umask)
-        for name in files:
-            path = os.path.join(root, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o666 & ~umask)
-
-
-def remove_partial_outputs(folder: str | os.PathLike, names: Iterable[str] | None = None) -> int:
-    """Delete the temp files that `atomic_output` leaves when a run is killed (`.NAME.XXXX.part`),
-    under `folder` recursively; with `names`, only those belonging to these output names."""
-    wanted = set(names) if names is not None else None
-    removed = 0
-    for root, _, files in os.walk(os.fspath(folder)):
-        for f in files:
-            if not (f.startswith(".") and f.endswith(PARTIAL_SUFFIX)):
-                continue
-            if wanted is not None and f[1:].rsplit(".", 2)[0] not in wanted:
-                continue
-            os.unlink(os.path.join(root, f))
-            removed += 1
-    return removed
-
-
-@contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp folder next to `path`; on success it replaces `path` whole, on error it is deleted.
-    A reader never sees a half-written folder (the old one is swapped out, then removed)."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        yield tmp
-        _usual_permissions(tmp)
-        old = out.with_name(f".{out.name}.old")
-        if out.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 _FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}

@@ -25,9 +25,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import releases
-from .audio import atomic_directory
 from .config import dump_config, load_config, parse_yaml
 from .errors import CheckpointError, HificodecError
+from .files import atomic_directory
 from .models import Codec, CodecModel
 
 FORMAT_VERSION = 1

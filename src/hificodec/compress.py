@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .audio import atomic_output, audio_info, check_finite, declared_frames, resample
+from .audio import audio_info, check_finite, declared_frames, resample
 from .bitstream import (
     DEFAULT_GROUP_FRAMES,
     ENTROPY,
@@ -40,6 +40,7 @@ from .checkpoint import accepted_hashes, load, model_hash, pretrained_dir
 from .chunked import ChunkedDecoder, ChunkedEncoder, decode_chunked, encode_chunked
 from .entropy import TABLES_FILE, EntropyError, EntropyTables, load_tables
 from .errors import AudioError, CheckpointError, HificodecError, HificodecWarning
+from .files import atomic_output
 from .models.base import CodecModel
 from .releases import describe_hash, split_id
 

@@ -27,12 +27,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .audio import atomic_output, audio_info, load_audio, remove_partial_outputs
+from .audio import audio_info, load_audio
 from .checkpoint import model_hash
 from .chunked import encode_chunked
 from .compress import resampled_length
 from .data.manifest import ManifestEntry, read_entries, write_manifest
 from .errors import HificodecError
+from .files import atomic_output, remove_partial_outputs
 from .models.base import CodecModel
 
 CODES_DIR = "codes"

@@ -27,9 +27,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from hificodec.audio import atomic_output, audio_info
+from hificodec.audio import audio_info
 from hificodec.data.manifest import ManifestEntry, scan_audio, write_manifest
 from hificodec.errors import AudioError, HificodecError
+from hificodec.files import atomic_output
 
 LAYOUTS = ("libritts", "vctk", "folder")
 LIBRITTS_SUBSET = re.compile(r"^(train|dev|test)-(clean|other)(-\d+)?$")

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import atomic_directory, load_audio
+from ..audio import load_audio
 from ..errors import AudioError, HificodecError
+from ..files import atomic_directory
 from .manifest import ManifestEntry
 
 INDEX_FILE = "index.json"

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import soundfile as sf
 
-from ..audio import atomic_output, load_audio
+from ..audio import load_audio
 from ..errors import HificodecError
+from ..files import atomic_output
 from .manifest import ManifestEntry, read_entries
 
 BLOCK = 512

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio import atomic_output
 from ..errors import HificodecError
+from ..files import atomic_output
 from .baselines import _ffmpeg_capabilities, resolve_ffmpeg
 from .runner import EvalReport
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..audio import atomic_output
 from ..errors import HificodecError
+from ..files import atomic_output
 from .clips import REFERENCE
 from .folder import Comparison, EvalFolder, compare
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import atomic_output
+from ..files import atomic_output
 
 
 def _pyplot():

@@ -8,8 +8,8 @@ import math
 import os
 from pathlib import Path
 
-from ..audio import atomic_output
 from ..errors import HificodecError
+from ..files import atomic_output
 from .runner import EvalReport
 from .scoring import ROW_FIELDS
 

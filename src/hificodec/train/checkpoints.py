@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from ..audio import atomic_directory
 from ..checkpoint import load_state, load_state_into
 from ..config import dump_config
 from ..errors import CheckpointError
+from ..files import atomic_directory
 
 STATE_FILE = "state.json"
 PREFIX = "step-"

@@ -10,9 +10,9 @@ from typing import Any
 import torch
 import yaml
 
-from ..audio import atomic_directory
 from ..checkpoint import build, load_state, load_state_into, save_weights, write_digest, write_model_files
 from ..errors import CheckpointError
+from ..files import atomic_directory
 from ..models import CodecModel
 from . import checkpoints as ckpt
 from .discriminators import build_discriminator

@@ -295,7 +295,7 @@ def _say(what: str, value: Any) -> None:
 
 def _copy_log(run: Path, out: Path, summary: dict[str, Any]) -> None:
     """The run's log plus the leg summary as its last line, into OUT (atomically)."""
-    from ..audio import atomic_output
+    from ..files import atomic_output
 
     lines = (run / LOG_FILE).read_text(encoding="utf-8") if (run / LOG_FILE).is_file() else ""
     with atomic_output(out / LOG_FILE) as tmp:

@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from hificodec.audio import atomic_output, audio_info, load_audio, remove_partial_outputs, save_audio
+from hificodec.audio import audio_info, load_audio, save_audio
 from hificodec.data.manifest import ManifestEntry, read_manifest, write_manifest
 from hificodec.errors import AudioError, HificodecError
+from hificodec.files import atomic_output, remove_partial_outputs
 
 from .apt_fetch import Fetcher, apt_fetch
 from .debian_sources import REAL_SPEECH_PACKAGES, PackageSpec, SourceClip, copyright_file
