@@ -46,6 +46,8 @@ def test_save_load_checkpoint_and_errors(tmp_path):
     model, opt = _model_and_opt()
     path = save_checkpoint(tmp_path, 7, model, None, {"generator": opt}, {"epoch": 1}, {"seed": 1})
     assert path.name == "step-00000007" and not list(path.parent.glob(".*"))  # no temp folders left
+    listed = (path / "checksums.sha256").read_text().split()[1::2]
+    assert sorted(listed) == sorted(p.name for p in path.iterdir() if p.name != "checksums.sha256")
     fresh = torch.nn.Linear(4, 3)
     fresh_opt = torch.optim.Adam(fresh.parameters(), lr=1e-3)
     state = load_checkpoint(path, fresh, None, {"generator": fresh_opt})
@@ -53,6 +55,9 @@ def test_save_load_checkpoint_and_errors(tmp_path):
     assert torch.equal(fresh.weight, model.weight)
     assert torch.equal(fresh_opt.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
     (path / "generator.safetensors").write_bytes(b"truncated")
+    with pytest.raises(CheckpointError, match="generator.safetensors does not match its SHA-256"):
+        load_checkpoint(path, fresh, None, {"generator": fresh_opt})
+    (path / "checksums.sha256").unlink()  # as checkpoints were written before they had digests
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         load_checkpoint(path, fresh, None, {"generator": fresh_opt})
     with pytest.raises(CheckpointError, match="shape"):

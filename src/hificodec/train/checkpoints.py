@@ -8,8 +8,10 @@ A checkpoint is a directory `RUN_DIR/checkpoints/step-00001000/` holding
     state.json                   step, epoch, sampler position, counters, optimizer param groups,
                                  python and numpy RNG states, best validation loss
     recipe.yaml                  the resolved recipe the run was started with
+    checksums.sha256             the SHA-256 of each file above, checked before a resume or an export
 It is written into a hidden temp directory and renamed into place, so a crash never leaves a
-half-written checkpoint. The last K are kept, plus `best/` (lowest validation mel loss).
+half-written checkpoint. The last K are kept, plus `best/` (lowest validation mel loss). Weights and
+digests are written and read by the functions `hificodec.save`/`load` use (`hificodec.checkpoint`).
 """
 
 from __future__ import annotations
@@ -24,13 +26,16 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from ..checkpoint import load_state, load_state_into
+from ..checkpoint import load_state, load_state_into, load_weights, save_weights, verify_digest, write_digest
 from ..config import dump_config
 from ..errors import CheckpointError
 from ..files import atomic_directory
 
 STATE_FILE = "state.json"
 PREFIX = "step-"
+GENERATOR_FILE = "generator.safetensors"
+DISCRIMINATOR_FILE = "discriminator.safetensors"
+RECIPE_FILE = "recipe.yaml"
 
 
 # ---- optimizer state <-> (tensors, json) ------------------------------------------------------
@@ -93,10 +98,6 @@ def restore_rng(tensors: dict[str, torch.Tensor], meta: dict) -> None:
 # ---- save / load -----------------------------------------------------------------------------
 
 
-def _state_dict_cpu(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-
-
 def save_checkpoint(
     run_dir: Path,
     step: int,
@@ -112,9 +113,9 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:08d}"
     with atomic_directory(final) as tmp:
-        save_file(_state_dict_cpu(generator), str(tmp / "generator.safetensors"))
+        save_weights(generator, tmp / GENERATOR_FILE)
         if discriminator is not None:
-            save_file(_state_dict_cpu(discriminator), str(tmp / "discriminator.safetensors"))
+            save_weights(discriminator, tmp / DISCRIMINATOR_FILE)
         opt_tensors: dict[str, torch.Tensor] = {}
         opt_meta = {}
         for name, opt in optimizers.items():
@@ -126,7 +127,8 @@ def save_checkpoint(
         save_file(rng_tensors, str(tmp / "rng.safetensors"))
         full_state = {**state, "step": step, "optimizers": opt_meta, "rng": rng_meta}
         (tmp / STATE_FILE).write_text(json.dumps(full_state), encoding="utf-8")
-        (tmp / "recipe.yaml").write_text(dump_config(recipe), encoding="utf-8")
+        (tmp / RECIPE_FILE).write_text(dump_config(recipe), encoding="utf-8")
+        write_digest(tmp, list(tmp.iterdir()))
     for old in list_checkpoints(run_dir)[:-keep_last] if keep_last > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -160,6 +162,13 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: missing or corrupt training state ({e})") from None
 
 
+def load_modules(checkpoint: Path, generator: torch.nn.Module, discriminator: torch.nn.Module | None) -> None:
+    """The generator's weights, and the discriminator's when one is given (it must be in the checkpoint)."""
+    load_state_into(generator, load_weights(checkpoint / GENERATOR_FILE), str(checkpoint))
+    if discriminator is not None:
+        load_state_into(discriminator, load_weights(checkpoint / DISCRIMINATOR_FILE), str(checkpoint))
+
+
 def load_checkpoint(
     checkpoint: Path,
     generator: torch.nn.Module,
@@ -168,10 +177,9 @@ def load_checkpoint(
     restore_random: bool = True,
 ) -> dict[str, Any]:
     """Load weights, optimizer states and (optionally) RNG states; returns the JSON state."""
+    verify_digest(checkpoint, [checkpoint / STATE_FILE])
     state = read_state(checkpoint)
-    load_state_into(generator, load_state(checkpoint / "generator.safetensors"), str(checkpoint))
-    if discriminator is not None:
-        load_state_into(discriminator, load_state(checkpoint / "discriminator.safetensors"), str(checkpoint))
+    load_modules(checkpoint, generator, discriminator)
     opt_tensors = load_state(checkpoint / "optimizers.safetensors") if optimizers else {}
     for name, opt in optimizers.items():
         if name not in state["optimizers"]:

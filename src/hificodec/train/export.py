@@ -10,7 +10,7 @@ from typing import Any
 import torch
 import yaml
 
-from ..checkpoint import build, load_state, load_state_into, save_weights, write_digest, write_model_files
+from ..checkpoint import build, save_weights, verify_digest, write_digest, write_model_files
 from ..errors import CheckpointError
 from ..files import atomic_directory
 from ..models import CodecModel
@@ -37,20 +37,18 @@ def pick_checkpoint(run_dir: Path, which: str = "best") -> Path:
 def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, which: str = "best") -> Path:
     run = Path(run_dir)
     source = pick_checkpoint(run, which)
-    recipe_file = source / "recipe.yaml"
+    verify_digest(source, [source / ckpt.RECIPE_FILE])
+    recipe_file = source / ckpt.RECIPE_FILE
     try:
         raw = yaml.safe_load(recipe_file.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as e:
         raise CheckpointError(f"{recipe_file}: missing or unreadable recipe ({e})") from None
     recipe = parse_recipe(raw)
     model = build(recipe.model)
-    load_state_into(model, load_state(source / "generator.safetensors"), str(source))
     disc = build_discriminator(recipe.discriminators)
-    disc_file = source / "discriminator.safetensors"
-    if disc is not None and disc_file.is_file():
-        load_state_into(disc, load_state(disc_file), str(source))
-    else:
-        disc = None
+    if disc is not None and not (source / ckpt.DISCRIMINATOR_FILE).is_file():
+        disc = None  # a generator-only phase of a GAN recipe
+    ckpt.load_modules(source, model, disc)
     return write_export(model, disc, recipe.discriminators, out_dir)
 
 
