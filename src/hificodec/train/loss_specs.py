@@ -86,6 +86,7 @@ def weight_keys() -> list[str]:
 
 # ---- parsing ---------------------------------------------------------------------------------
 
+
 def parse_losses(
     sections: Any, weights_raw: Any, model_config: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, float]]:

@@ -58,7 +58,7 @@ def multi_resolution_mel_loss(
             rms = log_diff.square().mean(dim=1).add(1e-8).sqrt().mean()
             term = F.l1_loss(m_fake, m_real) + (res.n_fft / 2) ** 0.5 * rms
         else:
-            raise ValueError(f"unknown mel loss style '{style}' (use log_l1 or l1_log_rms)")
+            raise ValueError(f"unknown mel loss style '{style}' (use {' or '.join(MEL_STYLES)})")
         total = total + res.weight * term
     return total
 
