@@ -36,6 +36,22 @@ def test_a_failed_atomic_output_keeps_the_old_file_and_no_temp(tmp_path):
         pass
 
 
+def test_an_interrupt_while_the_temp_file_is_made_leaves_no_temp(tmp_path, monkeypatch):
+    """SIGTERM becomes an exception (the CLI's handler); landing right after the temp file exists, inside
+    `__enter__`, it left a `.part` file, since `__exit__` does not run for a failed `__enter__`."""
+    real_close = os.close
+
+    def interrupted(fd):
+        real_close(fd)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "close", interrupted)
+    with pytest.raises(KeyboardInterrupt), atomic_output(tmp_path / "out.wav"):
+        pass
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_atomic_directory_replaces_a_folder_whole(tmp_path, umask_022):
     target = tmp_path / "model"
     target.mkdir()

@@ -5,6 +5,7 @@ error leaves the previous content, or nothing, plus at most a hidden temp name t
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -29,9 +30,20 @@ class atomic_output:
             raise HificodecError(f"{self.path}: output folder {parent} does not exist")
         if not os.access(parent, os.W_OK):
             raise HificodecError(f"{self.path}: output folder {parent} is not writable")
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=PARTIAL_SUFFIX, dir=parent)
-        os.close(fd)
-        return self.tmp
+        # The name is chosen before the file exists, so that an exception raised by a signal handler
+        # (the CLI turns SIGTERM into one) anywhere in here still finds the file to remove: `__exit__`
+        # never runs for a failed `__enter__`, and a SIGTERM sent as soon as the file appears hit that.
+        while True:
+            self.tmp = str(parent / f".{self.path.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
+            try:
+                os.close(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                return self.tmp
+            except FileExistsError:
+                continue  # another writer's temp file: not ours to remove
+            except BaseException:
+                if os.path.exists(self.tmp):
+                    os.unlink(self.tmp)
+                raise
 
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self.tmp is not None
