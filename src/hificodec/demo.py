@@ -73,7 +73,7 @@ def run_demo(
     if output_path:
         save_audio(output_path, rec, sr)
     return DemoResult(
-        model=model.name,
+        model=model.release or model.name,
         trained=trained,
         input_path=path,
         seconds=seconds,
