@@ -44,3 +44,18 @@ def test_cli_bad_input_is_one_error_line(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "x.wav"), "--no-model", "--quiet", "--out", str(tmp_path / "rep")]) == 1
     assert "nothing to evaluate" in capsys.readouterr().err
     assert not (tmp_path / "rep").exists()
+
+
+def test_cli_scores_what_it_can_but_fails_on_unreadable_inputs(tmp_path, speech, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    sf.write(data / "a.wav", speech(1.5, 16000), 16000)
+    (data / "b.wav").write_bytes(b"RIFF not really a wav")
+    out = tmp_path / "rep"
+    argv = ["eval", str(data), "--preset", tiny_preset("tiny-hificodec"), "--out", str(out), "--workers", "0",
+            "--quiet", "--no-plots", "--no-html"]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "1 of 2 input files could not be read" in err and "b.wav" in err and "Traceback" not in err
+    rows = (out / "results.csv").read_text().splitlines()
+    assert len(rows) == 3 and "not a readable audio file" in rows[2]  # the report is written all the same

@@ -124,4 +124,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {len(written)} files to {args.out}/", file=sys.stderr)
     if not args.no_html:
         print(f"report page: {os.path.join(args.out, 'index.html')}", file=sys.stderr)
+    if report.unreadable:  # scored what it could, but the input had errors: say so in the exit status
+        shown = ", ".join(report.unreadable[:3]) + (", ..." if len(report.unreadable) > 3 else "")
+        print(f"hificodec eval: error: {len(report.unreadable)} of {report.summary.get('n_files', '?')} input files "
+              f"could not be read ({shown}); their rows in results.csv say why", file=sys.stderr)
+        return 1
     return 0

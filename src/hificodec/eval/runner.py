@@ -58,6 +58,8 @@ class EvalReport:
     #: files (in `examples`) for spectrogram figures, and for the listening section
     spectrogram_files: list[str] = field(default_factory=list)
     listen_files: list[str] = field(default_factory=list)
+    #: input files that could not be read (each has an error row per system)
+    unreadable: list[str] = field(default_factory=list)
 
 
 def evaluate(config: EvalConfig) -> EvalReport:
@@ -98,6 +100,7 @@ def evaluate(config: EvalConfig) -> EvalReport:
     with tempfile.TemporaryDirectory(prefix="hificodec-eval-") as tmp:
         # Phase 1: the models alone on the machine, so their real-time factor is not skewed by the pool.
         coded = _code_with_models(config, entries, systems, Path(tmp), keep)
+        unreadable: list[str] = []
         # Phase 2: scoring (and the ffmpeg baselines) in worker processes.
         results: list[ScoreResult] = []
         with tqdm(
@@ -107,7 +110,8 @@ def evaluate(config: EvalConfig) -> EvalReport:
             disable=not config.progress,
             file=sys.stderr,
         ) as bar:
-            for result in _run(config, _jobs(config, entries, systems, runnable, coded, examples, keep)):
+            jobs = _jobs(config, entries, systems, runnable, coded, examples, keep, unreadable)
+            for result in _run(config, jobs):
                 results.append(result)
                 bar.update(1)
     for r in results:
@@ -124,6 +128,7 @@ def evaluate(config: EvalConfig) -> EvalReport:
         examples,
         spectrogram_files=[p for p in paths[: config.spectrogram_files] if p in examples],
         listen_files=[paths[i] for i in spread_indices(len(paths), config.listen_files) if paths[i] in examples],
+        unreadable=unreadable,
     )
 
 
@@ -189,13 +194,16 @@ def _jobs(
     coded: dict[tuple[int, int], ScoreJob | ScoreResult],
     examples: dict,
     keep_files: set[int],
+    unreadable: list[str],
 ) -> Iterator[ScoreJob | ScoreResult]:
-    """Scoring jobs in file order; files that cannot be read yield error rows directly."""
+    """Scoring jobs in file order; files that cannot be read yield error rows directly (and are listed
+    in `unreadable`)."""
     for i, entry in enumerate(entries):
         keep = i in keep_files
         try:
             audio, sr = load_audio(entry.path, mono=True)
         except AudioError as e:
+            unreadable.append(entry.path)
             for name in [s.name for s in systems] + [b.name for b in baselines]:
                 yield ScoreResult(error_row(entry.path, name, "-", str(e)))
             continue
