@@ -132,3 +132,21 @@ def test_save_keeps_the_chosen_bitrate(trained_dir, tmp_path):
     assert hificodec.build(tmp_path / "two" / CONFIG_FILE).num_codebooks == model.max_codebooks
     model.set_num_codebooks(model.max_codebooks)
     assert "active_codebooks" not in (hificodec.save(model, tmp_path / "all") / CONFIG_FILE).read_text()
+
+
+def test_saving_over_a_model_folder_keeps_what_else_it_holds(tmp_path):
+    """Re-saving (e.g. `hificodec.save(hificodec.load(DIR), DIR)` to add checksums) replaces the weights and
+    config but keeps entropy tables, a discriminator and the user's own files, and the digest covers them."""
+    from hificodec.checkpoint import read_digest
+
+    model = hificodec.build(tiny_preset("tiny-hificodec"))
+    folder = hificodec.save(model, tmp_path / "m", shard_mib=0.05)
+    assert len(list(folder.glob("model-*.safetensors"))) > 1
+    (folder / "NOTES.txt").write_text("mine")
+    (folder / "discriminator").mkdir()
+    (folder / "discriminator" / "config.yaml").write_text("x: 1\n")
+    hificodec.save(hificodec.load(folder), folder)  # unsharded this time: the old shards go
+    assert (folder / "NOTES.txt").read_text() == "mine" and (folder / "discriminator" / "config.yaml").is_file()
+    assert not list(folder.glob("model-*.safetensors"))
+    assert set(read_digest(folder) or {}) == {"config.yaml", "model.safetensors", "NOTES.txt"}
+    assert hificodec.weights_hash(hificodec.load(folder)) == hificodec.weights_hash(model)

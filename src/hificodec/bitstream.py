@@ -103,7 +103,7 @@ class GroupCoder(Protocol):
 
     def encode(self, codes: np.ndarray) -> bytes: ...
 
-    def decode(self, data: bytes, channels: int, frames: int) -> np.ndarray: ...
+    def decode(self, data: bytes, channels: int, frames: int, codebooks: int | None = None) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -410,7 +410,7 @@ class HfcReader:
         for g, frames, data in self.checked_groups():
             if self.entropy is not None:
                 try:
-                    codes = self.entropy.decode(data, h.channels, frames).reshape(-1)
+                    codes = self.entropy.decode(data, h.channels, frames, h.num_codebooks).reshape(-1)
                 except HificodecError as e:
                     raise FormatError(f"corrupt .hfc file: frame group {g + 1}: {e}") from None
             else:
@@ -435,11 +435,11 @@ def _coder_for(header: HfcHeader, entropy: GroupCoder | None) -> GroupCoder | No
         return None
     if entropy is None:
         raise EntropyTablesError(
-            f"the codes are entropy-coded with tables {header.entropy_id}, and no entropy tables were given"
+            f"the codes are entropy-coded with tables {header.entropy_id}, and no entropy tables are at hand"
         )
     if entropy.id != header.entropy_id:
         raise EntropyTablesError(
-            f"the codes are entropy-coded with tables {header.entropy_id}, not with the given tables {entropy.id}"
+            f"the codes are entropy-coded with tables {header.entropy_id}, not with tables {entropy.id}"
         )
     return entropy
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,30 @@ def save(
     out = Path(directory)
     with atomic_directory(out) as tmp:
         write_model_files(model, tmp, dtype, shard_mib)
+        _keep_other_files(out, tmp)
     return out
+
+
+def _keep_other_files(old: Path, new: Path) -> None:
+    """Carry what else a model folder holds (entropy tables, a discriminator, notes) into its new version:
+    re-saving a model must not delete them. Only the old weights, config and digest are replaced."""
+    if not old.is_dir():
+        return
+    replaced = {CONFIG_FILE, DIGEST_FILE, WEIGHTS_FILE, WEIGHTS_FILE + INDEX_SUFFIX}
+    if has_weights(old / WEIGHTS_FILE):
+        replaced |= {p.name for p in weight_files(old / WEIGHTS_FILE)}
+    kept = []
+    for entry in sorted(old.iterdir()):
+        if entry.name in replaced or (new / entry.name).exists():
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, new / entry.name)
+        else:
+            shutil.copy2(entry, new / entry.name)
+            kept.append(new / entry.name)
+    if kept:  # the digest covers every file the folder holds
+        listed = read_digest(new) or {}
+        write_digest(new, [new / name for name in listed] + kept)
 
 
 def write_model_files(

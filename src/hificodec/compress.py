@@ -14,6 +14,7 @@ import io
 import os
 import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from .bitstream import (
     INDEPENDENT,
     MID_SIDE,
     PACKED,
+    EntropyTablesError,
     HfcHeader,
     HfcReader,
     HfcWriter,
@@ -124,6 +126,16 @@ def _release_tables(model: CodecModel) -> EntropyTables | None:
     path = tables_next_to(pretrained_dir() / split_id(model.release)[0])
     tables = _read_tables(path) if path is not None else None
     return tables if tables is not None and tables.model_hash in accepted_hashes(model) else None
+
+
+@contextmanager
+def _tables_hint(choice: EntropyChoice) -> Iterator[None]:
+    """Say where the tables that did not fit came from, and how to give the right ones."""
+    try:
+        yield
+    except EntropyTablesError as e:
+        source = "the model's own tables" if isinstance(choice, str) and choice == AUTO else "the tables given"
+        raise EntropyTablesError(f"{e} ({source}); pass the tables it was coded with (--entropy TABLES)") from None
 
 
 _TABLES_CACHE: dict[tuple[str, float], EntropyTables] = {}
@@ -254,7 +266,8 @@ def decompress(
     header, _ = HfcHeader.read_from(io.BytesIO(data))
     model = model_for(header, model)
     tables = entropy_tables(model, entropy) if header.payload_coding == ENTROPY else None
-    header, codes = read_codes(data, tables)
+    with _tables_hint(entropy):
+        header, codes = read_codes(data, tables)
     wav = decode_chunked(model, torch.from_numpy(codes), length=header.num_samples)[:, 0].numpy()
     check = OutputCheck(model)
     check(wav)
@@ -283,6 +296,11 @@ class AudioProgress(tqdm):
             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}, {realtime}]",
         )  # fmt: skip
 
+    def update(self, n: float | None = 1) -> bool | None:
+        # decoded audio is whole frames, a little longer than the file: never count past the end
+        step = 1 if n is None else n
+        return super().update(max(0.0, min(step, (self.total or 0) - self.n)))
+
     @property
     def format_dict(self) -> dict:
         d = super().format_dict
@@ -301,6 +319,9 @@ def check_output_path(dst: str | os.PathLike, inputs: Sequence[str | os.PathLike
     out = Path(dst)
     if out.is_dir():
         raise HificodecError(f"{out}: is a directory, expected an output file name")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():  # said before any work starts, not when the output is first written
+        raise HificodecError(f"{out}: output folder {parent} does not exist")
     if not force:
         for src in inputs:
             if Path(src).exists() and out.exists() and os.path.samefile(src, out):
@@ -437,7 +458,8 @@ def decode_file(
         header = reader.header
         model = model_for(header, model, device)
         if header.payload_coding == ENTROPY:
-            reader.use_entropy(entropy_tables(model, entropy))
+            with _tables_hint(entropy):
+                reader.use_entropy(entropy_tables(model, entropy))
         sr_out = sample_rate or header.source_sample_rate
         to_out_rate = _Resampler(header.sample_rate, sr_out, header.channels, _output_length(header, sr_out))
         decoder = ChunkedDecoder(model, header.num_frames, chunk_frames)

@@ -159,25 +159,32 @@ class EntropyTables:
         return self._row_cache[q, prev_class * k_par + par_class]
 
     # ---- coding -----------------------------------------------------------------------------
-    def _order(self, channels: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(channel, codebook) index pairs of one frame, level by level: the decoder's order."""
+    def _order(self, channels: int, codebooks: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(channel, codebook) index pairs of one frame, level by level: the decoder's order. Only the
+        first `codebooks` are coded (a model set to fewer codebooks uses a prefix of them; parents come
+        first, so a prefix has its parents)."""
         out = []
         for level in self.levels:
+            level = level[level < codebooks]
+            if not level.size:
+                continue
             ch, cb = np.meshgrid(np.arange(channels), level, indexing="ij")
             out.append((ch.reshape(-1), cb.reshape(-1)))
         return out
 
     def encode(self, codes: np.ndarray) -> bytes:
-        """codes [channels, n_q, frames] -> coded bytes (a whole number of 32-bit words)."""
+        """codes [channels, n_q, frames] (n_q: all the tables' codebooks or a prefix of them) -> coded bytes
+        (a whole number of 32-bit words)."""
         import constriction
 
         codes = self._check(codes)
         channels, n_q, frames = codes.shape
         previous = np.concatenate([np.full((channels, n_q, 1), -1), codes[:, :, :-1]], axis=2)
-        parents = codes[:, np.maximum(self.parent, 0), :]
+        parents = codes[:, np.maximum(self.parent[:n_q], 0), :]
         # symbol order: frame by frame, and within a frame level by level (the decoder's order)
-        ch = np.concatenate([c for c, _ in self._order(channels)])
-        cb = np.concatenate([b for _, b in self._order(channels)])
+        order = self._order(channels, n_q)
+        ch = np.concatenate([c for c, _ in order])
+        cb = np.concatenate([b for _, b in order])
         t = np.repeat(np.arange(frames), ch.size)
         ch_all, cb_all = np.tile(ch, frames), np.tile(cb, frames)
         rows = self.probabilities(cb_all, previous[ch_all, cb_all, t], parents[ch_all, cb_all, t])
@@ -188,21 +195,24 @@ class EntropyTables:
         floor = max_symbols_floor(symbols.size)
         return data + bytes(-(-max(floor - len(data), 0) // 4) * 4)
 
-    def decode(self, data: bytes, channels: int, frames: int) -> np.ndarray:
-        """Inverse of `encode`: codes [channels, n_q, frames] int64."""
+    def decode(self, data: bytes, channels: int, frames: int, codebooks: int | None = None) -> np.ndarray:
+        """Inverse of `encode`: codes [channels, codebooks, frames] int64 (default: all the codebooks)."""
         import constriction
 
-        count = channels * self.num_codebooks * frames
+        n_q = self.num_codebooks if codebooks is None else codebooks
+        if not 0 < n_q <= self.num_codebooks:
+            raise EntropyError(f"the entropy tables code up to {self.num_codebooks} codebooks, not {n_q}")
+        count = channels * n_q * frames
         if len(data) % 4:
             raise EntropyError("entropy-coded data is not a whole number of 32-bit words")
         if len(data) < max_symbols_floor(count):
             raise EntropyError(f"entropy-coded group of {len(data)} bytes claims {count} codes: too many")
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
         family = constriction.stream.model.Categorical(perfect=False)
-        out = np.empty((channels, self.num_codebooks, frames), dtype=np.int64)
-        previous = np.full((channels, self.num_codebooks), -1, dtype=np.int64)
-        parent = np.maximum(self.parent, 0)
-        order = self._order(channels)
+        out = np.empty((channels, n_q, frames), dtype=np.int64)
+        previous = np.full((channels, n_q), -1, dtype=np.int64)
+        parent = np.maximum(self.parent[:n_q], 0)
+        order = self._order(channels, n_q)
         try:
             for t in range(frames):
                 for ch, cb in order:
@@ -215,8 +225,8 @@ class EntropyTables:
 
     def _check(self, codes: np.ndarray) -> np.ndarray:
         codes = np.asarray(codes)
-        if codes.ndim != 3 or codes.shape[1] != self.num_codebooks:
-            raise EntropyError(f"the entropy tables code {self.num_codebooks} codebooks, got codes {codes.shape}")
+        if codes.ndim != 3 or not 0 < codes.shape[1] <= self.num_codebooks:
+            raise EntropyError(f"the entropy tables code up to {self.num_codebooks} codebooks, got codes {codes.shape}")
         if codes.size and (codes.min() < 0 or codes.max() >= self.codebook_size):
             raise EntropyError(f"codes must lie in [0, {self.codebook_size})")
         return codes.astype(np.int64)
@@ -229,7 +239,7 @@ class EntropyTables:
             n_q, frames = c.shape
             q = np.repeat(np.arange(n_q)[None], frames, axis=0).reshape(-1)
             prev = np.concatenate([np.full((n_q, 1), -1), c[:, :-1]], axis=1).T.reshape(-1)
-            par = c[np.maximum(self.parent, 0)].T.reshape(-1)
+            par = c[np.maximum(self.parent[:n_q], 0)].T.reshape(-1)
             rows = self.probabilities(q, prev, par)
             bits += float(-np.log2(rows[np.arange(rows.shape[0]), c.T.reshape(-1)]).sum())
             count += c.size
@@ -240,13 +250,14 @@ class EntropyTables:
         """Write the tables as safetensors (atomically: temp file, then rename)."""
         from safetensors.numpy import save_file
 
+        from .files import atomic_output
+
         out = Path(path)
-        tmp = out.with_name(out.name + ".tmp")
         meta = {"format": "hificodec-entropy", "version": "1", "model_hash": self.model_hash, "id": self.id}
         tensors = {name: np.ascontiguousarray(getattr(self, name)) for name in _TENSORS}
         tensors = {k: v.astype(np.int64 if k == "exp_table" else np.int32) for k, v in tensors.items()}
-        save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, out)
+        with atomic_output(out) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
         return out
 
 
@@ -418,8 +429,9 @@ def _classes(
     return labels
 
 
-def fit_from_tokens(tokens_dir: str | os.PathLike, **kwargs: float | int) -> EntropyTables:
-    """Fit tables on a `hificodec tokenize` output folder (its tokens.json names the model)."""
+def fit_from_tokens(tokens_dir: str | os.PathLike, **kwargs: float | int) -> tuple[EntropyTables, int]:
+    """Fit tables on a `hificodec tokenize` output folder (its tokens.json names the model); returns the
+    tables and the number of frames they were fitted on."""
     root = Path(tokens_dir)
     info_path = root / "tokens.json"
     if not info_path.is_file():
@@ -433,4 +445,4 @@ def fit_from_tokens(tokens_dir: str | os.PathLike, **kwargs: float | int) -> Ent
     if not files:
         raise EntropyError(f"{root / 'codes'}: no code files")
     arrays = [np.load(f, allow_pickle=False) for f in files]
-    return fit(arrays, codebook_size, model_hash, **kwargs)  # type: ignore[arg-type]
+    return fit(arrays, codebook_size, model_hash, **kwargs), sum(a.shape[-1] for a in arrays)  # type: ignore[arg-type]

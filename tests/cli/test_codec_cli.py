@@ -196,3 +196,10 @@ def test_decode_and_info_need_a_file(model_dir, tmp_path, capsys):
     code, _, err = run(["decode", tmp_path / "none.hfc", "--model", model_dir, "-o", tmp_path / "o.wav"], capsys)
     assert code == 1 and "no such file" in err
     assert not (tmp_path / "o.wav").exists()
+
+
+def test_out_dir_is_created_and_a_missing_output_folder_is_refused_before_any_work(model_dir, wav, tmp_path, capsys):
+    code, _, _ = run(["encode", wav, "--model", model_dir, "--out-dir", tmp_path / "new" / "codes", "-q"], capsys)
+    assert code == 0 and (tmp_path / "new" / "codes" / "in.hfc").is_file()
+    code, out, err = run(["encode", wav, "--model", model_dir, "-o", tmp_path / "nodir" / "x.hfc"], capsys)
+    assert code == 1 and "output folder" in err and "does not exist" in err and "%|" not in err  # no progress bar

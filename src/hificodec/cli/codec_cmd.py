@@ -66,8 +66,9 @@ def output_paths(inputs: list[str], output: str | None, out_dir: str | None, suf
         return [Path(output)]
     if out_dir:
         folder = Path(out_dir)
-        if not folder.is_dir():
-            raise HificodecError(f"{folder}: output folder does not exist")
+        if folder.exists() and not folder.is_dir():
+            raise HificodecError(f"{folder}: not a folder")
+        folder.mkdir(parents=True, exist_ok=True)  # as `tokenize --out` and `eval --out` do
         return [folder / (Path(p).stem + suffix) for p in inputs]
     return [Path(p).with_suffix(suffix) for p in inputs]
 
