@@ -321,8 +321,23 @@ def _read_config(directory: Path) -> dict[str, Any]:
 
 
 def stored_model_hash(directory: Path) -> str:
-    """The model hash of a folder's files as stored (config + weights): a release's identity."""
-    return releases.content_hash(_read_config(directory), load_weights(directory / WEIGHTS_FILE))
+    """The model hash of a folder's files as stored (config + weights): a release's identity. Hashing
+    the weights takes a while, so a hash is kept for as long as the files it was computed from
+    (`load` records the one it computes)."""
+    key = _files_key(directory)
+    if key not in _STORED_HASHES:
+        _STORED_HASHES[key] = releases.content_hash(_read_config(directory), load_weights(directory / WEIGHTS_FILE))
+    return _STORED_HASHES[key]
+
+
+_STORED_HASHES: dict[tuple, str] = {}
+
+
+def _files_key(directory: Path) -> tuple:
+    """The identity of a model folder's config and weight files as they are on disk now."""
+    files = [directory / CONFIG_FILE, *weight_files(directory / WEIGHTS_FILE)]
+    # a missing file is in the key too: reading the folder then fails with its own clear error
+    return tuple((str(f.resolve()), *((f.stat().st_mtime_ns, f.stat().st_size) if f.is_file() else ())) for f in files)
 
 
 def load_state(path: Path) -> dict[str, torch.Tensor]:
@@ -373,8 +388,12 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
     if not config_path.is_file():
         raise CheckpointError(f"{directory}: missing {CONFIG_FILE}")
     verify_model_files(directory)
+    key = _files_key(directory)
     config = _read_config(directory)
-    stored_hash = releases.content_hash(config, tensors := load_weights(directory / WEIGHTS_FILE))
+    tensors = load_weights(directory / WEIGHTS_FILE)
+    if key not in _STORED_HASHES:
+        _STORED_HASHES[key] = releases.content_hash(config, tensors)
+    stored_hash = _STORED_HASHES[key]
     version = config.pop("format_version", None)
     if version != FORMAT_VERSION:
         raise CheckpointError(

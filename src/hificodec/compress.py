@@ -98,13 +98,10 @@ def entropy_tables(model: CodecModel, choice: EntropyChoice = AUTO) -> EntropyTa
     if it has none). Tables fitted for another model are refused."""
     if choice is None:
         return None
-    if isinstance(choice, EntropyTables):
-        tables: EntropyTables | None = choice
-    elif choice == AUTO:
-        tables = _release_tables(model)
-    else:
-        tables = _read_tables(Path(choice))
-    if tables is not None and tables.model_hash not in accepted_hashes(model):
+    if isinstance(choice, str) and choice == AUTO:
+        return _release_tables(model)
+    tables = choice if isinstance(choice, EntropyTables) else _read_tables(Path(choice))
+    if tables.model_hash not in accepted_hashes(model):
         raise EntropyError(
             f"these entropy tables were fitted for {describe_hash(tables.model_hash, '?')}, not for "
             f"{model.release or repr(model.name)}"

@@ -172,25 +172,26 @@ class EntropyTables:
             out.append((ch.reshape(-1), cb.reshape(-1)))
         return out
 
+    def _in_coding_order(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """codes [channels, n_q, frames] -> (symbols [N], their probability rows [N, V]) in the order the
+        decoder recovers them: frame by frame, and within a frame level by level."""
+        channels, n_q, frames = codes.shape
+        previous = np.concatenate([np.full((channels, n_q, 1), -1), codes[:, :, :-1]], axis=2)
+        parents = codes[:, np.maximum(self.parent[:n_q], 0), :]
+        order = self._order(channels, n_q)
+        ch_frame, cb_frame = np.concatenate([c for c, _ in order]), np.concatenate([b for _, b in order])
+        ch, cb = np.tile(ch_frame, frames), np.tile(cb_frame, frames)
+        t = np.repeat(np.arange(frames), ch_frame.size)
+        return codes[ch, cb, t], self.probabilities(cb, previous[ch, cb, t], parents[ch, cb, t])
+
     def encode(self, codes: np.ndarray) -> bytes:
         """codes [channels, n_q, frames] (n_q: all the tables' codebooks or a prefix of them) -> coded bytes
         (a whole number of 32-bit words)."""
         import constriction
 
-        codes = self._check(codes)
-        channels, n_q, frames = codes.shape
-        previous = np.concatenate([np.full((channels, n_q, 1), -1), codes[:, :, :-1]], axis=2)
-        parents = codes[:, np.maximum(self.parent[:n_q], 0), :]
-        # symbol order: frame by frame, and within a frame level by level (the decoder's order)
-        order = self._order(channels, n_q)
-        ch = np.concatenate([c for c, _ in order])
-        cb = np.concatenate([b for _, b in order])
-        t = np.repeat(np.arange(frames), ch.size)
-        ch_all, cb_all = np.tile(ch, frames), np.tile(cb, frames)
-        rows = self.probabilities(cb_all, previous[ch_all, cb_all, t], parents[ch_all, cb_all, t])
+        symbols, rows = self._in_coding_order(self._check(codes))
         encoder = constriction.stream.queue.RangeEncoder()
-        symbols = codes[ch_all, cb_all, t].astype(np.int32)
-        encoder.encode(symbols, constriction.stream.model.Categorical(perfect=False), rows)
+        encoder.encode(symbols.astype(np.int32), constriction.stream.model.Categorical(perfect=False), rows)
         data = encoder.get_compressed().astype("<u4").tobytes()
         floor = max_symbols_floor(symbols.size)
         return data + bytes(-(-max(floor - len(data), 0) // 4) * 4)
@@ -235,14 +236,9 @@ class EntropyTables:
         """Mean ideal code length (bits per code) of code arrays [n_q, frames], each coded as one group."""
         bits, count = 0.0, 0
         for c in codes:
-            c = self._check(np.asarray(c)[None])[0]
-            n_q, frames = c.shape
-            q = np.repeat(np.arange(n_q)[None], frames, axis=0).reshape(-1)
-            prev = np.concatenate([np.full((n_q, 1), -1), c[:, :-1]], axis=1).T.reshape(-1)
-            par = c[np.maximum(self.parent[:n_q], 0)].T.reshape(-1)
-            rows = self.probabilities(q, prev, par)
-            bits += float(-np.log2(rows[np.arange(rows.shape[0]), c.T.reshape(-1)]).sum())
-            count += c.size
+            symbols, rows = self._in_coding_order(self._check(np.asarray(c)[None]))
+            bits += float(-np.log2(rows[np.arange(symbols.size), symbols]).sum())
+            count += symbols.size
         return bits / max(count, 1)
 
     # ---- files ------------------------------------------------------------------------------

@@ -81,11 +81,23 @@ def split_id(name: str) -> tuple[str, int | None]:
     return base, int(number)
 
 
+_INDEX_CACHE: dict[tuple[str, int, int], dict[str, list[Release]]] = {}
+
+
 def read_index(path: str | os.PathLike | None = None) -> dict[str, list[Release]]:
-    """Releases by model name, oldest first."""
+    """Releases by model name, oldest first (parsed once per version of the file: every compress and
+    decode asks it which release made a hash)."""
     p = Path(path) if path is not None else pretrained_root() / INDEX_FILE
     if not p.is_file():
         return {}
+    stat = p.stat()
+    key = (str(p.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _INDEX_CACHE:
+        _INDEX_CACHE[key] = _parse_index(p)
+    return {model: list(releases) for model, releases in _INDEX_CACHE[key].items()}  # callers may append
+
+
+def _parse_index(p: Path) -> dict[str, list[Release]]:
     try:
         raw = json.loads(p.read_text(encoding="utf-8"))
         index = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from .. import DEFAULT_MODEL
-from ..checkpoint import build, installed_release, list_models, load
+from ..checkpoint import build, list_models, load
 from ..config import list_presets
-from ..releases import Release, read_index
+from ..releases import Release, read_index, split_id
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,11 +46,11 @@ def run_models(args: argparse.Namespace) -> int:
         print("  none installed")
     installed: dict[str, int] = {}
     for name in shipped:
-        release = installed_release(name)
-        if release is not None:
-            installed[name] = release.number
-        label = release.id if release is not None else name
-        print(f"  {label:18s} " + _describe(load(name)) + ("   [default]" if name == DEFAULT_MODEL else ""))
+        model = load(name)
+        if model.release is not None:
+            installed[name] = split_id(model.release)[1] or 0
+        label = model.release or name
+        print(f"  {label:18s} " + _describe(model) + ("   [default]" if name == DEFAULT_MODEL else ""))
     index = read_index()
     if index:
         print("\nReleases (newest first; test split PESQ-WB / STOI / mel distance / FFE):")
