@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..dsp.padding import pad1d
-from .norm import apply_norm
+from .norm import InferenceWeight, apply_norm
 
 
 def extra_padding_for_conv1d(length: int, kernel_size: int, stride: int, padding_total: int) -> int:
@@ -49,6 +50,7 @@ class SConv1d(nn.Module):
         self.kernel_size = kernel_size
         self.stride = stride
         self.dilation = dilation
+        self._inference_weight = InferenceWeight()
 
     @property
     def padding_total(self) -> int:
@@ -63,7 +65,11 @@ class SConv1d(nn.Module):
         else:
             right = pad // 2
             x = pad1d(x, pad - right, right + extra, self.pad_mode)
-        return self.conv(x)
+        if torch.is_grad_enabled():
+            return self.conv(x)
+        conv = self.conv
+        weight = self._inference_weight.get(conv)
+        return F.conv1d(x, weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
 class SConvTranspose1d(nn.Module):
