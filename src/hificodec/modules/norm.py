@@ -36,7 +36,8 @@ class InferenceWeight:
     def get(self, module: nn.Conv1d) -> torch.Tensor:
         if torch.is_grad_enabled() or not parametrize.is_parametrized(module, "weight"):
             return module.weight
-        originals = list(getattr(module, "parametrizations")["weight"].parameters())
+        parametrizations: nn.ModuleDict = module.parametrizations  # type: ignore[assignment]
+        originals = list(parametrizations["weight"].parameters())
         key = tuple(x for t in originals for x in (id(t), t._version, t.data_ptr()))
         if self._key != key or self._weight is None:
             with torch.inference_mode(False), torch.no_grad():
