@@ -45,6 +45,24 @@ def test_codes_do_not_depend_on_batching(dataset, tmp_path, preset):
         assert a[key].dtype == np.int16
 
 
+@pytest.mark.parametrize("workers, threads", [(2, 1), (3, None)])
+def test_encoder_processes_write_the_same_codes(dataset, tmp_path, workers, threads):
+    """Several encoding processes (each loading, encoding and saving its own batches) give the codes
+    of one in-process run, file for file, and the same manifest."""
+    model = coding_model(tiny_preset("tiny-hificodec"))
+    here = tok.tokenize(model, dataset, tmp_path / "here", batch_size=2)
+    spread = tok.tokenize(model, dataset, tmp_path / "spread", batch_size=2, workers=workers, threads=threads)
+    assert (spread.encoded, spread.batches) == (here.encoded, here.batches)
+    assert spread.audio_seconds == pytest.approx(here.audio_seconds)  # summed in another order
+    a, b = all_codes(tmp_path / "here"), all_codes(tmp_path / "spread")
+    assert a.keys() == b.keys() and len(a) == 11
+    assert_codes_vary(np.concatenate(list(a.values()), axis=-1))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    manifest = (tmp_path / "spread" / "manifest.jsonl").read_text()
+    assert manifest == (tmp_path / "here" / "manifest.jsonl").read_text().replace("/here/", "/spread/")
+
+
 def test_naive_zero_padding_would_leak_for_groupnorm_encoders():
     """Why batches share a frame count: tiny-hificodec's encoder normalises over time (GroupNorm),
     so padding a clip to a longer batch member changes its codes."""
@@ -132,12 +150,13 @@ def test_other_model_in_same_folder_is_refused(dataset, tmp_path):
         tok.tokenize(hificodec.build(tiny_preset("tiny-hificodec")).eval(), dataset, tmp_path / "out")
 
 
-def test_bad_files(dataset, tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_bad_files(dataset, tmp_path, workers):
     (dataset / "broken.wav").write_text("not audio")
     model = hificodec.build(tiny_preset("tiny-encodec")).eval()
     with pytest.raises(HificodecError, match="broken.wav.*--skip-errors"):
-        tok.tokenize(model, dataset, tmp_path / "a")
-    stats = tok.tokenize(model, dataset, tmp_path / "b", skip_errors=True)
+        tok.tokenize(model, dataset, tmp_path / "a", workers=workers)
+    stats = tok.tokenize(model, dataset, tmp_path / "b", skip_errors=True, workers=workers)
     assert stats.encoded == 11 and len(stats.failed) == 1 and "broken.wav" in stats.failed[0]
     with pytest.raises(HificodecError, match="no such file"):
         tok.tokenize(model, tmp_path / "missing", tmp_path / "c")

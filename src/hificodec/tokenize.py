@@ -1,5 +1,8 @@
 """Turn a dataset into codec tokens: one `.npy` (int16) of codes [n_q, frames] per utterance + a manifest.
 
+- Parallel on CPU: `workers` processes each load, resample, encode (one thread each by default) and
+  write their own batches; several one-thread processes beat one process with as many threads on
+  this model (bench/tokenize_speed.py). On a GPU, `workers` processes load audio for the one encoder.
 - Batched and padding-exact: utterances are grouped by their frame count at the model's rate, so a
   batch is only ever padded up to the next hop multiple, which is exactly what the model does to a
   lone clip. A clip's codes therefore never depend on what it was batched with, even for models whose
@@ -16,11 +19,13 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -201,11 +206,16 @@ def tokenize(
     max_batch_seconds: float = 300.0,
     chunk_seconds: float = 60.0,
     progress: bool = False,
+    threads: int | None = None,
 ) -> TokenizeStats:
-    """Write codes for every utterance of `source` (folder, manifest, file list) under `out_dir`."""
+    """Write codes for every utterance of `source` (folder, manifest, file list) under `out_dir`.
+
+    workers: processes that load and encode (CPU model; each with `threads` threads, default this
+    process's threads shared out) or that load audio for this process's encoder (GPU model); 0: all
+    in this process."""
     start = time.perf_counter()
-    if batch_size < 1 or workers < 0:
-        raise HificodecError("batch size must be at least 1 and workers at least 0")
+    if batch_size < 1 or workers < 0 or (threads is not None and threads < 1):
+        raise HificodecError("batch size and threads must be at least 1, workers at least 0")
     env_rank, env_world = shard_from_env()
     rank = env_rank if rank is None else rank
     world = env_world if world_size is None else world_size
@@ -260,7 +270,7 @@ def tokenize(
         _write_info(out, info)
     try:
         _encode_pending(model, pending, done, stats, dtype, workers, skip_errors, batch_size, max_batch_seconds,
-                        chunk_seconds, progress)  # fmt: skip
+                        chunk_seconds, progress, threads)  # fmt: skip
     except BaseException:
         if not had_info and not stats.encoded and not stats.skipped:  # nothing to resume: leave no output
             (out / INFO_FILE).unlink(missing_ok=True)
@@ -277,27 +287,96 @@ def tokenize(
 def _encode_pending(
     model: CodecModel, pending: list[_Item], done: list[_Item], stats: TokenizeStats, dtype: np.dtype, workers: int,
     skip_errors: bool, batch_size: int, max_batch_seconds: float, chunk_seconds: float, progress: bool,
+    threads: int | None = None,
 ) -> None:
     batches = plan_batches(pending, batch_size, max_batch_seconds, model.sample_rate)
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    bar = tqdm(total=len(pending), unit="file", desc="tokenize", disable=not progress)
+    with bar:
+        if workers > 0 and on_cpu and len(batches) > 1:
+            results = _encode_in_processes(model, batches, dtype, chunk_seconds, workers, threads)
+        else:
+            results = _encode_here(model, batches, dtype, chunk_seconds, workers)
+        for batch, errors in results:
+            for it, error in zip(batch, errors):
+                if error is not None:
+                    _fail(stats, error, skip_errors)
+                    continue
+                stats.encoded += 1
+                stats.audio_seconds += it.num_samples / model.sample_rate
+                done.append(it)
+            stats.batches += any(e is None for e in errors)
+            bar.update(len(batch))
+
+
+#: a batch and, per item, None (codes written) or the reason it failed
+_BatchResult = tuple[list[_Item], list[str | None]]
+
+
+def _encode_here(
+    model: CodecModel, batches: list[list[_Item]], dtype: np.dtype, chunk_seconds: float, workers: int
+) -> Iterator[_BatchResult]:
+    """Encode in this process (a GPU model, or workers=0); `workers` processes load the audio."""
     loader = torch.utils.data.DataLoader(
         _BatchAudio(batches, model.sample_rate), batch_size=None, shuffle=False, num_workers=workers,
         collate_fn=_identity,
     )  # fmt: skip
-    bar = tqdm(total=len(pending), unit="file", desc="tokenize", disable=not progress)
-    with bar:
-        for batch in loader:
-            good = [(it, a) for it, a in batch if not isinstance(a, str)]
-            for _, a in batch:
-                if isinstance(a, str):
-                    _fail(stats, a, skip_errors)
-            if good:
-                for (it, _), codes in zip(good, encode_batch(model, [a for _, a in good], chunk_seconds)):
-                    save_codes(it.out, codes.astype(dtype))
-                    stats.encoded += 1
-                    stats.audio_seconds += it.num_samples / model.sample_rate
-                    done.append(it)
-                stats.batches += 1
-            bar.update(len(batch))
+    for batch, loaded in zip(batches, loader):
+        yield batch, _encode_and_save(model, loaded, dtype, chunk_seconds)
+
+
+def _encode_and_save(
+    model: CodecModel, loaded: list[tuple[_Item, np.ndarray | str]], dtype: np.dtype, chunk_seconds: float
+) -> list[str | None]:
+    good = [(it, a) for it, a in loaded if not isinstance(a, str)]
+    if good:
+        for (it, _), codes in zip(good, encode_batch(model, [a for _, a in good], chunk_seconds)):
+            save_codes(it.out, codes.astype(dtype))
+    return [a if isinstance(a, str) else None for _, a in loaded]
+
+
+# The encoder process's model and settings (set once per process by _start_worker).
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(model: CodecModel, dtype: np.dtype, chunk_seconds: float, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _WORKER.update(model=model, dtype=dtype, chunk_seconds=chunk_seconds)
+
+
+def _worker_batch(batch: list[_Item]) -> list[str | None]:
+    model: CodecModel = _WORKER["model"]
+    loaded = _BatchAudio([batch], model.sample_rate)[0]
+    return _encode_and_save(model, loaded, _WORKER["dtype"], _WORKER["chunk_seconds"])
+
+
+def _encode_in_processes(
+    model: CodecModel, batches: list[list[_Item]], dtype: np.dtype, chunk_seconds: float, workers: int,
+    threads: int | None,
+) -> Iterator[_BatchResult]:
+    """Batches spread over `workers` processes that each load, encode and save; results in any order.
+
+    Forked where the platform allows (the model is shared copy-on-write, nothing is pickled); each
+    process runs `threads` threads (default: this process's threads shared out, at least one)."""
+    per_worker = threads or max(1, torch.get_num_threads() // workers)
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    pool = context.Pool(
+        min(workers, len(batches)), initializer=_start_worker, initargs=(model, dtype, chunk_seconds, per_worker)
+    )
+    try:
+        # longest batches first (plan_batches' order) and one at a time, so the pool ends evenly
+        order = {id(b): b for b in batches}
+        for key, errors in pool.imap_unordered(_keyed_batch, [(id(b), b) for b in batches], chunksize=1):
+            yield order[key], errors
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _keyed_batch(job: tuple[int, list[_Item]]) -> tuple[int, list[str | None]]:
+    return job[0], _worker_batch(job[1])
 
 
 def _fail(stats: TokenizeStats, message: str, skip_errors: bool) -> None:

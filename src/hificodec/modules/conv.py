@@ -57,6 +57,7 @@ class SConv1d(nn.Module):
         return (self.kernel_size - 1) * self.dilation - (self.stride - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, C, T], or at inference also [B, C, 1, T] channels-last (`SEANetEncoder`'s fast path)."""
         k_eff = (self.kernel_size - 1) * self.dilation + 1
         pad = self.padding_total
         extra = extra_padding_for_conv1d(x.shape[-1], k_eff, self.stride, pad)
@@ -68,6 +69,9 @@ class SConv1d(nn.Module):
         if torch.is_grad_enabled():
             return self.conv(x)
         conv: nn.Conv1d = self.conv  # type: ignore[assignment]
+        if x.dim() == 4:
+            weight_2d = self._inference_weight.get_2d(conv)
+            return F.conv2d(x, weight_2d, conv.bias, (1, self.stride), 0, (1, self.dilation), conv.groups)
         weight = self._inference_weight.get(conv)
         return F.conv1d(x, weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 

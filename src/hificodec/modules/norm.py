@@ -32,15 +32,26 @@ class InferenceWeight:
     def __init__(self) -> None:
         self._key: tuple[int, ...] | None = None
         self._weight: torch.Tensor | None = None
+        self._weight_2d: torch.Tensor | None = None
 
     def get(self, module: nn.Conv1d) -> torch.Tensor:
         if torch.is_grad_enabled() or not parametrize.is_parametrized(module, "weight"):
             return module.weight
-        parametrizations: nn.ModuleDict = module.parametrizations  # type: ignore[assignment]
-        originals = list(parametrizations["weight"].parameters())
-        key = tuple(x for t in originals for x in (id(t), t._version, t.data_ptr()))
+        self._refresh(module)
+        assert self._weight is not None
+        return self._weight
+
+    def get_2d(self, module: nn.Conv1d) -> torch.Tensor:
+        """The weight as a [out, in, 1, k] channels-last conv2d kernel (see `SConv1d.forward`)."""
+        self._refresh(module)
+        assert self._weight_2d is not None
+        return self._weight_2d
+
+    def _refresh(self, module: nn.Conv1d) -> None:
+        tensors = list(module.parameters(recurse=True))
+        key = tuple(x for t in tensors for x in (id(t), t._version, t.data_ptr()))
         if self._key != key or self._weight is None:
             with torch.inference_mode(False), torch.no_grad():
                 self._weight = module.weight.detach().clone()
+                self._weight_2d = self._weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
             self._key = key
-        return self._weight
