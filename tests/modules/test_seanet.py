@@ -14,7 +14,6 @@ from hificodec.modules.seanet import SEANetEncoder
 from tiny_codecs import assert_codes_vary
 
 
-
 @pytest.fixture
 def plain_path(monkeypatch):
     def use(flag: bool) -> None:
