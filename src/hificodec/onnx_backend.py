@@ -66,7 +66,9 @@ def require_onnx() -> tuple[ModuleType, ModuleType]:
         import onnx
         import onnxruntime
     except ImportError as e:
-        raise HificodecError(f"the ONNX backend needs onnx and onnxruntime ({e.name} is missing): {INSTALL_HINT}") from None
+        raise HificodecError(
+            f"the ONNX backend needs onnx and onnxruntime ({e.name} is missing): {INSTALL_HINT}"
+        ) from None
     return onnx, onnxruntime
 
 
@@ -79,7 +81,9 @@ def cache_root() -> Path:
 # ---- graphs ----------------------------------------------------------------------------------------
 def _exportable(model: CodecModel) -> Codec:
     if not isinstance(model, Codec):
-        raise HificodecError(f"{model.name}: only hificodec Codec models can be exported to ONNX, not {type(model).__name__}")
+        raise HificodecError(
+            f"{model.name}: only hificodec Codec models can be exported to ONNX, not {type(model).__name__}"
+        )
     return model
 
 
@@ -168,7 +172,8 @@ def _frame_to_sample_rate(values: torch.Tensor, hop: int) -> torch.Tensor:
     """`dsp.oscillator.frame_to_sample_rate` with the frame count read from the tensor's shape in the
     graph (the same values)."""
     frames = torch._shape_as_tensor(values)[-1]
-    t = (torch.arange(frames * hop, device=values.device, dtype=torch.float32) + 0.5) / hop - 0.5
+    samples = torch.arange(frames * hop, device=values.device, dtype=torch.float32)  # type: ignore[call-overload]
+    t = (samples + 0.5) / hop - 0.5
     left = torch.minimum(t.floor().clamp(min=0), (frames - 1).float()).long()
     right = torch.minimum(left + 1, frames - 1)
     frac = (t - left.float()).clamp(0, 1)
@@ -308,7 +313,9 @@ def _verify(model: Codec, folder: Path, info: dict[str, Any]) -> dict[str, Any]:
         total += codes.numel()
         worst = max(worst, float((model.decode(codes) - backend.decode(codes)).abs().max()))
     if mismatched > max(1, total // 1000):
-        raise HificodecError(f"{model.name}: the exported encoder disagrees with PyTorch on {mismatched} of {total} codes")
+        raise HificodecError(
+            f"{model.name}: the exported encoder disagrees with PyTorch on {mismatched} of {total} codes"
+        )
     return {"max_abs_diff": worst, "code_mismatch": mismatched / total}
 
 
@@ -321,7 +328,9 @@ def read_info(folder: str | os.PathLike) -> dict[str, Any]:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise HificodecError(f"{folder}: not an ONNX export folder (no {INFO_FILE}; hificodec export-onnx writes one)") from None
+        raise HificodecError(
+            f"{folder}: not an ONNX export folder (no {INFO_FILE}; hificodec export-onnx writes one)"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise HificodecError(f"{path}: unreadable ({e})") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT_VERSION:
@@ -337,7 +346,9 @@ def _session(ort: ModuleType, path: Path, options: Any, names: list[str]) -> Any
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for missing and corrupt files
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise HificodecError(f"{path}: not a usable ONNX graph ({reason}); export it again (hificodec export-onnx)") from None
+        raise HificodecError(
+            f"{path}: not a usable ONNX graph ({reason}); export it again (hificodec export-onnx)"
+        ) from None
     got = [i.name for i in session.get_inputs()]
     if not set(got) <= set(names):
         raise HificodecError(f"{path}: takes inputs {got}, not those of a hificodec export ({names})")

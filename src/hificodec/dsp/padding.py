@@ -35,7 +35,7 @@ def _reflect_by_index(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
     of the input zero-extended to at least max(left, right) + 1 samples, cut back to its padded length."""
     length = torch._shape_as_tensor(x)[-1]
     span = torch.clamp(length, min=max(left, right) + 1)  # the (zero-extended) signal that is reflected
-    position = torch.arange(length + left + right, device=x.device) - left
+    position = torch.arange(length + left + right, device=x.device) - left  # type: ignore[call-overload]
     index = position.abs()
     index = torch.where(index >= span, 2 * (span - 1) - index, index)
     index = torch.where(index < length, index, length)  # past the input: the zero appended below

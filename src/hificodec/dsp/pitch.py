@@ -75,7 +75,8 @@ def estimate_f0(
         # for every length, and the frame count needs no cut (the traced count would be frozen in)
         # (and unfold of a length unknown at export does not export: the frames are gathered instead)
         padded = F.pad(x, (left, offset + span - hop_length))[:, offset + left:]
-        starts = torch.arange(torch._shape_as_tensor(x)[-1] // hop_length, device=x.device) * hop_length
+        count = torch._shape_as_tensor(x)[-1] // hop_length  # a tensor: the graph reads it from the input
+        starts = torch.arange(count, device=x.device) * hop_length  # type: ignore[call-overload]
         frames = padded[:, starts[:, None] + torch.arange(span, device=x.device)]
     else:
         right = max(0, (frames_out - 1) * hop_length + offset + left + span - (length + left))
