@@ -37,6 +37,7 @@ class TrackerSettings:
     threshold: float = 0.2  # YIN dip below which a frame counts as voiced
     window_seconds: float = 0.025
     silence_db: float = -50.0  # frames quieter than this (dBFS) are unvoiced
+    causal: bool = False  # frames end where their block ends (no lookahead) instead of centred on it
 
 
 @torch.no_grad()
@@ -49,12 +50,14 @@ def estimate_f0(
     threshold: float = 0.2,
     window_seconds: float = 0.025,
     silence_db: float = -50.0,
+    causal: bool = False,
 ) -> PitchTrack:
     """YIN (de Cheveigné & Kawahara, 2002) on frames centred on each `hop_length` block.
 
     wav [B, 1, T] or [B, T] -> one estimate per block: F = ceil(T / hop_length), the codec's frame
     count when hop_length is the codec's hop. A frame is voiced when its cumulative-mean-normalised
-    difference dips below `threshold` and its level is above `silence_db` dBFS.
+    difference dips below `threshold` and its level is above `silence_db` dBFS. `causal`: a frame reads
+    only samples up to its block's end (the analysis sits about half a window earlier than centred).
     """
     if not 0 < fmin < fmax < sample_rate / 2:
         raise ValueError(f"need 0 < fmin < fmax < sample_rate / 2, got fmin={fmin}, fmax={fmax}")
@@ -66,8 +69,9 @@ def estimate_f0(
     window = max(int(round(window_seconds * sample_rate)), tau_min)
     span = window + tau_max + 1
 
-    # frames [B, F, span] whose integration window is centred on the block centre
-    offset = hop_length // 2 - window // 2
+    # frames [B, F, span] whose integration window is centred on the block centre (causal: whose
+    # span ends with the block)
+    offset = hop_length - span if causal else hop_length // 2 - window // 2
     left = max(0, -offset)
     exporting = torch.onnx.is_in_onnx_export()
     if exporting:
