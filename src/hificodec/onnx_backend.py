@@ -127,12 +127,14 @@ def _dft_basis(n_fft: int, window: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 
 
 class _RealISTFTHead(nn.Module):
-    """`ISTFTHead.forward` with real arithmetic only (what ONNX can express); same weights."""
+    """`ISTFTHead.forward` with real arithmetic only (ONNX has no complex tensors, and neither torch.fft
+    nor fold's col2im traces to opset 17); same weights."""
 
     def __init__(self, head: ISTFTHead) -> None:
         super().__init__()
         self.head = head
         self.n_fft, self.hop = head.n_fft, head.hop_length
+        self.shift = int(getattr(head, "frame_shift", 0))  # synthesis frames centred `shift` hops later
         analysis, synthesis = _dft_basis(head.n_fft, head.window)
         self.analysis: torch.Tensor
         self.synthesis: torch.Tensor
@@ -157,15 +159,18 @@ class _RealISTFTHead(nn.Module):
             source_re, source_im = source.chunk(2, dim=1)
             frames = torch._shape_as_tensor(x)[-1]
             gain = head.excitation_gain(x.transpose(1, 2)).transpose(1, 2).float().clamp(-1e2, 1e2)
-            real = real + gain * source_re[..., :frames]
-            imag = imag + gain * source_im[..., :frames]
+            real = real + gain * source_re[..., self.shift : self.shift + frames]
+            imag = imag + gain * source_im[..., self.shift : self.shift + frames]
         # inverse DFT, window and overlap-add in one transposed convolution, then torch.istft's
         # division by the overlap-added squared window and its cut of n_fft / 2 samples at each end
         wav = F.conv_transpose1d(torch.cat([real, imag], dim=1), self.synthesis, stride=hop)
         envelope = F.conv_transpose1d(torch.ones_like(real[:1, :1]), self.window_square, stride=hop)
-        end = -(n_fft // 2 - hop) if n_fft // 2 > hop else None  # (F - 1) hop + n_fft samples -> F hop
-        start = n_fft // 2
-        return wav[..., start:end] / envelope[..., start:end]
+        # (F - 1) hop + n_fft samples -> F hop from n_fft / 2 - shift * hop on (counted from the end past
+        # them, so that the slice holds for any F), as dsp.stft.overlap_add_istft
+        start = n_fft // 2 - self.shift * hop
+        tail = n_fft - hop - start
+        end = -tail if tail > 0 else None
+        return wav[..., start:end] / envelope[..., start:end].clamp(min=1e-11)
 
 
 def _frame_to_sample_rate(values: torch.Tensor, hop: int) -> torch.Tensor:
@@ -202,15 +207,27 @@ class _DecoderGraph(nn.Module):
             parts.append(out)
         return torch.cat(parts, dim=1)
 
+    def _vocos(self, quantized: torch.Tensor, excitation: torch.Tensor | None) -> torch.Tensor:
+        """`VocosDecoder.forward` with the real-valued head."""
+        z = self.model.decoder
+        assert isinstance(z, VocosDecoder) and self.head is not None
+        x = z.norm(z.embed(quantized).transpose(1, 2)).transpose(1, 2)
+        for block in z.blocks:
+            x = block(x)
+        x = z.final_norm(x.transpose(1, 2)).transpose(1, 2)
+        return self.head(x, excitation)
+
     def forward(
         self, codes: torch.Tensor, stages: torch.Tensor, start_frame: torch.Tensor, keep_end: torch.Tensor,
         phase: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.model
         quantized = self._quantized(codes, stages)
-        if not m.decoder_uses_excitation:
+        if self.head is None:  # no iSTFT head: the decoder exports as it is
             return m.decoder(quantized), phase
-        assert m.pitch is not None and isinstance(m.decoder, VocosDecoder) and self.head is not None
+        if not m.decoder_uses_excitation:
+            return self._vocos(quantized, None), phase
+        assert m.pitch is not None
         hop, sr = m.hop_length, m.sample_rate
         f0, voicing = pitch_to_hz(m.pitch.predict(quantized))
         # the oscillator of models.pitch / dsp.oscillator, with the window's first frame and carried
@@ -222,12 +239,7 @@ class _DecoderGraph(nn.Module):
         cycles = cycles - before[:, start_frame * hop].unsqueeze(1) + phase.unsqueeze(1)
         voiced_n = _frame_to_sample_rate(voicing, hop).clamp(0, 1)
         excitation = harmonic_sum(f0_n, voiced_n, cycles, sr)
-        z = m.decoder
-        x = z.norm(z.embed(quantized).transpose(1, 2)).transpose(1, 2)
-        for block in z.blocks:
-            x = block(x)
-        x = z.final_norm(x.transpose(1, 2)).transpose(1, 2)
-        wav = self.head(x, excitation)
+        wav = self._vocos(quantized, excitation)
         carried = torch.where(keep_end > 0, F.pad(cycles, (1, 0))[:, keep_end * hop], phase)
         return wav, carried
 
