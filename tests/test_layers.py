@@ -6,7 +6,7 @@ Layers, lowest first (a module belongs to the layer whose prefix matches it):
     1  dsp            dsp                          signal processing: STFT/mel, pitch tracking, oscillator
     2  networks       modules, quantization        nn building blocks
     3  models         models                       codecs: tensors -> codes -> tensors
-    4  storage        audio, bitstream, checkpoint, chunked, data, entropy, releases
+    4  storage        audio, bitstream, checkpoint, chunked, data, entropy, onnx_backend, releases
     5  codec API      compress, tokenize, hificodec (the package's __init__)
     6  evaluation     eval
     7  training       train
@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("dsp", ("dsp",)),
     ("networks", ("modules", "quantization")),
     ("models", ("models",)),
-    ("storage", ("audio", "bitstream", "checkpoint", "chunked", "data", "entropy", "releases")),
+    ("storage", ("audio", "bitstream", "checkpoint", "chunked", "data", "entropy", "onnx_backend", "releases")),
     ("codec API", ("compress", "tokenize", "")),  # "": the package's own __init__
     ("evaluation", ("eval",)),
     ("training", ("train",)),

@@ -187,7 +187,8 @@ def encode_batch(model: CodecModel, audios: list[np.ndarray], chunk_seconds: flo
     padded = np.zeros((len(audios), 1, -(-n // hop) * hop), dtype=np.float32)
     for i, a in enumerate(audios):
         padded[i, 0, : a.shape[0]] = a
-    device = next(model.parameters()).device
+    first = next(model.parameters(), None)  # none in a model run by another backend (onnx_backend): CPU
+    device = first.device if first is not None else torch.device("cpu")
     codes = model.encode(torch.from_numpy(padded).to(device)).cpu().numpy()
     return [codes[i, :, : model.num_frames(a.shape[0])] for i, a in enumerate(audios)]
 

@@ -13,7 +13,16 @@ from pathlib import Path
 import torch
 
 from ..bitstream import CHANNEL_CODINGS, ENTROPY, PAYLOAD_CODINGS, HfcHeader, HfcReader, naming_file, open_hfc
-from ..compress import AUTO, EntropyChoice, check_output_path, decode_file, encode_file, output_format, tables_next_to
+from ..compress import (
+    AUTO,
+    EntropyChoice,
+    check_output_path,
+    decode_file,
+    encode_file,
+    model_for,
+    output_format,
+    tables_next_to,
+)
 from ..errors import CheckpointError, HificodecError
 from ..models.base import CodecModel
 from .numbers import positive_int, positive_kbps, sample_rate
@@ -54,6 +63,31 @@ def load_model(
             file=sys.stderr,
         )
     return model
+
+
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="run the model with PyTorch (default) or with onnxruntime on the CPU (graphs exported on "
+                   "first use into $HIFICODEC_CACHE or ~/.cache/hificodec, or read from --onnx-dir)")  # fmt: skip
+    p.add_argument("--onnx-dir", metavar="DIR", help="with --backend onnx: graphs written by `hificodec export-onnx`")
+
+
+def check_backend_args(args: argparse.Namespace) -> None:
+    if args.onnx_dir and args.backend != "onnx":
+        raise HificodecError("--onnx-dir is for --backend onnx")
+    if args.backend == "onnx":
+        if args.device not in (None, "cpu"):
+            raise HificodecError(f"--backend onnx runs on the CPU; drop --device {args.device}")
+        args.device = "cpu"  # the PyTorch model exports the graphs and measures the chunk context
+
+
+def with_backend(model: CodecModel, args: argparse.Namespace) -> CodecModel:
+    """`model` as --backend asks: itself, or run by onnxruntime (hificodec.onnx_backend)."""
+    if args.backend != "onnx":
+        return model
+    from .. import onnx_backend
+
+    return onnx_backend.load(model, args.onnx_dir)
 
 
 def output_paths(inputs: list[str], output: str | None, out_dir: str | None, suffix: str) -> list[Path]:
@@ -165,7 +199,8 @@ def _rates(h: HfcHeader, payload_bytes: int) -> str:
 def run_encode(args: argparse.Namespace) -> int:
     outputs = output_paths(args.inputs, args.output, args.out_dir, ".hfc")
     _check_outputs(args.inputs, outputs, args.force)
-    model = load_model(args.model, args.bandwidth, args.n_q, args.device)
+    check_backend_args(args)
+    model = with_backend(load_model(args.model, args.bandwidth, args.n_q, args.device), args)
     entropy = _entropy_choice(args)
 
     def encode(src: str, dst: Path) -> None:
@@ -182,13 +217,23 @@ def run_decode(args: argparse.Namespace) -> int:
     # not IN.wav: that is usually the file IN.hfc was made from
     outputs = output_paths(args.inputs, args.output, args.out_dir, ".decoded.wav")
     _check_outputs(args.inputs, outputs, args.force, audio=True)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_model(args.model, device=device) if args.model else None
+    check_backend_args(args)
+    onnx = args.backend == "onnx"
+    device = args.device or ("cuda" if torch.cuda.is_available() and not onnx else "cpu")
+    model = with_backend(load_model(args.model, device=device), args) if args.model else None
     entropy = _entropy_choice(args)
+    by_hash: dict[str, CodecModel] = {}  # --backend onnx without --model: each file's model, run by onnxruntime
 
     def decode(src: str, dst: Path) -> None:
+        chosen = model
+        if chosen is None and onnx:
+            with naming_file(src), open_hfc(src) as f:
+                header = HfcReader(f).header
+            if header.model_hash not in by_hash:
+                by_hash[header.model_hash] = with_backend(model_for(header, None, device), args)
+            chosen = by_hash[header.model_hash]
         h = decode_file(
-            src, dst, model=model, sample_rate=args.sample_rate, force=args.force, progress=not args.quiet,
+            src, dst, model=chosen, sample_rate=args.sample_rate, force=args.force, progress=not args.quiet,
             device=device, entropy=entropy,
         )
         rate = args.sample_rate or h.source_sample_rate
@@ -201,7 +246,8 @@ def run_decode(args: argparse.Namespace) -> int:
 def run_reconstruct(args: argparse.Namespace) -> int:
     outputs = output_paths(args.inputs, args.output, args.out_dir, ".reconstructed.wav")
     _check_outputs(args.inputs, outputs, args.force, audio=True)
-    model = load_model(args.model, args.bandwidth, args.n_q, args.device)
+    check_backend_args(args)
+    model = with_backend(load_model(args.model, args.bandwidth, args.n_q, args.device), args)
     entropy = _entropy_choice(args)
 
     def reconstruct(src: str, dst: Path) -> None:
@@ -227,6 +273,20 @@ def _payload_bytes(path: Path) -> int:
         for _ in reader.checked_groups():
             pass
     return reader.payload_bytes
+
+
+# ---- export-onnx ---------------------------------------------------------------------------------
+def run_export_onnx(args: argparse.Namespace) -> int:
+    from .. import onnx_backend
+
+    onnx_backend.require_onnx()  # before loading the model: the missing package is the first thing to say
+    model = load_model(args.model, device="cpu")
+    info = onnx_backend.export(model, args.out_dir, force=args.force)
+    _say(args, f"{model.release or model.name} -> {args.out_dir}: {onnx_backend.ENCODER_FILE}, "
+               f"{onnx_backend.DECODER_FILE}, {onnx_backend.INFO_FILE} (opset {info['opset']}; largest audio "
+               f"difference to PyTorch {info['max_abs_diff']:.2g}, "
+               f"codes differing {info['code_mismatch']:.2%})")  # fmt: skip
+    return 0
 
 
 # ---- info ----------------------------------------------------------------------------------------
@@ -273,6 +333,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_model_args(p)
     _add_entropy_args(p, encoding=True)
     _add_io(p, ".hfc file")
+    add_backend_args(p)
     p.set_defaults(func=run_encode)
 
     p = subparsers.add_parser(
@@ -286,6 +347,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-rate", type=sample_rate, metavar="SR", help="output sample rate (default: the original)")
     _add_entropy_args(p, encoding=False)
     _add_io(p, "audio file")
+    add_backend_args(p)
     p.set_defaults(func=run_decode)
 
     p = subparsers.add_parser(
@@ -297,7 +359,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-rate", type=sample_rate, metavar="SR", help="output sample rate (default: the input's)")
     _add_entropy_args(p, encoding=True)
     _add_io(p, "audio file")
+    add_backend_args(p)
     p.set_defaults(func=run_reconstruct)
+
+    p = subparsers.add_parser(
+        "export-onnx", help="export a model's encoder and decoder as ONNX graphs (for --backend onnx)",
+        description="Write MODEL's encoder.onnx and decoder.onnx and onnx.json (model hash, rates, opset, "
+        "versions, the largest audio difference to PyTorch measured at export) into OUT_DIR, atomically. "
+        "Use them with --backend onnx --onnx-dir OUT_DIR, or hificodec.onnx_backend.load(model, OUT_DIR).",
+    )  # fmt: skip
+    p.add_argument("model", metavar="MODEL", help="shipped model name or checkpoint directory")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="folder for the graphs (created)")
+    p.add_argument("--force", action="store_true", help="replace an earlier export in OUT_DIR")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    p.set_defaults(func=run_export_onnx)
 
     p = subparsers.add_parser(
         "info", help="show a .hfc file's header, bitrate and duration (and verify its checksums)",

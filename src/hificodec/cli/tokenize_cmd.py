@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 
 from ..tokenize import tokenize
-from .codec_cmd import load_model
+from .codec_cmd import add_backend_args, check_backend_args, load_model, with_backend
 from .numbers import non_negative_int, positive_int, positive_kbps
 
 
 def run(args: argparse.Namespace) -> int:
-    model = load_model(args.model, args.bandwidth, args.n_q, args.device)
+    check_backend_args(args)
+    model = with_backend(load_model(args.model, args.bandwidth, args.n_q, args.device), args)
     stats = tokenize(
         model, args.source, args.out, batch_size=args.batch_size, workers=args.workers, rank=args.rank,
         world_size=args.world_size, split=args.split, skip_errors=args.skip_errors, progress=not args.quiet,
@@ -52,4 +53,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--world-size", type=positive_int, help="number of shards (default: $WORLD_SIZE or 1)")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    add_backend_args(p)
     p.set_defaults(func=run)

@@ -60,6 +60,14 @@ def harmonic_excitation(
     voiced_n = frame_to_sample_rate(voiced, hop_length).clamp(0, 1)
     if cycles is None:
         cycles = oscillator_cycles(f0, sample_rate, hop_length)
+    return harmonic_sum(f0_n, voiced_n, cycles, sample_rate, max_harmonics)
+
+
+def harmonic_sum(
+    f0_n: torch.Tensor, voiced_n: torch.Tensor, cycles: torch.Tensor, sample_rate: int, max_harmonics: int = 200
+) -> torch.Tensor:
+    """`harmonic_excitation` from f0 and voicing already at the sample rate [B, T] and the running phase
+    in cycles [B, T] (the ONNX export computes those three in its graph)."""
     phase = (2 * math.pi * torch.remainder(cycles, 1.0)).float()
     count = (torch.ceil(0.5 * sample_rate / f0_n.clamp(min=1.0)) - 1).clamp(1, max_harmonics)  # below Nyquist
     # sum_{k=1..K} cos(k phase) = sin((K + 1/2) phase) / (2 sin(phase / 2)) - 1/2, and K where phase -> 0

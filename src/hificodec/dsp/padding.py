@@ -13,6 +13,8 @@ def pad1d(x: torch.Tensor, left: int, right: int, mode: str = "zeros") -> torch.
         return x
     if mode == "zeros":
         return F.pad(x, (left, right))
+    if mode == "reflect" and torch.onnx.is_in_onnx_export():
+        return _reflect_by_index(x, left, right)
     length = x.shape[-1]
     max_pad = max(left, right)
     extra = 0
@@ -28,3 +30,17 @@ def pad1d(x: torch.Tensor, left: int, right: int, mode: str = "zeros") -> torch.
     pads = (left, right) if x.dim() < 4 else (left, right, 0, 0)  # torch pads two dims of a 4-D input
     padded = F.pad(x, pads, mode=mode)
     return padded[..., : padded.shape[-1] - extra]
+
+
+def _reflect_by_index(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
+    """`pad1d(x, left, right, "reflect")` as one gather whose indices follow the input's length, for ONNX
+    export: the branches above compare and slice with Python ints, which a traced graph would freeze at
+    the length it was traced with. The same values in both of pad1d's cases: reflection about the ends
+    of the input zero-extended to at least max(left, right) + 1 samples, cut back to its padded length."""
+    length = torch._shape_as_tensor(x)[-1]
+    span = torch.clamp(length, min=max(left, right) + 1)  # the (zero-extended) signal that is reflected
+    position = torch.arange(length + left + right, device=x.device) - left  # type: ignore[call-overload]
+    index = position.abs()
+    index = torch.where(index >= span, 2 * (span - 1) - index, index)
+    index = torch.where(index < length, index, length)  # past the input: the zero appended below
+    return F.pad(x, (0, 1)).index_select(-1, index)

@@ -73,16 +73,29 @@ def estimate_f0(
     # span ends with the block)
     offset = hop_length - span if causal else hop_length // 2 - window // 2
     left = max(0, -offset)
-    right = max(0, (frames_out - 1) * hop_length + offset + left + span - (length + left))
-    padded = F.pad(x, (left, right))[:, offset + left:]
-    frames = padded.unfold(-1, span, hop_length)[:, :frames_out]
+    exporting = torch.onnx.is_in_onnx_export()
+    if exporting:
+        # an ONNX graph takes whole hops (length = frames_out * hop): the padding below is then the same
+        # for every length, and the frame count needs no cut (the traced count would be frozen in)
+        # (and unfold of a length unknown at export does not export: the frames are gathered instead)
+        padded = F.pad(x, (left, offset + span - hop_length))[:, offset + left:]
+        count = torch._shape_as_tensor(x)[-1] // hop_length  # a tensor: the graph reads it from the input
+        starts = torch.arange(count, device=x.device) * hop_length  # type: ignore[call-overload]
+        frames = padded[:, starts[:, None] + torch.arange(span, device=x.device)]
+    else:
+        right = max(0, (frames_out - 1) * hop_length + offset + left + span - (length + left))
+        padded = F.pad(x, (left, right))[:, offset + left:]
+        frames = padded.unfold(-1, span, hop_length)[:, :frames_out]
     frames = frames - frames[..., :window].mean(dim=-1, keepdim=True)
 
     # difference d(tau) = sum_{j<W} (x_j - x_{j+tau})^2 = E_0 + E_tau - 2 r(tau), r by FFT correlation
-    n_fft = 1 << (span + window - 1).bit_length()
-    spec = torch.fft.rfft(frames, n_fft)
-    head = torch.fft.rfft(frames[..., :window], n_fft)
-    corr = torch.fft.irfft(spec * head.conj(), n_fft)[..., : tau_max + 1]
+    if exporting:
+        corr = _lag_correlation_dft(frames, window, tau_max)
+    else:
+        n_fft = 1 << (span + window - 1).bit_length()
+        spec = torch.fft.rfft(frames, n_fft)
+        head = torch.fft.rfft(frames[..., :window], n_fft)
+        corr = torch.fft.irfft(spec * head.conj(), n_fft)[..., : tau_max + 1]
     energy = F.pad(frames.square().cumsum(dim=-1), (1, 0))
     e_tau = energy[..., window: window + tau_max + 1] - energy[..., : tau_max + 1]
     diff = (e_tau[..., :1] + e_tau - 2 * corr).clamp(min=0)
@@ -90,8 +103,7 @@ def estimate_f0(
     # cumulative-mean-normalised difference: removes the bias towards tau = 0
     taus = torch.arange(tau_max + 1, device=x.device, dtype=x.dtype)
     running = diff[..., 1:].cumsum(dim=-1)
-    cmnd = torch.ones_like(diff)
-    cmnd[..., 1:] = diff[..., 1:] * taus[1:] / running.clamp(min=1e-12)
+    cmnd = torch.cat([torch.ones_like(diff[..., :1]), diff[..., 1:] * taus[1:] / running.clamp(min=1e-12)], dim=-1)
 
     # the first local minimum below threshold (YIN's absolute threshold step), else the global minimum
     inner = cmnd[..., tau_min:tau_max]
@@ -111,6 +123,35 @@ def estimate_f0(
     voiced = has_dip & (level_db > silence_db)
     f0 = torch.where(voiced, sample_rate / period, torch.zeros_like(period))
     return PitchTrack(f0=f0, voiced=voiced, periodicity=(1 - at).clamp(0, 1))
+
+
+def _lag_correlation_dft(frames: torch.Tensor, window: int, tau_max: int) -> torch.Tensor:
+    """r(tau) = sum_{j<W} x_j x_{j+tau} for tau in [0, tau_max] of frames [..., span], by a real DFT
+    written as matrix products: torch.fft does not trace to ONNX. A DFT of `span` points suffices, as
+    j + tau stays below it (the circular correlation does not wrap)."""
+    n = window + tau_max + 1  # the frames' span
+    bins = n // 2 + 1
+
+    def angles(count: int, other: int) -> torch.Tensor:  # 2 pi a b / n, reduced modulo n while exact
+        a = torch.arange(count, dtype=torch.float64)[:, None] * torch.arange(other, dtype=torch.float64)[None, :]
+        return (2 * math.pi / n) * torch.remainder(a, n)
+
+    forward = angles(n, bins)
+    cos, sin = torch.cos(forward).to(frames.dtype), torch.sin(forward).to(frames.dtype)
+    spec_re, spec_im = frames @ cos, -(frames @ sin)
+    head = frames[..., :window]
+    head_re, head_im = head @ cos[:window], -(head @ sin[:window])
+    # spec * conj(head), then the inverse real DFT at lags 0..tau_max: the DC and Nyquist bins count
+    # once, the others twice, and their imaginary parts are dropped, as irfft does
+    prod_re = spec_re * head_re + spec_im * head_im
+    prod_im = spec_im * head_re - spec_re * head_im
+    weight = torch.full((bins, 1), 2.0 / n, dtype=torch.float64)
+    weight[0] = 1.0 / n
+    if n % 2 == 0:
+        weight[-1] = 1.0 / n
+    inverse = angles(bins, tau_max + 1)
+    inv_cos, inv_sin = (weight * torch.cos(inverse)).to(frames.dtype), (weight * torch.sin(inverse)).to(frames.dtype)
+    return prod_re @ inv_cos - prod_im @ inv_sin
 
 
 def pitch_features(track: PitchTrack) -> torch.Tensor:

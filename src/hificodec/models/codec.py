@@ -76,8 +76,12 @@ class ChannelNorm(nn.Module):
     """Normalise each frame over its channels (no statistics over time, so codes stay local:
     chunked and batched encoding give the same codes as a whole-file pass)."""
 
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels  # a constant, not x.shape[1]: an ONNX export needs the normalised shape fixed
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x.transpose(1, 2), x.shape[1:2]).transpose(1, 2)
+        return F.layer_norm(x.transpose(1, 2), (self.channels,)).transpose(1, 2)
 
 
 def _latent_norm(kind: str, latent_dim: int) -> nn.Module:
@@ -85,7 +89,7 @@ def _latent_norm(kind: str, latent_dim: int) -> nn.Module:
     if kind in ("none", None, False):
         return nn.Identity()
     if kind == "channel":
-        return ChannelNorm()
+        return ChannelNorm(latent_dim)
     raise ConfigError(f"unknown latent_norm '{kind}' (choose none or channel)")
 
 

@@ -60,7 +60,10 @@ class SConv1d(nn.Module):
         """x [B, C, T], or at inference also [B, C, 1, T] channels-last (`SEANetEncoder`'s fast path)."""
         k_eff = (self.kernel_size - 1) * self.dilation + 1
         pad = self.padding_total
-        extra = extra_padding_for_conv1d(x.shape[-1], k_eff, self.stride, pad)
+        # an ONNX graph takes whole hops (the caller pads), where the extra padding is 0: computed from
+        # the traced length it would be frozen into the graph
+        exporting = torch.onnx.is_in_onnx_export()
+        extra = 0 if exporting else extra_padding_for_conv1d(x.shape[-1], k_eff, self.stride, pad)
         if self.causal:
             x = pad1d(x, pad, extra, self.pad_mode)
         else:
@@ -100,4 +103,4 @@ class SConvTranspose1d(nn.Module):
         # Causal: trim everything on the right, so the output at t only depends on frames <= t.
         right = pad if self.causal else pad // 2
         left = pad - right
-        return y[..., left : y.shape[-1] - right]
+        return y[..., left : -right or None]  # counted from the end: a traced graph keeps it for any length

@@ -41,4 +41,7 @@ class PitchHead(nn.Module):
 
 def pitch_to_hz(prediction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Pitch-head output [B, 2, F] -> (f0 in Hz, voicing probability), each [B, F]."""
-    return REFERENCE_HZ * torch.exp2(prediction[:, 0].float()), torch.sigmoid(prediction[:, 1].float())
+    octaves = prediction[:, 0].float()
+    # torch.exp2 has no ONNX export; pow of 2 is the same function (up to float rounding)
+    power = torch.pow(2.0, octaves) if torch.onnx.is_in_onnx_export() else torch.exp2(octaves)
+    return REFERENCE_HZ * power, torch.sigmoid(prediction[:, 1].float())

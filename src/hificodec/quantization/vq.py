@@ -98,7 +98,8 @@ class VectorQuantizer(nn.Module):
         """Index of the closest entry for each row of z [N, d]."""
         e_sq = embed.pow(2).sum(-1)
         out = []
-        for block in z.split(_NEAREST_BLOCK):
+        # one block in an ONNX export: the traced number of blocks would be frozen into the graph
+        for block in [z] if torch.onnx.is_in_onnx_export() else z.split(_NEAREST_BLOCK):
             # ||z||^2 is constant per row: argmin of ||e||^2 - 2 z.e is the nearest entry.
             dist = torch.addmm(e_sq.unsqueeze(0), block, embed.t(), alpha=-2.0)
             out.append(dist.argmin(dim=-1))

@@ -1,0 +1,208 @@
+"""ONNX export and the onnxruntime backend (hificodec.onnx_backend): the same codes as PyTorch, audio
+within a measured tolerance, the same .hfc bytes, chunked decoding with the carried phase, the CLI
+flags, and clean errors for graphs of another model, damaged graphs and a missing onnxruntime."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import hificodec
+from hificodec import onnx_backend
+from hificodec.chunked import decode_chunked, encode_chunked
+from hificodec.cli import main
+from hificodec.compress import compress
+from hificodec.errors import HificodecError
+from tiny_codecs import assert_codes_vary, coding_model, tiny_preset
+
+#: decoded audio, ONNX vs PyTorch (shipped model, bundled 6.9 s clip): measured max abs diff 4.6e-4
+#: (peak 0.45), from float rounding in the pitch head that the oscillator's running phase accumulates;
+#: 4x margin. Elsewhere (no oscillator) the two agree to ~4e-7.
+AUDIO_TOLERANCE = 2e-3
+
+
+def _clip() -> torch.Tensor:
+    path = Path(hificodec.__file__).parent / "assets" / "speech-cs-16k.flac"
+    audio, sr = sf.read(str(path), dtype="float32")
+    assert sr == 16000
+    return torch.from_numpy(audio)[None, None]
+
+
+@pytest.fixture(scope="session")
+def shipped(tmp_path_factory):
+    """(PyTorch model, its ONNX backend), exported once per session."""
+    model = hificodec.load("hificodec-16k")
+    folder = tmp_path_factory.mktemp("onnx") / "hificodec-16k"
+    onnx_backend.export(model, folder)
+    return model, onnx_backend.load(model, folder, threads=1)
+
+
+def _tones(batch: int, samples: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(samples) / 16000
+    f0 = 90 + 200 * torch.rand(batch, 1, 1, generator=g)
+    return 0.3 * torch.sin(2 * torch.pi * f0 * t * (1 + 0.05 * torch.sin(6 * t))) + 0.02 * torch.randn(
+        batch, 1, samples, generator=g
+    )
+
+
+def test_codes_and_audio_of_the_bundled_clip_match_pytorch(shipped):
+    model, backend = shipped
+    wav = _clip()
+    with torch.no_grad():
+        codes = model.encode(wav)
+        reference = model.decode(codes)
+    ours = backend.encode(wav)
+    assert_codes_vary(ours)
+    assert torch.equal(ours, codes)
+    decoded = backend.decode(codes)
+    assert decoded.shape == reference.shape
+    assert float((decoded - reference).abs().max()) < AUDIO_TOLERANCE
+
+
+@pytest.mark.parametrize("batch,samples", [(1, 320), (3, 320 * 7 + 13), (1, 16000 * 2 + 1), (3, 320 * 61)])
+def test_codes_match_at_several_batch_sizes_and_lengths(shipped, batch, samples):
+    model, backend = shipped
+    wav = _tones(batch, samples, seed=samples)
+    with torch.no_grad():
+        codes = model.encode(wav)
+        reference = model.decode(codes, samples)
+    assert torch.equal(backend.encode(wav), codes)
+    assert float((backend.decode(codes, samples) - reference).abs().max()) < AUDIO_TOLERANCE
+
+
+def test_a_lower_bitrate_encodes_and_decodes_a_prefix(shipped):
+    model, backend = shipped
+    wav = _tones(1, 16000, seed=3)
+    backend.set_num_codebooks(2)
+    try:
+        with torch.no_grad():
+            codes = model.encode(wav)[:, :2]
+            reference = model.decode(codes)
+        assert torch.equal(backend.encode(wav), codes)
+        assert float((backend.decode(codes) - reference).abs().max()) < AUDIO_TOLERANCE
+    finally:
+        backend.set_num_codebooks(backend.max_codebooks)
+
+
+def test_hfc_bytes_are_those_of_pytorch(shipped):
+    model, backend = shipped
+    audio = _clip()[0, 0].numpy()
+    assert compress(backend, audio, 16000) == compress(model, audio, 16000)
+
+
+def test_chunked_decoding_carries_the_phase_through_the_graph(shipped):
+    model, backend = shipped
+    with torch.no_grad():
+        codes = model.encode(_clip())
+        whole = model.decode(codes)
+    assert torch.equal(encode_chunked(backend, _clip(), chunk_frames=100), codes)
+    # windows of 40 frames: without the carried phase, every window would restart the oscillator
+    chunked = decode_chunked(backend, codes, chunk_frames=40)
+    assert float((chunked - whole).abs().max()) < AUDIO_TOLERANCE
+    # one window in the middle, with a phase carried in: the graph gives PyTorch's audio and phase
+    phase = torch.tensor([0.37], dtype=torch.float64)
+    window = codes[..., 80:160]
+    with torch.no_grad():
+        wav, carried = model.decode_window(window, 20, 60, phase)
+    ours, ours_carried = backend.decode_window(window, 20, 60, phase)
+    assert float((ours - wav).abs().max()) < AUDIO_TOLERANCE
+    assert carried is not None and ours_carried is not None
+    assert float((ours_carried - carried).abs().max()) < 1e-3  # cycles; 60 frames apart: ~1e-6 measured
+    assert float((ours_carried - phase).abs().max()) > 1  # it moved on
+
+
+@pytest.mark.parametrize("preset", ["tiny-encodec", "tiny-hificodec"])
+def test_other_families_export(tmp_path, preset):
+    """SEANet with an LSTM (Encodec) and HiFi-GAN (HiFi-Codec) encoders and decoders."""
+    model = coding_model(tiny_preset(preset))
+    onnx_backend.export(model, tmp_path / "graphs")
+    backend = onnx_backend.load(model, tmp_path / "graphs", threads=1)
+    for batch, samples in ((1, 320 * 3 + 5), (3, 8000)):
+        wav = _tones(batch, samples, seed=batch)
+        with torch.no_grad():
+            codes = model.encode(wav)
+            reference = model.decode(codes)
+        assert torch.equal(backend.encode(wav), codes)
+        assert float((backend.decode(codes) - reference).abs().max()) < 1e-5  # ~4e-7 measured
+
+
+def test_graphs_of_another_model_are_refused(shipped, tmp_path):
+    model, backend = shipped
+    folder = tmp_path / "graphs"
+    shutil.copytree(backend.folder, folder)
+    info = json.loads((folder / onnx_backend.INFO_FILE).read_text())
+    info["model_hash"] = "0123456789abcdef"
+    (folder / onnx_backend.INFO_FILE).write_text(json.dumps(info))
+    with pytest.raises(HificodecError, match="exported from .* not from hificodec-16k@5"):
+        onnx_backend.load(model, folder)
+
+
+def test_a_damaged_graph_is_refused_with_a_clean_message(shipped, tmp_path, capsys):
+    model, backend = shipped
+    folder = tmp_path / "graphs"
+    shutil.copytree(backend.folder, folder)
+    data = (folder / onnx_backend.DECODER_FILE).read_bytes()
+    (folder / onnx_backend.DECODER_FILE).write_bytes(data[: len(data) // 3])
+    with pytest.raises(HificodecError, match="decoder.onnx: not a usable ONNX graph"):
+        onnx_backend.load(model, folder)
+    wav_path = tmp_path / "in.wav"
+    sf.write(str(wav_path), _tones(1, 4000, seed=1)[0, 0].numpy(), 16000)
+    code = main(["encode", str(wav_path), "-o", str(tmp_path / "x.hfc"), "--backend", "onnx", "--onnx-dir",
+                 str(folder), "-q"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code != 0 and "not a usable ONNX graph" in err and "Traceback" not in err
+    assert not (tmp_path / "x.hfc").exists()
+
+
+def test_a_missing_onnxruntime_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import raises ImportError
+    with pytest.raises(HificodecError, match=r"pip install 'hificodec\[onnx\]'"):
+        onnx_backend.require_onnx()
+
+
+def test_cli_export_and_backend_flag(shipped, tmp_path, capsys, monkeypatch):
+    model, backend = shipped
+    wav_path = tmp_path / "in.wav"
+    sf.write(str(wav_path), _tones(1, 16000, seed=5)[0, 0].numpy(), 16000)
+    # export-onnx refuses to overwrite without --force (the export itself is the session fixture's)
+    assert main(["export-onnx", "hificodec-16k", str(backend.folder), "-q"]) == 1
+    assert "--force" in capsys.readouterr().err
+    # the cache is keyed by model hash: point it at the fixture's export so the CLI needs no new one
+    monkeypatch.setenv("HIFICODEC_CACHE", str(tmp_path / "cache"))
+    shutil.copytree(backend.folder, tmp_path / "cache" / "onnx" / onnx_backend.model_hash(model))
+    torch_hfc, onnx_hfc = tmp_path / "t.hfc", tmp_path / "o.hfc"
+    assert main(["encode", str(wav_path), "-o", str(torch_hfc), "-q"]) == 0
+    assert main(["encode", str(wav_path), "-o", str(onnx_hfc), "--backend", "onnx", "-q"]) == 0
+    assert onnx_hfc.read_bytes() == torch_hfc.read_bytes()
+    out = tmp_path / "o.wav"
+    assert main(["decode", str(onnx_hfc), "-o", str(out), "--backend", "onnx", "-q"]) == 0
+    assert main(["decode", str(torch_hfc), "-o", str(tmp_path / "t.wav"), "-q"]) == 0
+    ours, _ = sf.read(str(out), dtype="float32")
+    theirs, _ = sf.read(str(tmp_path / "t.wav"), dtype="float32")
+    assert ours.shape == theirs.shape and np.abs(ours - theirs).max() < AUDIO_TOLERANCE
+    assert main(["encode", str(wav_path), "-o", str(tmp_path / "x.hfc"), "--onnx-dir", str(backend.folder)]) == 1
+    assert "--onnx-dir is for --backend onnx" in capsys.readouterr().err
+
+
+def test_the_causal_preset_exports_with_its_frame_shift(tmp_path):
+    """hificodec-16k-causal: causal YIN frames and an iSTFT whose frames sit one hop later (untrained
+    weights: the decode is what is compared)."""
+    model = hificodec.build("hificodec-16k-causal").eval()
+    onnx_backend.export(model, tmp_path / "graphs")
+    backend = onnx_backend.load(model, tmp_path / "graphs", threads=1)
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, model.codebook_size, (2, model.max_codebooks, 23), generator=g)
+    with torch.no_grad():
+        reference = model.decode(codes)
+    assert float((backend.decode(codes) - reference).abs().max()) < 1e-5  # ~4e-7 measured
+    wav = _tones(2, 320 * 9, seed=9)
+    with torch.no_grad():
+        assert torch.equal(backend.encode(wav), model.encode(wav))
