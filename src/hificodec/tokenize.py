@@ -291,10 +291,12 @@ def _encode_pending(
     threads: int | None = None,
 ) -> None:
     batches = plan_batches(pending, batch_size, max_batch_seconds, model.sample_rate)
-    on_cpu = next(model.parameters()).device.type == "cpu"
+    params = list(model.parameters())
+    # a PyTorch model on the CPU; other backends (onnxruntime) run their own threads in this process
+    torch_cpu = bool(params) and params[0].device.type == "cpu"
     bar = tqdm(total=len(pending), unit="file", desc="tokenize", disable=not progress)
     with bar:
-        if workers > 0 and on_cpu and len(batches) > 1:
+        if workers > 0 and torch_cpu and len(batches) > 1:
             results = _encode_in_processes(model, batches, dtype, chunk_seconds, workers, threads)
         else:
             results = _encode_here(model, batches, dtype, chunk_seconds, workers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..tokenize import tokenize
 from .codec_cmd import add_backend_args, check_backend_args, load_model, with_backend
@@ -12,16 +13,18 @@ from .numbers import non_negative_int, positive_int, positive_kbps
 def run(args: argparse.Namespace) -> int:
     check_backend_args(args)
     model = with_backend(load_model(args.model, args.bandwidth, args.n_q, args.device), args)
+    workers = args.workers if args.workers is not None else len(os.sched_getaffinity(0))
     stats = tokenize(
-        model, args.source, args.out, batch_size=args.batch_size, workers=args.workers, rank=args.rank,
+        model, args.source, args.out, batch_size=args.batch_size, workers=workers, rank=args.rank,
         world_size=args.world_size, split=args.split, skip_errors=args.skip_errors, progress=not args.quiet,
+        threads=args.threads,
     )  # fmt: skip
     if not args.quiet:
         hours = stats.audio_seconds / 3600
         print(
             f"tokenized {stats.encoded} of {stats.files} files into {args.out} ({stats.skipped} already done, "
             f"{len(stats.failed)} failed): {hours:.3f} h of audio in {stats.wall_seconds / 60:.2f} min "
-            f"= {stats.hours_per_minute:.2f} hours of audio per minute"
+            f"= {stats.hours_per_minute:.2f} hours of audio per minute ({60 * stats.hours_per_minute:.0f}x real time)"
         )
         for msg in stats.failed:
             print(f"  failed: {msg}")
@@ -45,7 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rate.add_argument("--n-q", type=positive_int, metavar="N", help="number of codebooks")
     p.add_argument("--batch-size", type=positive_int, default=16, help="utterances per model call (default 16)")
     p.add_argument(
-        "--workers", type=non_negative_int, default=0, help="audio loading processes (default 0: in-process)"
+        "--workers", type=non_negative_int,
+        help="processes that load and encode, each with --threads threads (a GPU model: processes that load "
+        "audio for it); 0: everything in this process (default: one per CPU core)",
+    )  # fmt: skip
+    p.add_argument(
+        "--threads", type=positive_int,
+        help="torch threads per encoding process (default: this machine's threads shared out, at least 1)",
     )
     p.add_argument("--split", help="only entries of this split (manifests)")
     p.add_argument("--skip-errors", action="store_true", help="report unreadable files and go on")

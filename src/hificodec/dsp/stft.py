@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import torch
+import torch.nn.functional as F
 
 from .padding import pad1d
 
@@ -61,10 +62,28 @@ def overlap_add_istft(
     batch, _, frames = spec.shape
     chunks = torch.fft.irfft(spec, n=n_fft, dim=1) * window[:, None]  # [B, n_fft, F]
     total = (frames - 1) * hop_length + n_fft
-    fold = dict(output_size=(1, total), kernel_size=(1, n_fft), stride=(1, hop_length))
-    signal = torch.nn.functional.fold(chunks, **fold).reshape(batch, total)
-    squared = (window.square()[None, :, None]).expand(1, n_fft, frames)
-    envelope = torch.nn.functional.fold(squared, **fold).reshape(total)
+    signal = F.fold(chunks, output_size=(1, total), kernel_size=(1, n_fft), stride=(1, hop_length))
     start = n_fft // 2 - frame_shift * hop_length
     keep = slice(start, start + frames * hop_length)
-    return signal[:, keep] / envelope[keep].clamp(min=1e-11)
+    return signal.reshape(batch, total)[:, keep] / _inverse_envelope(window, hop_length, frames, start)
+
+
+def _inverse_envelope(window: torch.Tensor, hop_length: int, frames: int, start: int) -> torch.Tensor:
+    """The summed squared window over the kept samples, clamped as torch.istft does (recomputed only
+    when its inputs change: a training run or a long decode asks for the same one many times)."""
+    key = (window.data_ptr(), window._version, window.device, window.dtype, hop_length, frames, start)
+    cached = _ENVELOPES.get(key)
+    if cached is None:
+        n_fft = window.shape[0]
+        total = (frames - 1) * hop_length + n_fft
+        with torch.inference_mode(False), torch.no_grad():
+            squared = window.detach().square()[None, :, None].expand(1, n_fft, frames)
+            envelope = F.fold(squared, output_size=(1, total), kernel_size=(1, n_fft), stride=(1, hop_length))
+            cached = envelope.reshape(total)[start : start + frames * hop_length].clamp(min=1e-11)
+        if len(_ENVELOPES) >= 32:
+            _ENVELOPES.pop(next(iter(_ENVELOPES)))
+        _ENVELOPES[key] = cached
+    return cached
+
+
+_ENVELOPES: dict[tuple, torch.Tensor] = {}
