@@ -18,6 +18,7 @@ PAPER_PRESETS = {
     "soundstream-24k-240d": (24000, 240, 100, 15, 15.0),
     "soundstream-16k-320d": (16000, 320, 50, 24, 12.0),
     "hificodec-16k": (16000, 320, 50, 4, 2.0),
+    "hificodec-16k-causal": (16000, 320, 50, 4, 2.0),
 }
 
 
@@ -182,3 +183,23 @@ def test_excitation_decoder_needs_and_uses_the_pitch_head():
         out = model(wav)
     assert before.shape == after.shape == (1, 1, 3200) and out.pitch.shape == (1, 2, 10)
     assert not torch.allclose(before, after)  # the oscillator now reaches the output
+
+
+def test_causal_preset_looks_ahead_one_frame_of_codes():
+    """hificodec-16k-causal: a code needs no input past its frame, and an output sample no code more
+    than one frame ahead, so input after t + 40 ms never changes output before t (and input just
+    inside that does)."""
+    torch.manual_seed(0)
+    model = hificodec.build("hificodec-16k-causal").eval()
+    assert model.causal
+    hop, frames, cut = model.hop_length, 24, 12
+    wav = torch.randn(1, 1, hop * frames) * 0.1
+    bumped = wav.clone()
+    bumped[..., cut * hop :] += 0.1 * torch.randn(hop * (frames - cut))
+    with torch.no_grad():
+        codes, codes2 = model.encode(wav), model.encode(bumped)
+        audio, audio2 = model.decode(codes), model.decode(codes2)
+    assert torch.equal(codes[..., :cut], codes2[..., :cut]) and not torch.equal(codes[..., cut], codes2[..., cut])
+    moved = ((audio - audio2).abs()[0, 0] > 1e-7).nonzero()
+    # the first sample that moves lies in the hop before the perturbed frame: 2 hops = 40 ms of latency
+    assert (cut - 1) * hop <= int(moved.min()) < cut * hop

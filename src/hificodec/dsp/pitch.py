@@ -37,6 +37,7 @@ class TrackerSettings:
     threshold: float = 0.2  # YIN dip below which a frame counts as voiced
     window_seconds: float = 0.025
     silence_db: float = -50.0  # frames quieter than this (dBFS) are unvoiced
+    causal: bool = False  # frames end where their block ends (no lookahead) instead of centred on it
 
 
 @torch.no_grad()
@@ -49,18 +50,21 @@ def estimate_f0(
     threshold: float = 0.2,
     window_seconds: float = 0.025,
     silence_db: float = -50.0,
+    causal: bool = False,
 ) -> PitchTrack:
     """YIN (de Cheveigné & Kawahara, 2002) on frames centred on each `hop_length` block.
 
     wav [B, 1, T] or [B, T] -> one estimate per block: F = ceil(T / hop_length), the codec's frame
     count when hop_length is the codec's hop. A frame is voiced when its cumulative-mean-normalised
-    difference dips below `threshold` and its level is above `silence_db` dBFS.
+    difference dips below `threshold` and its level is above `silence_db` dBFS. `causal`: a frame reads
+    only samples up to its block's end (the analysis sits about half a window earlier than centred).
     """
     x = wav.reshape(wav.shape[0], -1).float()
     length = x.shape[-1]
-    g = yin_geometry(sample_rate, hop_length, fmin, fmax, window_seconds)
+    g = yin_geometry(sample_rate, hop_length, fmin, fmax, window_seconds, causal)
     frames_out = max(1, math.ceil(length / hop_length))
-    # frames [B, F, span] whose integration window is centred on the block centre
+    # frames [B, F, span] whose integration window is centred on the block centre (causal: whose
+    # span ends with the block)
     left = max(0, -g.offset)
     right = max(0, (frames_out - 1) * hop_length + g.offset + left + g.span - (length + left))
     padded = F.pad(x, (left, right))[:, g.offset + left:]
@@ -82,7 +86,12 @@ class YinGeometry:
 
 
 def yin_geometry(
-    sample_rate: int, hop_length: int, fmin: float = 60.0, fmax: float = 500.0, window_seconds: float = 0.025
+    sample_rate: int,
+    hop_length: int,
+    fmin: float = 60.0,
+    fmax: float = 500.0,
+    window_seconds: float = 0.025,
+    causal: bool = False,
 ) -> YinGeometry:
     """The frame layout `estimate_f0` uses (streaming trackers read it to know when a frame is complete)."""
     if not 0 < fmin < fmax < sample_rate / 2:
@@ -91,7 +100,8 @@ def yin_geometry(
     tau_max = int(math.ceil(sample_rate / fmin))
     window = max(int(round(window_seconds * sample_rate)), tau_min)
     span = window + tau_max + 1
-    return YinGeometry(hop_length, hop_length // 2 - window // 2, span, window, tau_min, tau_max)
+    offset = hop_length - span if causal else hop_length // 2 - window // 2
+    return YinGeometry(hop_length, offset, span, window, tau_min, tau_max)
 
 
 @torch.no_grad()

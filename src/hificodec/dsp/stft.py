@@ -42,3 +42,29 @@ def centered_stft(wav: torch.Tensor, n_fft: int, hop_length: int, window: torch.
     pad = n_fft // 2
     padded = pad1d(wav.reshape(-1, 1, wav.shape[-1]), pad, pad, "reflect").reshape(*wav.shape[:-1], -1)
     return torch.stft(padded, n_fft, hop_length, window=window, center=False, return_complex=True)
+
+
+def overlap_add_istft(
+    spec: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor, frame_shift: int = 0
+) -> torch.Tensor:
+    """Inverse STFT [B, n_fft // 2 + 1, F] -> [B, F * hop_length], frame k centred on sample
+    (k + frame_shift) * hop_length.
+
+    With frame_shift 0 this is `torch.istft(center=True, length=F * hop)` (the same windowed
+    overlap-add divided by the summed squared window, equal to float rounding). A shift of one frame
+    lets code frame k speak about the audio up to one hop later, so a causal decoder's output at a
+    sample needs codes at most one frame ahead (see `ISTFTHead`). Written as irfft + `fold` rather than
+    `torch.istft` so the same arithmetic serves streaming (a running overlap-add) and export.
+    """
+    if not 0 <= frame_shift * hop_length <= n_fft // 2:
+        raise ValueError(f"frame_shift must be between 0 and {n_fft // 2 // hop_length} frames, got {frame_shift}")
+    batch, _, frames = spec.shape
+    chunks = torch.fft.irfft(spec, n=n_fft, dim=1) * window[:, None]  # [B, n_fft, F]
+    total = (frames - 1) * hop_length + n_fft
+    fold = dict(output_size=(1, total), kernel_size=(1, n_fft), stride=(1, hop_length))
+    signal = torch.nn.functional.fold(chunks, **fold).reshape(batch, total)
+    squared = (window.square()[None, :, None]).expand(1, n_fft, frames)
+    envelope = torch.nn.functional.fold(squared, **fold).reshape(total)
+    start = n_fft // 2 - frame_shift * hop_length
+    keep = slice(start, start + frames * hop_length)
+    return signal[:, keep] / envelope[keep].clamp(min=1e-11)

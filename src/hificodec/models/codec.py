@@ -53,12 +53,14 @@ def _build_decoder(cfg: dict[str, Any], latent_dim: int, hop_length: int) -> nn.
 
 
 def _build_vocos(kw: dict[str, Any], latent_dim: int, hop_length: int) -> VocosDecoder:
-    """A ConvNeXt backbone (dim, hidden_dim, num_layers, kernel_size) with an iSTFT head (n_fft,
-    default 4 hops; phase_advance; excitation) at the encoder's hop."""
+    """A ConvNeXt backbone (dim, hidden_dim, num_layers, kernel_size, causal) with an iSTFT head (n_fft,
+    default 4 hops; phase_advance; excitation; frame_shift) at the encoder's hop."""
     n_fft = kw.pop("n_fft", None) or 4 * hop_length
     phase_advance = bool(kw.pop("phase_advance", False))
     excitation = bool(kw.pop("excitation", False))
-    head = ISTFTHead(int(kw.get("dim", DEFAULT_DIM)), int(n_fft), hop_length, phase_advance, excitation)
+    frame_shift = int(kw.pop("frame_shift", 0))
+    dim = int(kw.get("dim", DEFAULT_DIM))
+    head = ISTFTHead(dim, int(n_fft), hop_length, phase_advance, excitation, frame_shift)
     return VocosDecoder(in_channels=latent_dim, head=head, **kw)
 
 
@@ -115,7 +117,11 @@ class Codec(CodecModel):
                 f"encoder hop {self.hop_length} != decoder hop {self.decoder.hop_length}: "
                 "the decoder's rates must multiply to the encoder's"
             )
-        self.causal = bool(cfg["encoder"].get("causal", False)) and bool(cfg["decoder"].get("causal", False))
+        pitch_input = cfg.get("pitch_input")
+        causal_pitch = not pitch_input or (isinstance(pitch_input, dict) and bool(pitch_input.get("causal")))
+        self.causal = (
+            bool(cfg["encoder"].get("causal", False)) and bool(cfg["decoder"].get("causal", False)) and causal_pitch
+        )
         q = dict(cfg["quantizer"])
         groups, depth, size = int(q.pop("groups", 1)), int(q.pop("depth")), int(q.pop("codebook_size"))
         self.codebook_size = size

@@ -297,6 +297,7 @@ def conv_stream(module: nn.Module) -> Windows:
             raise HificodecError(f"streaming is not supported for Conv1d with padding {conv.padding!r}")
         k_eff = (conv.kernel_size[0] - 1) * conv.dilation[0] + 1
         left = right = int(conv.padding[0])
+        left += int(getattr(conv, "left_pad", 0))  # the Vocos backbone's causal convs pad on the left
         mode, extra = "zeros", False
     else:
         raise HificodecError(f"streaming is not supported for {type(module).__name__} layers")
@@ -487,13 +488,14 @@ class OscillatorStream(Stream):
 class HeadStream:
     """The iSTFT head frame by frame: each frame's spectrum (with the excitation's, gain-shaped), its
     inverse FFT windowed and overlap-added into a running buffer, divided by the window-square envelope
-    accumulated alongside (constant inside the stream; at its ends what `torch.istft(center=True)`
-    divides by). Output sample t sits at position t + n_fft / 2 of the overlap-add."""
+    accumulated alongside (constant inside the stream; at its ends what `dsp.stft.overlap_add_istft`
+    divides by). Output sample t sits at position t + n_fft / 2 - frame_shift * hop of the overlap-add
+    (frame k starts at position k * hop)."""
 
     def __init__(self, head: ISTFTHead) -> None:
         self.head = head
         self.n_fft, self.hop = head.n_fft, head.hop_length
-        self.offset = head.n_fft // 2
+        self.offset = head.n_fft // 2 - head.frame_shift * head.hop_length
         self.window = head.window.detach()
         self.square = self.window.square()
         self.frame = 0  # frames overlap-added so far
@@ -556,7 +558,7 @@ class HeadStream:
         if end <= lo:
             return None
         self.written = end
-        return (out[:, lo - start : end - start] / env[lo - start : end - start]).unsqueeze(1)
+        return (out[:, lo - start : end - start] / env[lo - start : end - start].clamp(min=1e-11)).unsqueeze(1)
 
     def flush(self) -> Chunk:
         """The last frame's tail up to the stream's length (frames x hop samples)."""
@@ -582,7 +584,7 @@ def _encoder_graph(model: Any) -> Stream:
     pitch = model.pitch
     if pitch is not None and pitch.input is not None and pitch.tracker is not None:
         t = pitch.tracker
-        g = yin_geometry(model.sample_rate, model.hop_length, t.fmin, t.fmax, t.window_seconds)
+        g = yin_geometry(model.sample_rate, model.hop_length, t.fmin, t.fmax, t.window_seconds, t.causal)
         features = Chain([YinStream(model.sample_rate, g, t.threshold, t.silence_db), conv_stream(pitch.input)])
         main = Join([main, features], _add)
     return main
@@ -680,6 +682,8 @@ class StreamingDecoder:
                 return torch.stft(seg, n_fft, hop, window=window, center=False, return_complex=True)
 
             self.framer = Windows(stft, n_fft, hop, n_fft // 2, n_fft // 2, "reflect")
+        # the excitation's frames are centred where the synthesis frames are: frame_shift frames later
+        self.skip_excitation = head.frame_shift
         self.head = HeadStream(head)
         self.frames = 0
         self.samples = 0
@@ -702,7 +706,7 @@ class StreamingDecoder:
             x = self.backbone.push(q)
             exc: Chunk = None
             if self.pitch is not None and self.oscillator is not None and self.framer is not None:
-                exc = self.framer.push(self.oscillator.push(self.pitch.push(q)))
+                exc = self._skip(self.framer.push(self.oscillator.push(self.pitch.push(q))))
             return self._wav(self.head.push(x, exc))
 
     def flush(self) -> torch.Tensor:
@@ -715,8 +719,15 @@ class StreamingDecoder:
             if self.pitch is not None and self.oscillator is not None and self.framer is not None:
                 pitch = self.pitch.flush()
                 samples = _cat(self.oscillator.push(pitch), self.oscillator.flush())
-                exc = _cat(self.framer.push(samples), self.framer.flush())
+                exc = self._skip(_cat(self.framer.push(samples), self.framer.flush()))
             return self._wav(_cat(self.head.push(x, exc), self.head.flush()))
+
+    def _skip(self, exc: Chunk) -> Chunk:
+        if exc is None or not self.skip_excitation:
+            return exc
+        n = min(self.skip_excitation, exc.shape[-1])
+        self.skip_excitation -= n
+        return exc[..., n:] if exc.shape[-1] > n else None
 
     def _wav(self, wav: Chunk) -> torch.Tensor:
         if wav is None:
@@ -732,7 +743,8 @@ class StreamingDecoder:
         """Samples of audio complete after `frames` code frames, in the steady state."""
         n = self.backbone.ready(frames)
         if self.pitch is not None and self.oscillator is not None and self.framer is not None:
-            n = min(n, self.framer.ready(self.oscillator.ready(self.pitch.ready(frames))))
+            shift = self.head.head.frame_shift
+            n = min(n, self.framer.ready(self.oscillator.ready(self.pitch.ready(frames))) - shift)
         return max(0, n * self.head.hop - self.head.offset)
 
 

@@ -67,7 +67,7 @@ class SConv1d(nn.Module):
             x = pad1d(x, pad - right, right + extra, self.pad_mode)
         if torch.is_grad_enabled():
             return self.conv(x)
-        conv = self.conv
+        conv: nn.Conv1d = self.conv  # type: ignore[assignment]
         weight = self._inference_weight.get(conv)
         return F.conv1d(x, weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 

@@ -33,10 +33,11 @@ class InferenceWeight:
         self._key: tuple[int, ...] | None = None
         self._weight: torch.Tensor | None = None
 
-    def get(self, module: nn.Module) -> torch.Tensor:
+    def get(self, module: nn.Conv1d) -> torch.Tensor:
         if torch.is_grad_enabled() or not parametrize.is_parametrized(module, "weight"):
             return module.weight
-        originals = list(module.parametrizations["weight"].parameters())  # type: ignore[union-attr]
+        parametrizations: nn.ModuleDict = module.parametrizations  # type: ignore[assignment]
+        originals = list(parametrizations["weight"].parameters())
         key = tuple(x for t in originals for x in (id(t), t._version, t.data_ptr()))
         if self._key != key or self._weight is None:
             with torch.inference_mode(False), torch.no_grad():

@@ -10,18 +10,37 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..dsp.stft import centered_stft
+from ..dsp.stft import centered_stft, overlap_add_istft
 
 #: backbone width when the config gives none
 DEFAULT_DIM = 384
 
 
+class _TimeConv(nn.Conv1d):
+    """Conv1d over frames, zero-padded centred (looks ahead kernel_size // 2 frames) or causal (all
+    padding on the left: frame t sees frames <= t). Same parameters either way, so a causal model can
+    start from a centred one's weights."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, groups: int = 1, causal: bool = False
+    ) -> None:
+        padding = 0 if causal else kernel_size // 2
+        super().__init__(in_channels, out_channels, kernel_size, padding=padding, groups=groups)
+        self.left_pad = kernel_size - 1 if causal else 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (self.left_pad, 0)) if self.left_pad else x)
+
+
 class ConvNeXtBlock(nn.Module):
-    def __init__(self, dim: int, hidden_dim: int, kernel_size: int = 7, layer_scale: float = 1e-2) -> None:
+    def __init__(
+        self, dim: int, hidden_dim: int, kernel_size: int = 7, layer_scale: float = 1e-2, causal: bool = False
+    ) -> None:
         super().__init__()
-        self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.dwconv = _TimeConv(dim, dim, kernel_size, groups=dim, causal=causal)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pwconv1 = nn.Linear(dim, hidden_dim)
         self.act = nn.GELU()
@@ -42,6 +61,10 @@ class ISTFTHead(nn.Module):
     vocoder) instead of a phase that repeats every frame, which only multiples of the frame rate
     satisfy. The advance repeats every `frame_period` frames; chunked decoding aligns to it.
 
+    frame_shift: synthesis frame k is centred on sample (k + frame_shift) * hop instead of k * hop. With
+    n_fft = 4 hops a centred frame reaches two hops ahead, so an output sample needs codes two frames
+    ahead; a shift of one brings that to one frame (the causal preset's 40 ms latency).
+
     excitation: add the spectrum of an excitation signal given to `forward` (the pitch component's
     harmonic oscillator, `models.pitch`), shaped by a per-bin gain read from the features. The
     oscillator supplies what a frame-rate network finds hardest, harmonics with a coherent phase; the
@@ -51,12 +74,23 @@ class ISTFTHead(nn.Module):
     """
 
     def __init__(
-        self, dim: int, n_fft: int, hop_length: int, phase_advance: bool = False, excitation: bool = False
+        self,
+        dim: int,
+        n_fft: int,
+        hop_length: int,
+        phase_advance: bool = False,
+        excitation: bool = False,
+        frame_shift: int = 0,
     ) -> None:
         super().__init__()
+        if not 0 <= frame_shift * hop_length <= n_fft // 2:
+            raise ValueError(f"frame_shift must be between 0 and {n_fft // 2 // hop_length}, got {frame_shift}")
+        if excitation and frame_shift > 1:
+            raise ValueError("an excitation head takes a frame_shift of 0 or 1")
         self.dim = dim
         self.n_fft = n_fft
         self.hop_length = hop_length
+        self.frame_shift = frame_shift
         self.phase_advance = phase_advance
         self.frame_period = n_fft // math.gcd(n_fft, hop_length) if phase_advance else 1
         self.out = nn.Linear(dim, n_fft + 2)
@@ -93,23 +127,18 @@ class ISTFTHead(nn.Module):
             phase = phase + self.advance(phase.shape[-1], phase.device)
         mag = torch.exp(log_mag).clamp(max=1e2)  # bounded: an exploding magnitude would ruin the OLA
         spec = torch.polar(mag, phase)
-        frames = x.shape[-1]
         if excitation is not None:
             spec = spec + self._shaped_excitation(x, excitation)
-        wav = torch.istft(
-            spec,
-            self.n_fft,
-            self.hop_length,
-            window=self.window,
-            center=True,
-            length=frames * self.hop_length,
-        )
+        wav = overlap_add_istft(spec, self.n_fft, self.hop_length, self.window, self.frame_shift)
         return wav.unsqueeze(1)
 
     def _shaped_excitation(self, x: torch.Tensor, excitation: torch.Tensor) -> torch.Tensor:
         """Gain-shaped STFT [B, bins, F] of the excitation signal."""
         assert self.excitation_gain is not None
-        source_spec = centered_stft(excitation, self.n_fft, self.hop_length, self.window)[..., : x.shape[-1]]
+        # the frames centred where the synthesis frames are (one past the end: reflect-padded excitation)
+        shift = self.frame_shift
+        source_spec = centered_stft(excitation, self.n_fft, self.hop_length, self.window)
+        source_spec = source_spec[..., shift : shift + x.shape[-1]]
         gain = self.excitation_gain(x.transpose(1, 2)).transpose(1, 2).float().clamp(-1e2, 1e2)
         return gain * source_spec
 
@@ -127,6 +156,7 @@ class VocosDecoder(nn.Module):
         hidden_dim: int = 1152,
         num_layers: int = 8,
         kernel_size: int = 7,
+        causal: bool = False,
     ) -> None:
         super().__init__()
         if head.dim != dim:
@@ -137,10 +167,12 @@ class VocosDecoder(nn.Module):
         #: True when forward() needs an excitation signal
         self.uses_excitation = head.uses_excitation
         # the backbone's layers sit directly on the decoder (checkpoint names decoder.embed, decoder.blocks.N)
-        self.embed = nn.Conv1d(in_channels, dim, kernel_size, padding=kernel_size // 2)
+        self.causal = causal
+        self.embed = _TimeConv(in_channels, dim, kernel_size, causal=causal)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.blocks = nn.ModuleList(
-            ConvNeXtBlock(dim, hidden_dim, kernel_size, layer_scale=1.0 / num_layers) for _ in range(num_layers)
+            ConvNeXtBlock(dim, hidden_dim, kernel_size, layer_scale=1.0 / num_layers, causal=causal)
+            for _ in range(num_layers)
         )
         self.final_norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = head
