@@ -305,11 +305,41 @@ def conv_stream(module: nn.Module) -> Windows:
         weight = conv.weight.detach().clone()
         bias = conv.bias.detach() if conv.bias is not None else None
     stride, dilation, groups = conv.stride[0], conv.dilation[0], conv.groups
+    return Windows(_conv_function(weight, bias, stride, dilation, groups), k_eff, stride, left, right, mode, extra)
+
+
+#: below this many outputs per push a convolution runs as one matrix product over gathered windows: the
+#: convolution kernels cost ~150 us a call on a few frames, mostly set-up (a stream pushes 20 ms at a time)
+SMALL_PUSH = 1024
+
+
+def _conv_function(
+    weight: torch.Tensor, bias: torch.Tensor | None, stride: int, dilation: int, groups: int
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    out_channels, in_per_group, kernel = weight.shape
+    k_eff = (kernel - 1) * dilation + 1
+    depthwise = groups > 1 and groups == out_channels and in_per_group == 1
+    flat = weight.reshape(out_channels, -1).t().contiguous() if groups == 1 else None  # [C * k, out]
+    taps = weight.reshape(out_channels, kernel) if depthwise else None
 
     def compute(x: torch.Tensor) -> torch.Tensor:
-        return F.conv1d(x, weight, bias, stride, 0, dilation, groups)
+        n = (x.shape[-1] - k_eff) // stride + 1
+        if n > SMALL_PUSH or (flat is None and taps is None):
+            return F.conv1d(x, weight, bias, stride, 0, dilation, groups)
+        windows = x.unfold(-1, k_eff, stride)  # [B, C, n, k_eff]
+        if dilation > 1:
+            windows = windows[..., ::dilation]
+        if taps is not None:  # depthwise: each channel its own taps
+            y = (windows * taps[:, None, :]).sum(-1)
+            return y if bias is None else y + bias[:, None]
+        assert flat is not None
+        cols = windows.permute(0, 2, 1, 3).reshape(x.shape[0], n, -1)  # [B, n, C * k]
+        y = cols @ flat if bias is None else torch.addmm(bias, cols.reshape(-1, cols.shape[-1]), flat).view(
+            x.shape[0], n, -1
+        )
+        return y.transpose(1, 2)
 
-    return Windows(compute, k_eff, stride, left, right, mode, extra)
+    return compute
 
 
 class LSTMStream(Stream):
