@@ -9,7 +9,6 @@ import pytest
 import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from tiny_codecs import assert_codes_vary, calibration_audio, code_mismatch, coding_model, tiny_preset
 
 import hificodec
 from hificodec.audio import load_audio
@@ -18,6 +17,7 @@ from hificodec.demo import bundled_clip
 from hificodec.errors import HificodecError
 from hificodec.models.streaming import conv_stream
 from hificodec.modules.conv import SConv1d
+from tiny_codecs import assert_codes_vary, calibration_audio, code_mismatch, coding_model, tiny_preset
 
 #: streamed audio vs model.decode, decoders without the harmonic excitation: the same arithmetic frame by
 #: frame, so only float rounding of convolutions over other lengths differs (measured 2.4e-7 on peaks ~1.3)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -285,8 +285,9 @@ class Windows(Stream):
 
 def conv_stream(module: nn.Module) -> Windows:
     """A streaming SConv1d or nn.Conv1d (its weight read once, as inference uses it)."""
+    conv: nn.Conv1d
     if isinstance(module, SConv1d):
-        conv = module.conv
+        conv = cast(nn.Conv1d, module.conv)
         k_eff = (module.kernel_size - 1) * module.dilation + 1
         pad = module.padding_total
         right = 0 if module.causal else pad // 2
@@ -695,7 +696,7 @@ class StreamingDecoder:
         self.backbone = Chain([
             conv_stream(decoder.embed),
             Pointwise(_layer_norm_channels(decoder.norm)),
-            *(_convnext(block) for block in decoder.blocks),
+            *(_convnext(cast(ConvNeXtBlock, block)) for block in decoder.blocks),
             Pointwise(_layer_norm_channels(decoder.final_norm)),
         ])
         self.pitch: Stream | None = None
