@@ -20,7 +20,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 #: scripts the project plans to have; others found in bench/ are run too
-EXPECTED = ["speed", "train_speed", "memory", "tokenize_speed"]  # not tokenize.py: it would shadow the stdlib module
+EXPECTED = ["speed", "train_speed", "memory", "tokenize_speed", "streaming"]  # not tokenize.py: it would shadow the stdlib module
 MARKER = "BENCH_JSON "
 SKIP = {"run_all"}
 
