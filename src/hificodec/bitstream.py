@@ -610,9 +610,12 @@ def write_codes(codes: np.ndarray, header: HfcHeader, entropy: GroupCoder | None
 
 
 def read_codes(data: bytes, entropy: GroupCoder | None = None) -> tuple[HfcHeader, np.ndarray]:
-    """.hfc bytes -> (header, codes [channels, n_q, frames] int64); raises FormatError subclasses."""
+    """.hfc bytes -> (header, codes [channels, n_q, frames] int64); raises FormatError subclasses. For an
+    unterminated stream (version 4) the header its end record completes, or the unknown-length one when
+    the stream was cut short."""
     reader = HfcReader(io.BytesIO(data), entropy)
-    return reader.header, reader.read_all()
+    codes = reader.read_all()
+    return reader.end_header or reader.header, codes
 
 
 def read_header(path: str | os.PathLike) -> HfcHeader:

@@ -110,3 +110,15 @@ def test_raw_pcm_in_and_out(setup, capsysbinary):
     assert main(["stream", "decode", str(root / "raw.hfc"), "--raw", "--model", str(root / "tiny"), "-q"]) == 0
     raw = np.frombuffer(capsysbinary.readouterr().out, "<i2")
     assert raw.shape == (40000,)
+
+
+def test_info_and_decode_read_a_stream_file(setup, capsys):
+    root = setup
+    hfc = root / "info.hfc"
+    assert main(["stream", "encode", str(root / "clip.wav"), "-o", str(hfc), "--model", str(root / "tiny"), "-q"]) == 0
+    assert main(["info", str(hfc)]) == 0
+    out = capsys.readouterr().out
+    assert ".hfc version 4" in out and "2.500 s" in out and "125 frames" in out
+    dst = root / "info.decoded.wav"
+    assert main(["decode", str(hfc), "--model", str(root / "tiny"), "-o", str(dst), "-q"]) == 0
+    assert sf.read(dst)[0].shape == (40000,)
