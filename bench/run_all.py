@@ -20,7 +20,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 #: scripts the project plans to have; others found in bench/ are run too
-EXPECTED = ["speed", "train_speed", "memory", "tokenize_speed"]  # not tokenize.py: it would shadow the stdlib module
+# not tokenize.py: it would shadow the stdlib module
+EXPECTED = ["speed", "train_speed", "memory", "tokenize_speed", "streaming"]
 MARKER = "BENCH_JSON "
 SKIP = {"run_all"}
 

@@ -230,3 +230,48 @@ def test_fuzz_header_with_recomputed_crc():
 def test_replace_keeps_header_valid():
     h = make_header()
     assert replace(h, channels=1).validate().channels == 1
+
+
+# ---- unterminated streams (version 4) ------------------------------------------------------------
+def _stream(codes: np.ndarray, group: int = 3, num_samples: int | None = None) -> bytes:
+    from hificodec.bitstream import HfcStreamWriter
+
+    buf = io.BytesIO()
+    writer = HfcStreamWriter(buf, make_header(group_frames=group))
+    for a in range(0, codes.shape[-1], 2):  # pushed 2 frames at a time, written per complete group
+        writer.write(codes[..., a : a + 2])
+    writer.close(num_samples or codes.shape[-1] * 320 - 5, 12345)
+    return buf.getvalue()
+
+
+def test_stream_round_trip_and_lengths_from_the_end_record():
+    codes = np.random.default_rng(0).integers(0, 1024, (2, 4, 11))
+    data = _stream(codes)
+    assert data[4:6] == struct.pack("<H", 4)
+    header, back = read_codes(data)
+    assert np.array_equal(back, codes)
+    assert (header.num_samples, header.num_frames, header.source_num_samples) == (11 * 320 - 5, 11, 12345)
+
+
+def test_a_stream_cut_after_a_group_reads_what_it_holds():
+    codes = np.random.default_rng(1).integers(0, 1024, (2, 4, 11))
+    data = _stream(codes)
+    group = 2 + 3 * 2 * 4 * 10 // 8 + 4  # count, packed codes (3 frames), CRC
+    head = len(data) - 3 * group - (2 + 2 * 2 * 4 * 10 // 8 + 4) - 22  # the header's end: before 4 groups, the end
+    reader = HfcReader(io.BytesIO(data[: head + 2 * group]))
+    got = reader.read_all()
+    assert not reader.complete and np.array_equal(got, codes[..., :6])
+    with pytest.raises(TruncatedError):  # inside a group
+        HfcReader(io.BytesIO(data[: head + 2 * group + 5])).read_all()
+    broken = bytearray(data)
+    broken[-10] ^= 1  # the end record
+    with pytest.raises(ChecksumError):
+        read_codes(bytes(broken))
+
+
+def test_unknown_lengths_only_in_version_4():
+    from hificodec.bitstream import UNKNOWN_LENGTH
+
+    with pytest.raises(FormatError):
+        make_header(num_samples=UNKNOWN_LENGTH).validate()
+    assert FORMAT_VERSION == 4

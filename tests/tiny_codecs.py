@@ -73,7 +73,8 @@ def coding_model(preset: str | dict[str, Any] = tiny_preset("tiny-encodec"), see
                 mean, std = latent.mean((0, 2)), latent.std((0, 2))
                 last = encoder.model[-1].conv  # SConv1d -> weight-normed Conv1d: scale each output channel
                 last.parametrizations.weight.original0.div_(std.view(-1, 1, 1))
-                last.bias.sub_(mean).div_(std)
+                if last.bias is not None:  # bias-free encoders (hificodec-16k) rely on the latent norm
+                    last.bias.sub_(mean).div_(std)
             model.train()(wav)  # k-means fills the codebooks from these latents
     return model.eval()
 

@@ -42,8 +42,14 @@ from .errors import HificodecError
 
 MAGIC = b"\x89HFC"
 #: the newest version; a file is written in the oldest version that holds the fields it needs
-FORMAT_VERSION = 3
-READ_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READ_VERSIONS = (1, 2, 3, 4)
+#: version 4, an unterminated stream (written as audio arrives): the lengths in its header are this value,
+#: every group starts with its frame count, and an end record gives the lengths (docs/format.md)
+UNKNOWN_LENGTH = (1 << 64) - 1
+#: an unterminated stream's group prefix: u16 frames (0 marks the end record: u64 num_samples, u64
+#: source_num_samples)
+_STREAM_END = struct.Struct("<HQQ")
 #: channel_coding values (version 2): how the coded channels map to the output channels
 INDEPENDENT, MID_SIDE = 0, 1
 CHANNEL_CODINGS = {INDEPENDENT: "independent", MID_SIDE: "mid/side"}
@@ -131,8 +137,15 @@ class HfcHeader:
     entropy_id: str = ""
 
     @property
+    def unterminated(self) -> bool:
+        """An unterminated stream (version 4): its length is given at its end, if it has one."""
+        return self.num_samples == UNKNOWN_LENGTH
+
+    @property
     def version(self) -> int:
         """The format version this header is written as: the oldest that holds its fields."""
+        if self.unterminated:
+            return 4
         if self.payload_coding != PACKED:
             return 3
         return 1 if self.channel_coding == INDEPENDENT else 2
@@ -178,6 +191,9 @@ class HfcHeader:
 
     def validate(self) -> HfcHeader:
         """Raise FormatError if the fields are inconsistent; return self."""
+        lengths = (self.num_samples, self.num_frames, self.source_num_samples)
+        if self.unterminated and lengths != (UNKNOWN_LENGTH,) * 3:
+            raise FormatError("invalid header: an unterminated stream's lengths must all be unknown")
         checks = [
             (self.sample_rate > 0 and self.source_sample_rate > 0, "sample rates must be positive"),
             (self.hop_length > 0, "hop length must be positive"),
@@ -187,7 +203,7 @@ class HfcHeader:
             (self.group_frames > 0, "group size must be positive"),
             (self.num_samples > 0 and self.source_num_samples > 0, "the audio length must be positive"),
             (
-                self.num_frames == -(-self.num_samples // self.hop_length),
+                self.unterminated or self.num_frames == -(-self.num_samples // self.hop_length),
                 f"frame count {self.num_frames} does not match {self.num_samples} samples "
                 f"at hop {self.hop_length}",
             ),
@@ -272,11 +288,13 @@ class HfcHeader:
                 pos += 4 + n
         except (struct.error, UnicodeDecodeError) as e:
             raise FormatError(f"invalid header ({e})") from None
-        if version >= 3 and payload == PACKED:
+        if version == 3 and payload == PACKED:
             raise FormatError("invalid header: a version-3 file must have entropy-coded groups")
         if pos != len(body):
             raise FormatError("invalid header: unexpected bytes at its end")
         (sr, hop, src_sr, n, src_n, frames, ch, n_q, cb, group) = fields
+        if (version == 4) != (n == UNKNOWN_LENGTH):
+            raise FormatError("invalid header: only a version-4 file (an unterminated stream) has an unknown length")
         return cls(
             model_name=texts[0], model_hash=texts[1], sample_rate=sr, hop_length=hop, num_samples=n,
             num_frames=frames, channels=ch, num_codebooks=n_q, codebook_size=cb, source_sample_rate=src_sr,
@@ -368,6 +386,10 @@ class HfcReader:
         self.header, self._crc = HfcHeader.read_from(f)
         self.entropy: GroupCoder | None = None
         self.payload_bytes = 0
+        #: an unterminated stream: frames read so far, whether its end record came, the header it completes
+        self.frames_read = 0
+        self.complete = not self.header.unterminated
+        self.end_header: HfcHeader | None = None if self.header.unterminated else self.header
         if entropy is not None:
             self.use_entropy(entropy)
 
@@ -379,8 +401,11 @@ class HfcReader:
         """(group index, frames, payload bytes) of each group, its checksum verified, without decoding
         the codes; the end of data is checked too. `payload_bytes` adds up what the codes cost."""
         h = self.header
-        crc = self._crc
         self.payload_bytes = 0
+        if h.unterminated:
+            yield from self._stream_groups()
+            return
+        crc = self._crc
         for g in range(h.num_groups):
             frames = h.group_size(g)
             where = f"frame group {g + 1} of {h.num_groups}"
@@ -402,6 +427,60 @@ class HfcReader:
         if self.f.read(1):
             raise FormatError("corrupt .hfc file: unexpected data after the last frame group")
 
+    def _stream_groups(self) -> Iterator[tuple[int, int, bytes]]:
+        """An unterminated stream's groups: each prefixed with its frame count, up to the end record
+        (`complete`, `end_header`) or to the end of the data at a group boundary (a stream cut short:
+        `complete` stays False); ending inside a group raises TruncatedError."""
+        h = self.header
+        crc = self._crc
+        self.frames_read = 0
+        g = 0
+        while True:
+            prefix = self.f.read(2)
+            if not prefix:
+                return  # cut at a group boundary: what came is valid
+            where = f"frame group {g + 1}"
+            if len(prefix) < 2:
+                raise TruncatedError(f"truncated .hfc stream: it ends inside {where}")
+            (frames,) = _U16.unpack(prefix)
+            if frames == 0:
+                data = prefix + _read_exact(self.f, _STREAM_END.size - 2, "the end record")
+                stored = _U32.unpack(_read_exact(self.f, 4, "the end record"))[0]
+                if zlib.crc32(data, crc) != stored:
+                    raise ChecksumError("corrupt .hfc stream: checksum mismatch in the end record")
+                _, n, src_n = _STREAM_END.unpack(data)
+                end = replace(h, num_samples=n, num_frames=self.frames_read, source_num_samples=src_n)
+                if n == 0 or src_n == 0 or self.frames_read != -(-n // h.hop_length):
+                    raise FormatError(
+                        f"corrupt .hfc stream: the end record says {n} samples, the stream holds "
+                        f"{self.frames_read} frames"
+                    )
+                if self.f.read(1):
+                    raise FormatError("corrupt .hfc stream: unexpected data after the end record")
+                self.end_header = end
+                self.complete = True
+                return
+            if frames > h.group_frames:
+                raise FormatError(f"corrupt .hfc stream: {where} claims {frames} frames (groups hold {h.group_frames})")
+            if h.payload_coding == ENTROPY:
+                size = _read_exact(self.f, 4, where)
+                (length,) = _U32.unpack(size)
+                if length > MAX_GROUP_BYTES:
+                    raise FormatError(f"corrupt .hfc stream: {where} claims {length} bytes")
+                payload = _read_exact(self.f, length, where)
+                data = prefix + size + payload
+            else:
+                payload = _read_exact(self.f, h.group_bytes(frames), where)
+                data = prefix + payload
+            stored = _U32.unpack(_read_exact(self.f, 4, where))[0]
+            crc = zlib.crc32(data, crc)
+            if stored != crc:
+                raise ChecksumError(f"corrupt .hfc stream: checksum mismatch in {where}")
+            self.payload_bytes += len(payload)
+            self.frames_read += frames
+            yield g, frames, payload
+            g += 1
+
     def groups(self) -> Iterator[np.ndarray]:
         """Verified codes[channels, n_q, frames] (int64), one group at a time."""
         h = self.header
@@ -421,12 +500,87 @@ class HfcReader:
 
     def read_all(self) -> np.ndarray:
         h = self.header
+        if h.unterminated:
+            parts = list(self.groups())
+            if not parts:
+                return np.empty((h.channels, h.num_codebooks, 0), dtype=np.int64)
+            return np.concatenate(parts, axis=2)
         out = np.empty((h.channels, h.num_codebooks, h.num_frames), dtype=np.int64)
         pos = 0
         for codes in self.groups():
             out[:, :, pos : pos + codes.shape[2]] = codes
             pos += codes.shape[2]
         return out
+
+
+class HfcStreamWriter:
+    """Write an unterminated stream (version 4) as codes arrive: `write(codes[channels, n_q, frames])`
+    writes every complete group (and flushes the file), `close(num_samples, source_num_samples)` the
+    last, shorter group and the end record. A reader accepts the stream cut after any complete group."""
+
+    def __init__(self, f: BinaryIO, header: HfcHeader, entropy: GroupCoder | None = None):
+        unknown = UNKNOWN_LENGTH
+        self.header = replace(header, num_samples=unknown, num_frames=unknown, source_num_samples=unknown).validate()
+        self.entropy = _coder_for(self.header, entropy)
+        self.f = f
+        head = self.header.to_bytes()
+        self._write(head)
+        self._crc = _U32.unpack(head[-4:])[0]
+        self._pending: list[np.ndarray] = []
+        self._pending_frames = 0
+        self.frames_written = 0
+        self.bytes_written = len(head)
+        self.closed = False
+
+    def _write(self, data: bytes) -> None:
+        self.f.write(data)
+        flush = getattr(self.f, "flush", None)
+        if flush is not None:
+            flush()
+
+    def write(self, codes: np.ndarray) -> None:
+        h = self.header
+        codes = np.asarray(codes)
+        if codes.ndim != 3 or codes.shape[:2] != (h.channels, h.num_codebooks):
+            raise FormatError(
+                f"codes must be shaped [channels={h.channels}, codebooks={h.num_codebooks}, frames], "
+                f"got {list(codes.shape)}"
+            )
+        if codes.size and (codes.min() < 0 or codes.max() >= h.codebook_size):
+            raise FormatError(f"codes must lie in [0, {h.codebook_size})")
+        if codes.shape[2]:
+            self._pending.append(codes)
+            self._pending_frames += codes.shape[2]
+        while self._pending_frames >= h.group_frames:
+            self._group(h.group_frames)
+
+    def _group(self, frames: int) -> None:
+        buf = np.concatenate(self._pending, axis=2) if len(self._pending) > 1 else self._pending[0]
+        group, rest = buf[:, :, :frames], buf[:, :, frames:]
+        self._pending = [rest] if rest.shape[2] else []
+        self._pending_frames -= frames
+        if self.entropy is not None:
+            coded = self.entropy.encode(group)
+            payload = _U32.pack(len(coded)) + coded
+        else:
+            payload = pack_codes(group, self.header.bits_per_code)
+        data = _U16.pack(frames) + payload
+        self._crc = zlib.crc32(data, self._crc)
+        self._write(data + _U32.pack(self._crc))
+        self.frames_written += frames
+        self.bytes_written += len(data) + 4
+
+    def close(self, num_samples: int, source_num_samples: int) -> None:
+        """The last group and the end record: the stream's length at the model's rate and the source's."""
+        if self._pending_frames:
+            self._group(self._pending_frames)
+        if self.frames_written != -(-num_samples // self.header.hop_length) or num_samples <= 0:
+            raise FormatError(f"wrote {self.frames_written} frames, not the {num_samples} samples given")
+        data = _STREAM_END.pack(0, num_samples, source_num_samples)
+        self._crc = zlib.crc32(data, self._crc)
+        self._write(data + _U32.pack(self._crc))
+        self.bytes_written += len(data) + 4
+        self.closed = True
 
 
 def _coder_for(header: HfcHeader, entropy: GroupCoder | None) -> GroupCoder | None:
@@ -456,9 +610,12 @@ def write_codes(codes: np.ndarray, header: HfcHeader, entropy: GroupCoder | None
 
 
 def read_codes(data: bytes, entropy: GroupCoder | None = None) -> tuple[HfcHeader, np.ndarray]:
-    """.hfc bytes -> (header, codes [channels, n_q, frames] int64); raises FormatError subclasses."""
+    """.hfc bytes -> (header, codes [channels, n_q, frames] int64); raises FormatError subclasses. For an
+    unterminated stream (version 4) the header its end record completes, or the unknown-length one when
+    the stream was cut short."""
     reader = HfcReader(io.BytesIO(data), entropy)
-    return reader.header, reader.read_all()
+    codes = reader.read_all()
+    return reader.end_header or reader.header, codes
 
 
 def read_header(path: str | os.PathLike) -> HfcHeader:

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from .bitstream import (
     MID_SIDE,
     PACKED,
     EntropyTablesError,
+    FormatError,
     HfcHeader,
     HfcReader,
     HfcWriter,
@@ -265,6 +267,8 @@ def decompress(
     tables = entropy_tables(model, entropy) if header.payload_coding == ENTROPY else None
     with _tables_hint(entropy):
         header, codes = read_codes(data, tables)
+    if header.unterminated:
+        raise FormatError("an unterminated .hfc stream cut short (no end record): it states no length")
     wav = decode_chunked(model, torch.from_numpy(codes), length=header.num_samples)[:, 0].numpy()
     check = OutputCheck(model)
     check(wav)
@@ -273,6 +277,20 @@ def decompress(
     sr_out = sample_rate or header.source_sample_rate
     out = _fit_length(resample(wav, header.sample_rate, sr_out), _output_length(header, sr_out))
     return np.clip(out, -1.0, 1.0), sr_out
+
+
+def stream_length(f: BinaryIO, reader: HfcReader) -> HfcHeader:
+    """The header an unterminated stream's (format version 4) end record completes, read ahead on a
+    seekable file; the file is left where its groups start."""
+    start = f.tell()
+    for _ in reader.checked_groups():
+        pass
+    if not reader.complete or reader.end_header is None:
+        raise FormatError(
+            "an unterminated .hfc stream cut short (no end record): `hificodec stream decode` decodes what it holds"
+        )
+    f.seek(start)
+    return reader.end_header
 
 
 def _output_length(header: HfcHeader, sr_out: int) -> int:
@@ -453,6 +471,8 @@ def decode_file(
     with naming_file(src), open_hfc(src) as f:
         reader = HfcReader(f)
         header = reader.header
+        if header.unterminated:
+            header = stream_length(f, reader)
         model = model_for(header, model, device)
         if header.payload_coding == ENTROPY:
             with _tables_hint(entropy):

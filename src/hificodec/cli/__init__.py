@@ -23,6 +23,7 @@ from ..errors import HificodecError, HificodecWarning
 COMMAND_MODULES: list[str] = [
     "hificodec.cli.models_cmd",
     "hificodec.cli.codec_cmd",
+    "hificodec.cli.stream_cmd",
     "hificodec.cli.entropy_cmd",
     "hificodec.cli.tokenize_cmd",
     "hificodec.cli.data_cmd",

@@ -300,6 +300,13 @@ def run_info(args: argparse.Namespace) -> int:
             h = reader.header
             for _ in reader.checked_groups():  # verifies every checksum
                 pass
+            if h.unterminated:
+                if reader.end_header is None:
+                    raise HificodecError(
+                        f"{path}: an unterminated .hfc stream cut short after {reader.frames_read} frames (no end "
+                        "record); `hificodec stream decode` decodes what it holds"
+                    )
+                h = reader.end_header
         size = os.path.getsize(path)
         tables = f", tables {h.entropy_id}" if h.payload_coding == ENTROPY else ""
         payload_kbps = h.bitrate / 1000 if h.payload_coding != ENTROPY else reader.payload_bytes * 8 / h.duration / 1000
@@ -308,7 +315,7 @@ def run_info(args: argparse.Namespace) -> int:
         shown += 1
         print(
             f"{path}\n"
-            f"  format       .hfc version {h.version}, {size} bytes, checksums OK\n"
+            f"  format       .hfc version {reader.header.version}, {size} bytes, checksums OK\n"
             f"  model        {h.model_name} (model hash {h.model_hash})\n"
             f"  duration     {h.duration:.3f} s ({h.source_num_samples} samples at {h.source_sample_rate} Hz; "
             f"coded at {h.sample_rate} Hz)\n"

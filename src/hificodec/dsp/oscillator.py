@@ -14,13 +14,26 @@ import torch
 def frame_to_sample_rate(values: torch.Tensor, hop_length: int) -> torch.Tensor:
     """[B, F] per-frame values (frame f centred on sample f * hop + hop / 2) -> [B, F * hop], linearly
     interpolated between frame centres and held at the ends."""
-    batch, frames = values.shape
-    t = (torch.arange(frames * hop_length, device=values.device, dtype=torch.float32) + 0.5) / hop_length - 0.5
-    left = t.floor().clamp(0, frames - 1).long()
-    right = (left + 1).clamp(max=frames - 1)
-    frac = (t - left.float()).clamp(0, 1)
+    frames = values.shape[-1]
+    left, right, frac = interpolation_weights(0, frames * hop_length, hop_length, frames, values.device)
     v = values.float()
     return v[:, left] * (1 - frac) + v[:, right] * frac
+
+
+def interpolation_weights(
+    start: int, stop: int, hop_length: int, frames: int | None, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For samples [start, stop): the frames each one interpolates between (left, right) and the weight
+    of the right one. `frames` clamps at the last frame (None: the stream goes on). Positions are
+    computed in float64: in float32 a position ~f + x loses x's low bits as f grows (1e-5 of a frame
+    after 2 minutes at 50 Hz), and a stream that computes them from its own start would disagree."""
+    t = (torch.arange(start, stop, dtype=torch.float64, device=device) + 0.5) / hop_length - 0.5
+    left = t.floor().clamp(min=0)
+    if frames is not None:
+        left = left.clamp(max=frames - 1)
+    right = left + 1 if frames is None else (left + 1).clamp(max=frames - 1)
+    frac = (t - left).clamp(0, 1).float()
+    return left.long(), right.long(), frac
 
 
 @torch.no_grad()
@@ -66,8 +79,8 @@ def harmonic_excitation(
 def harmonic_sum(
     f0_n: torch.Tensor, voiced_n: torch.Tensor, cycles: torch.Tensor, sample_rate: int, max_harmonics: int = 200
 ) -> torch.Tensor:
-    """`harmonic_excitation` from f0 and voicing already at the sample rate [B, T] and the running phase
-    in cycles [B, T] (the ONNX export computes those three in its graph)."""
+    """`harmonic_excitation` from per-sample f0 (Hz, >= 0), voicing (0..1) and running phase in cycles
+    (float64), each [B, N]: a streaming decoder computes these sample by sample, an ONNX export in its graph."""
     phase = (2 * math.pi * torch.remainder(cycles, 1.0)).float()
     count = (torch.ceil(0.5 * sample_rate / f0_n.clamp(min=1.0)) - 1).clamp(1, max_harmonics)  # below Nyquist
     # sum_{k=1..K} cos(k phase) = sin((K + 1/2) phase) / (2 sin(phase / 2)) - 1/2, and K where phase -> 0

@@ -59,37 +59,71 @@ def estimate_f0(
     difference dips below `threshold` and its level is above `silence_db` dBFS. `causal`: a frame reads
     only samples up to its block's end (the analysis sits about half a window earlier than centred).
     """
+    x = wav.reshape(wav.shape[0], -1).float()
+    length = x.shape[-1]
+    g = yin_geometry(sample_rate, hop_length, fmin, fmax, window_seconds, causal)
+    frames_out = max(1, math.ceil(length / hop_length))
+    # frames [B, F, span] whose integration window is centred on the block centre (causal: whose
+    # span ends with the block)
+    left = max(0, -g.offset)
+    if torch.onnx.is_in_onnx_export():
+        # an ONNX graph takes whole hops (length = frames_out * hop): the padding below is then the same
+        # for every length, and the frame count needs no cut (the traced count would be frozen in)
+        # (and unfold of a length unknown at export does not export: the frames are gathered instead)
+        padded = F.pad(x, (left, g.offset + g.span - hop_length))[:, g.offset + left:]
+        count = torch._shape_as_tensor(x)[-1] // hop_length  # a tensor: the graph reads it from the input
+        starts = torch.arange(count, device=x.device) * hop_length  # type: ignore[call-overload]
+        frames = padded[:, starts[:, None] + torch.arange(g.span, device=x.device)]
+    else:
+        right = max(0, (frames_out - 1) * hop_length + g.offset + left + g.span - (length + left))
+        padded = F.pad(x, (left, right))[:, g.offset + left:]
+        frames = padded.unfold(-1, g.span, hop_length)[:, :frames_out]
+    return yin_frames(frames, sample_rate, g, threshold, silence_db)
+
+
+@dataclass(frozen=True)
+class YinGeometry:
+    """Where YIN reads: frame f covers samples [f * hop + offset, f * hop + offset + span) of the input
+    (zeros outside it); `window` is the integration window, lags run from tau_min to tau_max."""
+
+    hop_length: int
+    offset: int
+    span: int
+    window: int
+    tau_min: int
+    tau_max: int
+
+
+def yin_geometry(
+    sample_rate: int,
+    hop_length: int,
+    fmin: float = 60.0,
+    fmax: float = 500.0,
+    window_seconds: float = 0.025,
+    causal: bool = False,
+) -> YinGeometry:
+    """The frame layout `estimate_f0` uses (streaming trackers read it to know when a frame is complete)."""
     if not 0 < fmin < fmax < sample_rate / 2:
         raise ValueError(f"need 0 < fmin < fmax < sample_rate / 2, got fmin={fmin}, fmax={fmax}")
-    x = wav.reshape(wav.shape[0], -1).float()
-    batch, length = x.shape
-    frames_out = max(1, math.ceil(length / hop_length))
     tau_min = max(2, int(sample_rate / fmax))
     tau_max = int(math.ceil(sample_rate / fmin))
     window = max(int(round(window_seconds * sample_rate)), tau_min)
     span = window + tau_max + 1
-
-    # frames [B, F, span] whose integration window is centred on the block centre (causal: whose
-    # span ends with the block)
     offset = hop_length - span if causal else hop_length // 2 - window // 2
-    left = max(0, -offset)
-    exporting = torch.onnx.is_in_onnx_export()
-    if exporting:
-        # an ONNX graph takes whole hops (length = frames_out * hop): the padding below is then the same
-        # for every length, and the frame count needs no cut (the traced count would be frozen in)
-        # (and unfold of a length unknown at export does not export: the frames are gathered instead)
-        padded = F.pad(x, (left, offset + span - hop_length))[:, offset + left:]
-        count = torch._shape_as_tensor(x)[-1] // hop_length  # a tensor: the graph reads it from the input
-        starts = torch.arange(count, device=x.device) * hop_length  # type: ignore[call-overload]
-        frames = padded[:, starts[:, None] + torch.arange(span, device=x.device)]
-    else:
-        right = max(0, (frames_out - 1) * hop_length + offset + left + span - (length + left))
-        padded = F.pad(x, (left, right))[:, offset + left:]
-        frames = padded.unfold(-1, span, hop_length)[:, :frames_out]
+    return YinGeometry(hop_length, offset, span, window, tau_min, tau_max)
+
+
+@torch.no_grad()
+def yin_frames(
+    frames: torch.Tensor, sample_rate: int, g: YinGeometry, threshold: float = 0.2, silence_db: float = -50.0
+) -> PitchTrack:
+    """YIN on frames [B, F, span] (float32, laid out by `g`) -> one estimate per frame. Frames are
+    independent of each other, so a stream can compute them as they complete."""
+    window, tau_min, tau_max, span = g.window, g.tau_min, g.tau_max, g.span
     frames = frames - frames[..., :window].mean(dim=-1, keepdim=True)
 
     # difference d(tau) = sum_{j<W} (x_j - x_{j+tau})^2 = E_0 + E_tau - 2 r(tau), r by FFT correlation
-    if exporting:
+    if torch.onnx.is_in_onnx_export():
         corr = _lag_correlation_dft(frames, window, tau_max)
     else:
         n_fft = 1 << (span + window - 1).bit_length()
@@ -101,7 +135,7 @@ def estimate_f0(
     diff = (e_tau[..., :1] + e_tau - 2 * corr).clamp(min=0)
 
     # cumulative-mean-normalised difference: removes the bias towards tau = 0
-    taus = torch.arange(tau_max + 1, device=x.device, dtype=x.dtype)
+    taus = torch.arange(tau_max + 1, device=frames.device, dtype=frames.dtype)
     running = diff[..., 1:].cumsum(dim=-1)
     cmnd = torch.cat([torch.ones_like(diff[..., :1]), diff[..., 1:] * taus[1:] / running.clamp(min=1e-12)], dim=-1)
 
@@ -117,7 +151,7 @@ def estimate_f0(
     prev, at, nxt = (cmnd.gather(-1, (best + k).unsqueeze(-1)).squeeze(-1) for k in (-1, 0, 1))
     curvature = prev - 2 * at + nxt
     shift = torch.where(curvature > 1e-9, 0.5 * (prev - nxt) / curvature.clamp(min=1e-9), torch.zeros_like(at))
-    period = best.to(x.dtype) + shift.clamp(-1, 1)
+    period = best.to(frames.dtype) + shift.clamp(-1, 1)
 
     level_db = 10 * torch.log10(frames[..., :window].square().mean(dim=-1) + 1e-12)
     voiced = has_dip & (level_db > silence_db)

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import HificodecError
+
 
 @dataclass
 class CodecOutput:
@@ -143,6 +145,19 @@ class CodecModel(nn.Module, ABC):
         decoder accumulates over the whole stream (the pitch component's oscillator phase, `models.pitch`):
         None at the stream's start. Chunked decoding goes through here, so it matches a whole-file decode."""
         return self.decode(codes), None
+
+    # ---- streaming (models.streaming) --------------------------------------------------------
+    def streaming_encoder(self) -> Any:
+        """A push-style encoder that codes audio as it arrives (`push(pcm) -> codes`, `flush()`)."""
+        raise HificodecError(f"streaming is not supported for {self.name}")
+
+    def streaming_decoder(self) -> Any:
+        """A push-style decoder that turns code frames into audio as they arrive (`push(codes) -> wav`)."""
+        raise HificodecError(f"streaming is not supported for {self.name}")
+
+    def algorithmic_latency(self) -> Any:
+        """How far streamed output lags input (`models.streaming.AlgorithmicLatency`)."""
+        raise HificodecError(f"streaming is not supported for {self.name}")
 
     @abstractmethod
     def forward(self, wav: torch.Tensor) -> CodecOutput:  # type: ignore[override]

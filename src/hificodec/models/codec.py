@@ -25,6 +25,7 @@ from ..modules.vocos import DEFAULT_DIM, ISTFTHead, VocosDecoder
 from ..quantization import GroupResidualVQ
 from .base import CodecModel, CodecOutput
 from .pitch import build_pitch_conditioning
+from .streaming import AlgorithmicLatency, StreamingDecoder, StreamingEncoder, algorithmic_latency
 
 FAMILIES = ("hificodec", "encodec", "soundstream")
 
@@ -199,6 +200,21 @@ class Codec(CodecModel):
         excitation, cycles = self.pitch.excitation(pitch, keep_start, phase)
         wav = self.decoder(quantized, excitation)
         return wav, self.pitch.carried_phase(cycles, keep_end) if keep_end > 0 else phase
+
+    def streaming_encoder(self) -> StreamingEncoder:
+        """Code audio as it arrives: `push(pcm [B, 1, n]) -> codes [B, n_q, k]`, `flush()` at the end;
+        the codes equal `encode` of the whole signal (`models.streaming`)."""
+        return StreamingEncoder(self)
+
+    def streaming_decoder(self) -> StreamingDecoder:
+        """Decode code frames as they arrive: `push(codes [B, n_q, k]) -> wav [B, 1, n]`, `flush()` at the
+        end; the audio equals `decode` of all the codes up to float rounding."""
+        return StreamingDecoder(self)
+
+    def algorithmic_latency(self) -> AlgorithmicLatency:
+        """Frame + encoder lookahead + decoder lookahead: how long after an input sample's time the
+        decoded sample at its position can be computed by the streaming path (compute time aside)."""
+        return algorithmic_latency(self)
 
     @torch.no_grad()
     def predict_pitch(self, codes: torch.Tensor) -> PitchTrack:

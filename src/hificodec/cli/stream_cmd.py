@@ -1,0 +1,396 @@
+"""`hificodec stream encode | decode | demo`: code audio as it arrives (models.streaming), through pipes.
+
+    arecord -f S16_LE -r 16000 -c 1 | hificodec stream encode - | hificodec stream decode - -o out.wav
+
+`encode` reads raw PCM (s16le, --rate/--channels) or WAV (detected by its RIFF header; a streamed WAV
+may state no length) and writes an unterminated .hfc stream (format version 4) group by group as frames
+complete; `decode` reads one and writes audio as it comes. A stream cut short still decodes to what it
+holds (the WAV header is kept valid as the file grows), with an error message and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import struct
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import BinaryIO
+
+import numpy as np
+import torch
+
+from ..bitstream import MID_SIDE, FormatError, HfcReader, HfcStreamWriter
+from ..compress import entropy_tables, from_coded_channels, make_header, model_for
+from ..errors import AudioError, HificodecError
+from ..models.base import CodecModel
+from .codec_cmd import _add_entropy_args, _add_model_args, _entropy_choice, load_model
+from .numbers import positive_int, sample_rate
+
+#: bytes read from the input per step (smaller reads give codes sooner; a read returns what has arrived)
+READ_BYTES = 4096
+#: frames per .hfc group in a stream: each group costs a 2-byte count and a 4-byte CRC (entropy-coded: 4 more)
+DEFAULT_STREAM_GROUP = 5
+_WAV_FORMATS = {1: "pcm", 3: "float", 0xFFFE: "extensible"}
+
+
+# ---- input ---------------------------------------------------------------------------------------
+def _open_in(path: str) -> BinaryIO:
+    if path == "-":
+        return sys.stdin.buffer
+    if not os.path.isfile(path):
+        raise HificodecError(f"{path}: no such file")
+    return open(path, "rb")
+
+
+def _read_some(f: BinaryIO, n: int) -> bytes:
+    """What has arrived, up to n bytes (b"" at the end): a pipe's data is used as it comes."""
+    read1 = getattr(f, "read1", None)
+    return read1(n) if read1 is not None else f.read(n)
+
+
+def _read_exactly(f: BinaryIO, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        data = _read_some(f, n - len(out))
+        if not data:
+            break
+        out += data
+    return out
+
+
+class PcmSource:
+    """Float32 mono blocks from raw s16le PCM or a WAV stream (PCM 16/24/32-bit or float32)."""
+
+    def __init__(self, f: BinaryIO, rate: int, channels: int) -> None:
+        self.f = f
+        self.rate, self.channels = rate, channels
+        self.width, self.kind = 2, "pcm"
+        self.remaining: int | None = None  # data bytes left when the WAV states its length
+        self.pending = b""
+        head = _read_exactly(f, 4)
+        if head == b"RIFF":
+            self._wav_header()
+        else:
+            self.pending = head
+
+    def _wav_header(self) -> None:
+        rest = _read_exactly(self.f, 8)
+        if len(rest) < 8 or rest[4:] != b"WAVE":
+            raise AudioError("the input starts with RIFF but is not a WAV stream")
+        fmt_seen = False
+        while True:
+            chunk = _read_exactly(self.f, 8)
+            if len(chunk) < 8:
+                raise AudioError("the WAV stream ends before its data chunk")
+            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"fmt ":
+                body = _read_exactly(self.f, size + (size & 1))
+                tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+                if tag == 0xFFFE and len(body) >= 26:
+                    tag = struct.unpack("<H", body[24:26])[0]
+                if (tag, bits) not in ((1, 16), (1, 24), (1, 32), (3, 32)):
+                    raise AudioError(f"unsupported WAV sample format (format tag {tag}, {bits} bits): "
+                                     "use 16/24/32-bit PCM or 32-bit float")  # fmt: skip
+                self.kind, self.width = ("float" if tag == 3 else "pcm"), bits // 8
+                self.rate, self.channels = rate, channels
+                fmt_seen = True
+            elif cid == b"data":
+                if not fmt_seen:
+                    raise AudioError("the WAV stream has no fmt chunk before its data")
+                # 0 or 0xFFFFFFFF: a streamed WAV that did not know its length: read to the end
+                self.remaining = None if size in (0, 0xFFFFFFFF) else size
+                return
+            else:
+                _read_exactly(self.f, size + (size & 1))
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """Generator of [n] float32 mono blocks as the input arrives."""
+        frame = self.width * self.channels
+        while True:
+            want = READ_BYTES if self.remaining is None else min(READ_BYTES, self.remaining)
+            data = _read_some(self.f, want) if want else b""
+            if self.remaining is not None:
+                self.remaining -= len(data)
+            data = self.pending + data
+            usable = len(data) - len(data) % frame
+            block, self.pending = data[:usable], data[usable:]
+            if block:
+                yield self._decode(block)
+            if not data or (self.remaining is not None and self.remaining <= 0):
+                return
+
+    def _decode(self, data: bytes) -> np.ndarray:
+        if self.kind == "float":
+            x = np.frombuffer(data, "<f4").astype(np.float32)
+        elif self.width == 3:
+            raw = np.frombuffer(data, np.uint8).reshape(-1, 3).astype(np.int32)
+            x = (((raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)) << 8 >> 8) / 8388608).astype(np.float32)
+        else:
+            dtype = "<i2" if self.width == 2 else "<i4"
+            x = np.frombuffer(data, dtype).astype(np.float32) / float(1 << (8 * self.width - 1))
+        x = x.reshape(-1, self.channels).mean(axis=1, dtype=np.float32) if self.channels > 1 else x
+        if not np.isfinite(x).all():
+            raise AudioError("the input holds NaN or infinite samples")
+        return x
+
+
+class _StreamResampler:
+    def __init__(self, sr_in: int, sr_out: int) -> None:
+        self.stream = None
+        if sr_in != sr_out:
+            import soxr
+
+            self.stream = soxr.ResampleStream(sr_in, sr_out, 1, dtype="float32", quality="HQ")
+
+    def __call__(self, x: np.ndarray, last: bool = False) -> np.ndarray:
+        if self.stream is None:
+            return x
+        return np.asarray(self.stream.resample_chunk(x, last=last), dtype=np.float32).reshape(-1)
+
+
+# ---- output --------------------------------------------------------------------------------------
+def _open_out(path: str | None, force: bool) -> BinaryIO:
+    if path in (None, "-"):
+        return sys.stdout.buffer
+    if os.path.exists(path) and not force:
+        raise HificodecError(f"{path}: already exists (use --force to overwrite)")
+    return open(path, "wb")
+
+
+class WavWriter:
+    """16-bit PCM as it comes. The header first states the largest length (the streaming convention,
+    0xFFFFFFFF); on a seekable file it is fixed up after every write, so the file is a valid WAV of what
+    was written even if the writer is killed. With `raw`, no header."""
+
+    def __init__(self, f: BinaryIO, rate: int, channels: int, raw: bool = False) -> None:
+        self.f, self.rate, self.channels, self.raw = f, rate, channels, raw
+        self.bytes = 0
+        try:
+            self.seekable = bool(f.seekable()) and f.tell() == 0
+        except (OSError, ValueError):
+            self.seekable = False
+        if not raw:
+            f.write(self._header(0xFFFFFFFF - 36))
+            f.flush()
+
+    def _header(self, data_bytes: int) -> bytes:
+        block = 2 * self.channels
+        riff = min(36 + data_bytes, 0xFFFFFFFF)
+        fields = (riff, b"WAVE", b"fmt ", 16, 1, self.channels, self.rate, self.rate * block, block, 16, b"data")
+        return b"RIFF" + struct.pack("<I4s4sIHHIIHH4sI", *fields, data_bytes)
+
+    def write(self, audio: np.ndarray) -> None:
+        """audio [channels, n] float."""
+        if audio.shape[-1] == 0:
+            return
+        pcm = (np.clip(audio.T, -1.0, 1.0) * 32767.0).round().astype("<i2")
+        self.f.write(pcm.tobytes())
+        self.bytes += pcm.nbytes
+        if self.seekable and not self.raw:
+            self.f.seek(0)
+            self.f.write(self._header(self.bytes))
+            self.f.seek(0, os.SEEK_END)
+        self.f.flush()
+
+    @property
+    def seconds(self) -> float:
+        return self.bytes / (2 * self.channels * self.rate)
+
+
+# ---- encode --------------------------------------------------------------------------------------
+def _stream_header(model: CodecModel, rate: int, args: argparse.Namespace):
+    tables = entropy_tables(model, _entropy_choice(args))
+    header = make_header(model, channels=1, source_rate=rate, source_samples=rate, entropy=tables)
+    return replace(header, group_frames=args.group_frames), tables
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    model = load_model(args.model, args.bandwidth, args.n_q, "cpu")
+    source = PcmSource(_open_in(args.input), args.rate or model.sample_rate, args.channels)
+    out = _open_out(args.output, args.force)
+    header, tables = _stream_header(model, source.rate, args)
+    writer = HfcStreamWriter(out, header, tables)
+    encoder = model.streaming_encoder()
+    resample = _StreamResampler(source.rate, model.sample_rate)
+    source_samples = samples = 0
+
+    def push(x: np.ndarray) -> None:
+        nonlocal samples
+        if x.size:
+            samples += x.size
+            codes = encoder.push(torch.from_numpy(np.ascontiguousarray(x)).view(1, 1, -1))
+            writer.write(codes.numpy())
+
+    for block in source.blocks():
+        source_samples += block.size
+        push(resample(block))
+    push(resample(np.zeros(0, np.float32), last=True))
+    if samples == 0:
+        raise AudioError("the input holds no samples")
+    writer.write(encoder.flush().numpy())
+    writer.close(samples, source_samples)
+    if not args.quiet and args.output not in (None, "-"):
+        seconds = samples / model.sample_rate
+        print(f"{args.input} -> {args.output}: {seconds:.2f} s, {writer.frames_written} frames, {writer.bytes_written} "
+              f"bytes = {writer.bytes_written * 8 / seconds / 1000:.3f} kbps with headers and checksums",
+              file=sys.stderr)  # fmt: skip
+    return 0
+
+
+# ---- decode --------------------------------------------------------------------------------------
+def run_decode(args: argparse.Namespace) -> int:
+    source = _open_in(args.input)
+    reader = HfcReader(source)
+    h = reader.header
+    model = model_for(h, load_model(args.model) if args.model else None)
+    if h.payload_coding != 0:
+        choice = _entropy_choice(args)
+        reader.use_entropy(entropy_tables(model, choice))
+    out = _open_out(args.output, args.force)
+    wav = WavWriter(out, model.sample_rate, h.channels, raw=args.raw)
+    decoder = model.streaming_decoder()
+    written = 0
+    limit: int | None = None if h.unterminated else h.num_samples
+
+    def emit(audio: torch.Tensor) -> None:
+        nonlocal written
+        x = audio[:, 0].numpy()
+        if limit is not None:
+            x = x[:, : max(0, limit - written)]
+        written += x.shape[-1]
+        wav.write(from_coded_channels(x, h.channel_coding) if h.channel_coding == MID_SIDE else x)
+
+    error: HificodecError | None = None
+    try:
+        for codes in reader.groups():
+            emit(decoder.push(torch.from_numpy(codes)))
+    except FormatError as e:
+        error = e
+    if reader.complete and reader.end_header is not None:
+        limit = reader.end_header.num_samples
+    if decoder.frames:
+        emit(decoder.flush())
+    if error is None and not reader.complete:
+        error = HificodecError("the stream ended before its end record (cut short?)")
+    if error is not None:
+        raise HificodecError(f"{error}; wrote the {wav.seconds:.2f} s decoded from what arrived")
+    if not args.quiet and args.output not in (None, "-"):
+        print(f"{args.input} -> {args.output}: {wav.seconds:.2f} s at {model.sample_rate} Hz", file=sys.stderr)
+    return 0
+
+
+# ---- demo ----------------------------------------------------------------------------------------
+def run_demo(args: argparse.Namespace) -> int:
+    from ..audio import load_audio
+    from ..demo import bundled_clip
+
+    torch.set_num_threads(args.threads)
+    model = load_model(args.model, args.bandwidth, args.n_q, "cpu")
+    path = args.input or str(bundled_clip())
+    audio, _ = load_audio(path, model.sample_rate, mono=True)
+    wav = torch.from_numpy(audio.reshape(-1))
+    header, tables = _stream_header(model, model.sample_rate, args)
+    sink = io.BytesIO()
+    writer = HfcStreamWriter(sink, header, tables)
+    encoder, decoder = model.streaming_encoder(), model.streaming_decoder()
+    hop, frame_s = model.hop_length, model.hop_length / model.sample_rate
+    latency = model.algorithmic_latency()
+    print(f"{model.release or model.name}: {frame_s * 1000:g} ms frames, algorithmic latency {latency}")
+    outputs, enc_ms, dec_ms = [], [], []
+    start = time.perf_counter()
+    for i in range(0, wav.numel(), hop):
+        if not args.fast:  # the frame is complete when its last sample has arrived
+            delay = start + (i + hop) / model.sample_rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        t0 = time.perf_counter()
+        codes = encoder.push(wav[i : i + hop].view(1, 1, -1))
+        t1 = time.perf_counter()
+        outputs.append(decoder.push(codes))
+        t2 = time.perf_counter()
+        writer.write(codes.numpy())
+        enc_ms.append(1000 * (t1 - t0))
+        dec_ms.append(1000 * (t2 - t1))
+        frame = i // hop + 1
+        if frame % args.every == 0:
+            heard = max(1e-9, (i + hop) / model.sample_rate)
+            print(f"t={heard:6.2f} s  encode {max(enc_ms[-args.every:]):5.2f} ms  decode "
+                  f"{max(dec_ms[-args.every:]):5.2f} ms (slowest of the last {args.every} frames)  "
+                  f"stream {writer.bytes_written * 8 / heard / 1000:6.3f} kbps", flush=True)  # fmt: skip
+    last = encoder.flush()
+    writer.write(last.numpy())
+    writer.close(wav.numel(), wav.numel())
+    outputs += [decoder.push(last), decoder.flush()]
+    out = torch.cat(outputs, dim=-1)[0, :, : wav.numel()]
+    seconds = wav.numel() / model.sample_rate
+    print(f"{seconds:.2f} s in {len(enc_ms)} frames: encode {np.mean(enc_ms):.2f} ms mean / {_p99(enc_ms):.2f} ms p99, "
+          f"decode {np.mean(dec_ms):.2f} / {_p99(dec_ms):.2f} ms per {frame_s * 1000:g} ms frame; "
+          f"{writer.bytes_written} bytes = {writer.bytes_written * 8 / seconds / 1000:.3f} kbps with headers and "
+          f"checksums")  # fmt: skip
+    if args.output:
+        from ..audio import save_audio
+
+        save_audio(args.output, out.numpy(), model.sample_rate)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _p99(values: list[float]) -> float:
+    return sorted(values)[min(len(values) - 1, math.ceil(0.99 * len(values)) - 1)]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "stream", help="code audio as it arrives (pipes, live input), with a stated latency",
+        description="Streaming encode/decode through pipes: frames are coded as soon as their input has "
+        "arrived (docs/streaming.md).",
+    )  # fmt: skip
+    sub = p.add_subparsers(dest="stream_command", metavar="SUBCOMMAND", required=True)
+
+    e = sub.add_parser("encode", help="audio (raw s16le PCM or WAV) -> .hfc stream",
+                       description="Read raw s16le PCM (--rate, --channels; downmixed to mono) or a WAV stream "
+                       "from IN (- for stdin) and write an unterminated .hfc stream (format version 4) as "
+                       "frames complete.")  # fmt: skip
+    e.add_argument("input", nargs="?", default="-", metavar="IN", help="audio input (default -: stdin)")
+    e.add_argument("-o", "--output", default="-", help=".hfc output (default -: stdout)")
+    e.add_argument("--rate", type=sample_rate, help="raw PCM input's sample rate (default: the model's)")
+    e.add_argument("--channels", type=positive_int, default=1, help="raw PCM input's channels (default 1)")
+    e.add_argument("--group-frames", type=positive_int, default=DEFAULT_STREAM_GROUP, metavar="N",
+                   help=f"frames per .hfc group (default {DEFAULT_STREAM_GROUP}): a group is written when "
+                   "complete, so N frames of delay against 6-10 bytes per group")  # fmt: skip
+    _add_model_args(e)
+    _add_entropy_args(e, encoding=True)
+    e.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    e.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    e.set_defaults(func=run_encode)
+
+    d = sub.add_parser("decode", help=".hfc stream -> audio (WAV or raw s16le)",
+                       description="Read a .hfc stream (or file) from IN (- for stdin) and write 16-bit audio "
+                       "at the model's rate as it is decoded.")  # fmt: skip
+    d.add_argument("input", nargs="?", default="-", metavar="IN", help=".hfc input (default -: stdin)")
+    d.add_argument("-o", "--output", default="-", help="audio output (default -: stdout)")
+    d.add_argument("--raw", action="store_true", help="raw s16le PCM instead of WAV")
+    d.add_argument("--model", help="shipped model name or checkpoint directory (default: the one in the stream)")
+    _add_entropy_args(d, encoding=False)
+    d.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    d.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    d.set_defaults(func=run_decode)
+
+    m = sub.add_parser("demo", help="stream the bundled clip in real time, printing compute time and bitrate",
+                       description="Push a clip (default: the bundled speech clip) through the streaming "
+                       "encoder and decoder 20 ms at a time, paced to the clock.")  # fmt: skip
+    m.add_argument("--input", help="audio file (default: the bundled clip)")
+    m.add_argument("-o", "--output", help="write the decoded audio here")
+    m.add_argument("--fast", action="store_true", help="do not wait for the clock")
+    m.add_argument("--every", type=positive_int, default=10, metavar="N", help="print every N frames (default 10)")
+    m.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    m.add_argument("--group-frames", type=positive_int, default=DEFAULT_STREAM_GROUP, metavar="N",
+                   help="frames per .hfc group")  # fmt: skip
+    _add_model_args(m)
+    _add_entropy_args(m, encoding=True)
+    m.set_defaults(func=run_demo)
