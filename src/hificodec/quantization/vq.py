@@ -111,7 +111,22 @@ class VectorQuantizer(nn.Module):
         return F.normalize(rows, dim=-1) if self.normalize else rows
 
     def _codebook(self) -> torch.Tensor:
-        """The entries as used for lookup and output (unit vectors when `normalize`)."""
+        """The entries as used for lookup and output (unit vectors when `normalize`).
+
+        Kept between calls while no gradient is recorded (keyed on the tensor's version, so training
+        updates and loaded weights renew it): a stream looks up one frame at a time, and normalising
+        the codebook every time cost about as much as the lookup."""
+        if torch.is_grad_enabled() or torch.onnx.is_in_onnx_export():
+            return self._compute_codebook()
+        key = (id(self.embed), self.embed._version, self.embed.data_ptr(), self.embed.device)
+        cached = getattr(self, "_codebook_cache", None)
+        if cached is None or cached[0] != key:
+            with torch.inference_mode(False):
+                cached = (key, self._compute_codebook())
+            self._codebook_cache = cached
+        return cached[1]
+
+    def _compute_codebook(self) -> torch.Tensor:
         embed = self.embed.float()
         return F.normalize(embed, dim=-1) if self.normalize else embed
 
