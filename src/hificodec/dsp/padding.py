@@ -21,6 +21,10 @@ def pad1d(x: torch.Tensor, left: int, right: int, mode: str = "zeros") -> torch.
     if mode == "reflect" and length <= max_pad:
         extra = max_pad - length + 1
         x = F.pad(x, (0, extra))
+    elif mode == "reflect" and x.dim() == 4:
+        # channels-last [B, C, 1, T] (the SEANet encoder's inference path): torch's reflect kernel keeps
+        # the layout, where a concatenation of flipped slices would come out channels-first (5x slower)
+        return F.pad(x, (left, right, 0, 0), mode="reflect")
     elif mode == "reflect":
         # the same values as F.pad(mode="reflect"), whose CPU kernels (forward and backward) cost
         # ~7 % of a SEANet encoder's training step at 16 kHz; a concatenation of flipped edges does not
