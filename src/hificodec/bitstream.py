@@ -323,7 +323,39 @@ def unpack_codes(data: bytes, count: int, bits: int) -> np.ndarray:
 
 
 # ---- streaming writer / reader ---------------------------------------------------------------
-class HfcWriter:
+def _checked_codes(h: HfcHeader, codes: np.ndarray) -> np.ndarray:
+    codes = np.asarray(codes)
+    if codes.ndim != 3 or codes.shape[:2] != (h.channels, h.num_codebooks):
+        raise FormatError(
+            f"codes must be shaped [channels={h.channels}, codebooks={h.num_codebooks}, frames], "
+            f"got {list(codes.shape)}"
+        )
+    if codes.size and (codes.min() < 0 or codes.max() >= h.codebook_size):
+        raise FormatError(f"codes must lie in [0, {h.codebook_size})")
+    return codes
+
+
+class _GroupWriter:
+    """Frames written so far wait in `_pending` until a group is full; `_take_group` codes one."""
+
+    header: HfcHeader
+    entropy: GroupCoder | None
+    _pending: list[np.ndarray]
+    _pending_frames: int
+
+    def _take_group(self, frames: int) -> bytes:
+        """The payload of the next `frames` pending frames (entropy-coded with its length, or packed)."""
+        buf = np.concatenate(self._pending, axis=2) if len(self._pending) > 1 else self._pending[0]
+        group, rest = buf[:, :, :frames], buf[:, :, frames:]
+        self._pending = [rest] if rest.shape[2] else []
+        self._pending_frames -= frames
+        if self.entropy is not None:
+            coded = self.entropy.encode(group)
+            return _U32.pack(len(coded)) + coded
+        return pack_codes(group, self.header.bits_per_code)
+
+
+class HfcWriter(_GroupWriter):
     """Write a .hfc stream group by group: `write(codes[channels, n_q, frames])` any number of times
     (frames in any split), then `close()`, which checks that exactly `header.num_frames` were written."""
 
@@ -340,14 +372,7 @@ class HfcWriter:
 
     def write(self, codes: np.ndarray) -> None:
         h = self.header
-        codes = np.asarray(codes)
-        if codes.ndim != 3 or codes.shape[:2] != (h.channels, h.num_codebooks):
-            raise FormatError(
-                f"codes must be shaped [channels={h.channels}, codebooks={h.num_codebooks}, frames], "
-                f"got {list(codes.shape)}"
-            )
-        if codes.size and (codes.min() < 0 or codes.max() >= h.codebook_size):
-            raise FormatError(f"codes must lie in [0, {h.codebook_size})")
+        codes = _checked_codes(h, codes)
         if self.frames_written + self._pending_frames + codes.shape[2] > h.num_frames:
             raise FormatError(f"more frames written than the header's {h.num_frames}")
         self._pending.append(codes)
@@ -356,15 +381,7 @@ class HfcWriter:
             self._flush(h.group_frames)
 
     def _flush(self, frames: int) -> None:
-        buf = np.concatenate(self._pending, axis=2) if len(self._pending) > 1 else self._pending[0]
-        group, rest = buf[:, :, :frames], buf[:, :, frames:]
-        self._pending = [rest] if rest.shape[2] else []
-        self._pending_frames -= frames
-        if self.entropy is not None:
-            coded = self.entropy.encode(group)
-            data = _U32.pack(len(coded)) + coded
-        else:
-            data = pack_codes(group, self.header.bits_per_code)
+        data = self._take_group(frames)
         self._crc = zlib.crc32(data, self._crc)
         self.f.write(data)
         self.f.write(_U32.pack(self._crc))
@@ -513,7 +530,7 @@ class HfcReader:
         return out
 
 
-class HfcStreamWriter:
+class HfcStreamWriter(_GroupWriter):
     """Write an unterminated stream (version 4) as codes arrive: `write(codes[channels, n_q, frames])`
     writes every complete group (and flushes the file), `close(num_samples, source_num_samples)` the
     last, shorter group and the end record. A reader accepts the stream cut after any complete group."""
@@ -540,14 +557,7 @@ class HfcStreamWriter:
 
     def write(self, codes: np.ndarray) -> None:
         h = self.header
-        codes = np.asarray(codes)
-        if codes.ndim != 3 or codes.shape[:2] != (h.channels, h.num_codebooks):
-            raise FormatError(
-                f"codes must be shaped [channels={h.channels}, codebooks={h.num_codebooks}, frames], "
-                f"got {list(codes.shape)}"
-            )
-        if codes.size and (codes.min() < 0 or codes.max() >= h.codebook_size):
-            raise FormatError(f"codes must lie in [0, {h.codebook_size})")
+        codes = _checked_codes(h, codes)
         if codes.shape[2]:
             self._pending.append(codes)
             self._pending_frames += codes.shape[2]
@@ -555,16 +565,7 @@ class HfcStreamWriter:
             self._group(h.group_frames)
 
     def _group(self, frames: int) -> None:
-        buf = np.concatenate(self._pending, axis=2) if len(self._pending) > 1 else self._pending[0]
-        group, rest = buf[:, :, :frames], buf[:, :, frames:]
-        self._pending = [rest] if rest.shape[2] else []
-        self._pending_frames -= frames
-        if self.entropy is not None:
-            coded = self.entropy.encode(group)
-            payload = _U32.pack(len(coded)) + coded
-        else:
-            payload = pack_codes(group, self.header.bits_per_code)
-        data = _U16.pack(frames) + payload
+        data = _U16.pack(frames) + self._take_group(frames)
         self._crc = zlib.crc32(data, self._crc)
         self._write(data + _U32.pack(self._crc))
         self.frames_written += frames

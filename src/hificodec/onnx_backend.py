@@ -428,14 +428,6 @@ class OnnxCodec(CodecModel):
     def _set_active_codebooks(self, n: int) -> None:
         pass  # the graphs hold every codebook: encode keeps the first n, decode reads what it is given
 
-    def _pad(self, wav: torch.Tensor) -> torch.Tensor:
-        if wav.dim() != 3 or wav.shape[1] != 1:
-            raise ValueError(f"{self.name}: expected wav of shape [batch, 1, samples], got {tuple(wav.shape)}")
-        if wav.shape[-1] == 0:
-            raise ValueError(f"{self.name}: empty input")
-        extra = -wav.shape[-1] % self.hop_length
-        return F.pad(wav, (0, extra)) if extra else wav
-
     @torch.no_grad()
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
         x = self._pad(wav).detach().float().cpu().numpy()

@@ -120,6 +120,15 @@ class CodecModel(nn.Module, ABC):
             )
         self.set_num_codebooks(min(n, self.max_codebooks))
 
+    def _pad(self, wav: torch.Tensor) -> torch.Tensor:
+        """Check wav [B, 1, T] and zero-pad it to a whole number of hops (what encode codes)."""
+        if wav.dim() != 3 or wav.shape[1] != 1:
+            raise ValueError(f"{self.name}: expected wav of shape [batch, 1, samples], got {tuple(wav.shape)}")
+        if wav.shape[-1] == 0:
+            raise ValueError(f"{self.name}: empty input")
+        extra = -wav.shape[-1] % self.hop_length
+        return torch.nn.functional.pad(wav, (0, extra)) if extra else wav
+
     def num_frames(self, num_samples: int) -> int:
         """Code frames for an input of `num_samples` (the input is padded up to a multiple of the hop)."""
         return math.ceil(num_samples / self.hop_length)

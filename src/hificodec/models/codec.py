@@ -148,14 +148,6 @@ class Codec(CodecModel):
     def _set_active_codebooks(self, n: int) -> None:
         self.quantizer.set_num_codebooks(n)
 
-    def _pad(self, wav: torch.Tensor) -> torch.Tensor:
-        if wav.dim() != 3 or wav.shape[1] != 1:
-            raise ValueError(f"{self.name}: expected wav of shape [batch, 1, samples], got {tuple(wav.shape)}")
-        if wav.shape[-1] == 0:
-            raise ValueError(f"{self.name}: empty input")
-        extra = -wav.shape[-1] % self.hop_length
-        return F.pad(wav, (0, extra)) if extra else wav
-
     def latent(self, wav: torch.Tensor) -> torch.Tensor:
         """wav [B, 1, T] -> continuous pre-quantizer latent [B, latent_dim, ceil(T / hop)]."""
         wav = self._pad(wav)
