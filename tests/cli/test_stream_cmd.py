@@ -122,3 +122,20 @@ def test_info_and_decode_read_a_stream_file(setup, capsys):
     dst = root / "info.decoded.wav"
     assert main(["decode", str(hfc), "--model", str(root / "tiny"), "-o", str(dst), "-q"]) == 0
     assert sf.read(dst)[0].shape == (40000,)
+
+
+def test_demo_streams_a_clip_and_writes_what_a_whole_file_decode_gives(setup, capsys):
+    root = setup
+    code = main(["stream", "demo", "--fast", "--input", str(root / "clip.wav"), "--model", str(root / "tiny"),
+                 "-o", str(root / "demo.wav"), "--every", "25"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "algorithmic latency 40 ms" in out
+    progress = [line for line in out.splitlines() if line.startswith("t=")]
+    assert len(progress) == 40000 // 320 // 25 and all("kbps" in line and "encode" in line for line in progress)
+    streamed, sr = sf.read(root / "demo.wav", dtype="float32")
+    assert main(["reconstruct", str(root / "clip.wav"), "--model", str(root / "tiny"), "-o",
+                 str(root / "rec-demo.wav"), "--force", "-q"]) == 0  # fmt: skip
+    whole, _ = sf.read(root / "rec-demo.wav", dtype="float32")
+    assert sr == 16000 and streamed.shape == whole.shape
+    assert float(np.abs(streamed - whole).max()) <= PIPE_TOLERANCE
