@@ -45,7 +45,7 @@ def test_codes_do_not_depend_on_batching(dataset, tmp_path, preset):
         assert a[key].dtype == np.int16
 
 
-@pytest.mark.parametrize("workers, threads", [(2, 1), (3, None)])
+@pytest.mark.parametrize("workers, threads", [(2, 1), (3, None), (1, 2)])  # (1, 2): spawned, not forked
 def test_encoder_processes_write_the_same_codes(dataset, tmp_path, workers, threads):
     """Several encoding processes (each loading, encoding and saving its own batches) give the codes
     of one in-process run, file for file, and the same manifest."""

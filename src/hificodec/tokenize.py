@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -353,8 +354,26 @@ def _encode_and_save(
 _WORKER: dict[str, Any] = {}
 
 
-def _start_worker(model: CodecModel, dtype: np.dtype, chunk_seconds: float, threads: int) -> None:
+def _portable(model: CodecModel) -> tuple[type, dict[str, Any], dict[str, torch.Tensor], int]:
+    """What a spawned process rebuilds the model from (parametrised modules do not pickle)."""
+    return type(model), model.config, model.state_dict(), model.num_codebooks
+
+
+def _rebuilt(portable: tuple[type, dict[str, Any], dict[str, torch.Tensor], int]) -> CodecModel:
+    cls, config, state, num_codebooks = portable
+    model = cls(config)
+    model.load_state_dict(state)
+    model.set_num_codebooks(num_codebooks)
+    return model.eval()
+
+
+def _start_worker(model: Any, dtype: np.dtype, chunk_seconds: float, threads: int) -> None:
+    # the parent handles Ctrl-C and ends the pool; a worker keeps no handler of the CLI's (which would
+    # print a traceback when the pool ends its idle workers)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     torch.set_num_threads(threads)
+    model = model if isinstance(model, CodecModel) else _rebuilt(model)
     _WORKER.update(model=model, dtype=dtype, chunk_seconds=chunk_seconds)
 
 
@@ -370,13 +389,17 @@ def _encode_in_processes(
 ) -> Iterator[_BatchResult]:
     """Batches spread over `workers` processes that each load, encode and save; results in any order.
 
-    Forked where the platform allows (the model is shared copy-on-write, nothing is pickled); each
-    process runs `threads` threads (default: this process's threads shared out, at least one)."""
+    Each process runs `threads` threads (default: this process's threads shared out, at least one).
+    One-thread processes are forked where the platform allows (the model shared copy-on-write, nothing
+    pickled); processes with more threads are spawned, because OpenMP's thread pool does not survive a
+    fork once the parent has used it (a forked worker with two threads waits forever)."""
     per_worker = threads or max(1, torch.get_num_threads() // workers)
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    fork = per_worker == 1 and "fork" in methods
+    context = multiprocessing.get_context("fork" if fork else "spawn")
+    shared = model if fork else _portable(model)
     pool = context.Pool(
-        min(workers, len(batches)), initializer=_start_worker, initargs=(model, dtype, chunk_seconds, per_worker)
+        min(workers, len(batches)), initializer=_start_worker, initargs=(shared, dtype, chunk_seconds, per_worker)
     )
     try:
         # longest batches first (plan_batches' order) and one at a time, so the pool ends evenly

@@ -139,3 +139,21 @@ def test_demo_streams_a_clip_and_writes_what_a_whole_file_decode_gives(setup, ca
     whole, _ = sf.read(root / "rec-demo.wav", dtype="float32")
     assert sr == 16000 and streamed.shape == whole.shape
     assert float(np.abs(streamed - whole).max()) <= PIPE_TOLERANCE
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"abc", "ends inside a sample frame"),
+    (b"fLaC\x00\x00\x00\x22" + bytes(64), "compressed audio"),
+    (b"RIFF\x24\x00\x00\x00WAVEfmt \x08\x00\x00\x00" + bytes(8), "fmt chunk is 8 bytes"),
+    (b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x00\x00\x80\x3e\x00\x00" + bytes(8), "0 channel"),
+    (b"", "no samples"),
+])  # fmt: skip
+def test_bad_input_is_one_line_and_leaves_no_file(setup, tmp_path, data, message):
+    """Raw input cut inside a sample, compressed audio, malformed WAV headers, nothing at all: a
+    one-line message, exit 1, and no .hfc that holds only a header."""
+    out = tmp_path / "bad.hfc"
+    proc = subprocess.run([sys.executable, "-m", "hificodec", "stream", "encode", "-", "-o", str(out), "--model",
+                           str(setup / "tiny")], input=data, capture_output=True, env=ENV, timeout=120)  # fmt: skip
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and message in err and "Traceback" not in err, err
+    assert not out.exists()

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -29,7 +30,7 @@ from ..compress import entropy_tables, from_coded_channels, make_header, model_f
 from ..errors import AudioError, HificodecError
 from ..models.base import CodecModel
 from .codec_cmd import _add_entropy_args, _add_model_args, _entropy_choice, load_model
-from .numbers import positive_int, sample_rate
+from .numbers import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, positive_int, sample_rate
 
 #: bytes read from the input per step (smaller reads give codes sooner; a read returns what has arrived)
 READ_BYTES = 4096
@@ -63,6 +64,11 @@ def _read_exactly(f: BinaryIO, n: int) -> bytes:
     return out
 
 
+#: leading bytes of compressed formats that would otherwise be read as raw PCM (noise codes)
+COMPRESSED_MAGIC = (b"fLaC", b"OggS", b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"FORM", b"\x1aE\xdf\xa3")
+MIN_RATE, MAX_RATE = MIN_SAMPLE_RATE, MAX_SAMPLE_RATE
+
+
 class PcmSource:
     """Float32 mono blocks from raw s16le PCM or a WAV stream (PCM 16/24/32-bit or float32)."""
 
@@ -75,6 +81,11 @@ class PcmSource:
         head = _read_exactly(f, 4)
         if head == b"RIFF":
             self._wav_header()
+        elif any(head.startswith(magic) for magic in COMPRESSED_MAGIC):
+            raise AudioError(
+                "the input is compressed audio (FLAC, Ogg, MP3 ...), not raw PCM or WAV: convert it first, e.g. "
+                "`ffmpeg -i IN -f wav - | hificodec stream encode -`, or use `hificodec encode` for files"
+            )
         else:
             self.pending = head
 
@@ -90,7 +101,12 @@ class PcmSource:
             cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
             if cid == b"fmt ":
                 body = _read_exactly(self.f, size + (size & 1))
+                if size < 16 or len(body) < 16:
+                    raise AudioError(f"the WAV stream's fmt chunk is {size} bytes, shorter than the 16 it needs")
                 tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+                if channels < 1 or not MIN_RATE <= rate <= MAX_RATE:
+                    raise AudioError(f"the WAV stream states {channels} channel(s) at {rate} Hz: need at least one "
+                                     f"channel and a rate between {MIN_RATE} and {MAX_RATE} Hz")  # fmt: skip
                 if tag == 0xFFFE and len(body) >= 26:
                     tag = struct.unpack("<H", body[24:26])[0]
                 if (tag, bits) not in ((1, 16), (1, 24), (1, 32), (3, 32)):
@@ -113,15 +129,20 @@ class PcmSource:
         frame = self.width * self.channels
         while True:
             want = READ_BYTES if self.remaining is None else min(READ_BYTES, self.remaining)
-            data = _read_some(self.f, want) if want else b""
+            chunk = _read_some(self.f, want) if want else b""
             if self.remaining is not None:
-                self.remaining -= len(data)
-            data = self.pending + data
+                self.remaining -= len(chunk)
+            data = self.pending + chunk
             usable = len(data) - len(data) % frame
             block, self.pending = data[:usable], data[usable:]
             if block:
                 yield self._decode(block)
-            if not data or (self.remaining is not None and self.remaining <= 0):
+            if not chunk or (self.remaining is not None and self.remaining <= 0):
+                if self.pending:  # a partial sample frame at the end: not PCM of this layout
+                    raise AudioError(
+                        f"the input ends inside a sample frame ({len(self.pending)} of {frame} bytes): is it "
+                        f"{self.width * 8}-bit PCM with {self.channels} channel(s)?"
+                    )
                 return
 
     def _decode(self, data: bytes) -> np.ndarray:
@@ -156,6 +177,8 @@ class _StreamResampler:
 # ---- output --------------------------------------------------------------------------------------
 def _open_out(path: str | None, force: bool) -> BinaryIO:
     if path in (None, "-"):
+        if sys.stdout.isatty():
+            raise HificodecError("refusing to write binary output to a terminal: use -o FILE or a pipe")
         return sys.stdout.buffer
     if os.path.exists(path) and not force:
         raise HificodecError(f"{path}: already exists (use --force to overwrite)")
@@ -203,8 +226,17 @@ class WavWriter:
 
 
 # ---- encode --------------------------------------------------------------------------------------
+#: groups shorter than this are packed unless --entropy names tables: the range coder's flush per group
+#: costs more than it saves on a few frames (3 s of speech: 5-frame groups 2.97 kbps entropy-coded
+#: against 2.81 packed; 50-frame groups 1.98 against 2.38)
+ENTROPY_MIN_GROUP = 50
+
+
 def _stream_header(model: CodecModel, rate: int, args: argparse.Namespace):
-    tables = entropy_tables(model, _entropy_choice(args))
+    choice = _entropy_choice(args)
+    if args.group_frames < ENTROPY_MIN_GROUP and not args.entropy:
+        choice = None
+    tables = entropy_tables(model, choice)
     header = make_header(model, channels=1, source_rate=rate, source_samples=rate, entropy=tables)
     return replace(header, group_frames=args.group_frames), tables
 
@@ -212,9 +244,19 @@ def _stream_header(model: CodecModel, rate: int, args: argparse.Namespace):
 def run_encode(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.bandwidth, args.n_q, "cpu")
     source = PcmSource(_open_in(args.input), args.rate or model.sample_rate, args.channels)
-    out = _open_out(args.output, args.force)
     header, tables = _stream_header(model, source.rate, args)
+    out = _open_out(args.output, args.force)
     writer = HfcStreamWriter(out, header, tables)
+    try:
+        return _encode_stream(args, model, source, writer)
+    except BaseException:
+        if args.output not in (None, "-") and writer.frames_written == 0:  # only a header: leave nothing
+            out.close()
+            Path(args.output).unlink(missing_ok=True)
+        raise
+
+
+def _encode_stream(args: argparse.Namespace, model: CodecModel, source: PcmSource, writer: HfcStreamWriter) -> int:
     encoder = model.streaming_encoder()
     resample = _StreamResampler(source.rate, model.sample_rate)
     source_samples = samples = 0
