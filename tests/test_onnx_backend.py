@@ -206,3 +206,16 @@ def test_the_causal_preset_exports_with_its_frame_shift(tmp_path):
     wav = _tones(2, 320 * 9, seed=9)
     with torch.no_grad():
         assert torch.equal(backend.encode(wav), model.encode(wav))
+
+
+def test_the_cache_exports_once_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIFICODEC_CACHE", str(tmp_path / "cache"))
+    model = coding_model(tiny_preset("tiny-encodec"))
+    told: list[Path] = []
+    first = onnx_backend.load(model, on_export=told.append)
+    again = onnx_backend.load(model, on_export=told.append)
+    assert told == [tmp_path / "cache" / "onnx" / onnx_backend.model_hash(model)]
+    assert first.folder == again.folder == told[0]
+    wav = 0.1 * torch.randn(1, 1, 3200)
+    with torch.inference_mode():
+        assert torch.equal(again.encode(wav), model.encode(wav))

@@ -30,6 +30,7 @@ import math
 import os
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -480,10 +481,14 @@ class OnnxCodec(CodecModel):
 
 
 def load(
-    model: CodecModel, onnx_dir: str | os.PathLike | None = None, threads: int | None = None
+    model: CodecModel,
+    onnx_dir: str | os.PathLike | None = None,
+    threads: int | None = None,
+    on_export: Callable[[Path], None] | None = None,
 ) -> OnnxCodec:
     """`model` run by onnxruntime: the graphs in `onnx_dir` (exported from this very model, or refused),
-    or, without one, graphs exported on first use into the cache (`cache_root()` / model hash)."""
+    or, without one, graphs exported on first use into the cache (`cache_root()` / model hash);
+    `on_export(folder)` is told before such an export (it takes a while)."""
     require_onnx()
     codec = _exportable(model)
     if onnx_dir is not None:
@@ -494,6 +499,8 @@ def load(
             backend = OnnxCodec(codec, folder, threads=threads)
         except HificodecError:  # none yet, or of an older format, or damaged: (re)export it
             shutil.rmtree(folder, ignore_errors=True)
+            if on_export is not None:
+                on_export(folder)
             export(codec, folder)
             backend = OnnxCodec(codec, folder, threads=threads)
     # the chunk context of the PyTorch model (measured once per model): chunk joins fall where they would

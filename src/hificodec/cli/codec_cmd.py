@@ -87,7 +87,10 @@ def with_backend(model: CodecModel, args: argparse.Namespace) -> CodecModel:
         return model
     from .. import onnx_backend
 
-    return onnx_backend.load(model, args.onnx_dir)
+    def note(folder: Path) -> None:
+        print(f"exporting {model.release or model.name} to ONNX graphs in {folder} (once per model)", file=sys.stderr)
+
+    return onnx_backend.load(model, args.onnx_dir, on_export=note)
 
 
 def output_paths(inputs: list[str], output: str | None, out_dir: str | None, suffix: str) -> list[Path]:
