@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
+from .cache import DerivedCache
+
 NORMS = ("weight_norm", "spectral_norm", "none")
 
 
@@ -30,28 +32,20 @@ class InferenceWeight:
     """
 
     def __init__(self) -> None:
-        self._key: tuple[int, ...] | None = None
-        self._weight: torch.Tensor | None = None
-        self._weight_2d: torch.Tensor | None = None
+        self._cache: DerivedCache[tuple[torch.Tensor, torch.Tensor]] = DerivedCache()
 
     def get(self, module: nn.Conv1d) -> torch.Tensor:
         if torch.is_grad_enabled() or not parametrize.is_parametrized(module, "weight"):
             return module.weight
-        self._refresh(module)
-        assert self._weight is not None
-        return self._weight
+        return self._weights(module)[0]
 
     def get_2d(self, module: nn.Conv1d) -> torch.Tensor:
         """The weight as a [out, in, 1, k] channels-last conv2d kernel (see `SConv1d.forward`)."""
-        self._refresh(module)
-        assert self._weight_2d is not None
-        return self._weight_2d
+        return self._weights(module)[1]
 
-    def _refresh(self, module: nn.Conv1d) -> None:
-        tensors = list(module.parameters(recurse=True))
-        key = tuple(x for t in tensors for x in (id(t), t._version, t.data_ptr()))
-        if self._key != key or self._weight is None:
-            with torch.inference_mode(False), torch.no_grad():
-                self._weight = module.weight.detach().clone()
-                self._weight_2d = self._weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-            self._key = key
+    def _weights(self, module: nn.Conv1d) -> tuple[torch.Tensor, torch.Tensor]:
+        def compute() -> tuple[torch.Tensor, torch.Tensor]:
+            weight = module.weight.detach().clone()
+            return weight, weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+        return self._cache.get(list(module.parameters()), compute)

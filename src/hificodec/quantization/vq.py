@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..distributed import all_reduce_sum, broadcast
+from ..modules.cache import DerivedCache
 from .base import QuantizerOutput
 
 # Rows of inputs compared against the codebook at once: bounds memory for hour-long inputs.
@@ -72,6 +73,7 @@ class VectorQuantizer(nn.Module):
         self.kmeans_iters = kmeans_iters
         self.dead_code_steps = dead_code_steps
         self.dead_code_threshold = dead_code_threshold
+        self._codebook_cache: DerivedCache[torch.Tensor] = DerivedCache()
         factorised = self.codebook_dim != dim
         self.project_in: nn.Module = nn.Linear(dim, self.codebook_dim) if factorised else nn.Identity()
         self.project_out: nn.Module = nn.Linear(self.codebook_dim, dim) if factorised else nn.Identity()
@@ -118,13 +120,7 @@ class VectorQuantizer(nn.Module):
         the codebook every time cost about as much as the lookup."""
         if torch.is_grad_enabled() or torch.onnx.is_in_onnx_export():
             return self._compute_codebook()
-        key = (id(self.embed), self.embed._version, self.embed.data_ptr(), self.embed.device)
-        cached = getattr(self, "_codebook_cache", None)
-        if cached is None or cached[0] != key:
-            with torch.inference_mode(False):
-                cached = (key, self._compute_codebook())
-            self._codebook_cache = cached
-        return cached[1]
+        return self._codebook_cache.get([self.embed], self._compute_codebook)
 
     def _compute_codebook(self) -> torch.Tensor:
         embed = self.embed.float()
