@@ -2,7 +2,7 @@
 
 - Parallel on CPU: `workers` processes each load, resample, encode (one thread each by default) and
   write their own batches; several one-thread processes beat one process with as many threads on
-  this model (bench/tokenize_speed.py). On a GPU, `workers` processes load audio for the one encoder.
+  this model (docs/results.md, "Inference speed"). On a GPU, `workers` processes load audio for the one encoder.
 - Batched and padding-exact: utterances are grouped by their frame count at the model's rate, so a
   batch is only ever padded up to the next hop multiple, which is exactly what the model does to a
   lone clip. A clip's codes therefore never depend on what it was batched with, even for models whose
@@ -299,16 +299,15 @@ def _encode_pending(
     skip_errors: bool, batch_size: int, max_batch_seconds: float | None, chunk_seconds: float, progress: bool,
     threads: int | None = None,
 ) -> None:
-    params = list(model.parameters())
-    # a PyTorch model on the CPU; other backends (onnxruntime) run their own threads in this process
-    torch_cpu = bool(params) and params[0].device.type == "cpu"
-    on_gpu = bool(params) and params[0].device.type != "cpu"
+    # None: no parameters, a model run by another backend (onnxruntime, its own threads in this process)
+    first = next(model.parameters(), None)
+    device = first.device.type if first is not None else None
     if max_batch_seconds is None:
-        max_batch_seconds = GPU_BATCH_SECONDS if on_gpu else CPU_BATCH_SECONDS
+        max_batch_seconds = CPU_BATCH_SECONDS if device in ("cpu", None) else GPU_BATCH_SECONDS
     batches = plan_batches(pending, batch_size, max_batch_seconds, model.sample_rate)
     bar = tqdm(total=len(pending), unit="file", desc="tokenize", disable=not progress)
     with bar:
-        if workers > 0 and torch_cpu and len(batches) > 1:
+        if workers > 0 and device == "cpu" and len(batches) > 1:
             results = _encode_in_processes(model, batches, dtype, chunk_seconds, workers, threads)
         else:
             results = _encode_here(model, batches, dtype, chunk_seconds, workers)
@@ -377,10 +376,12 @@ def _start_worker(model: Any, dtype: np.dtype, chunk_seconds: float, threads: in
     _WORKER.update(model=model, dtype=dtype, chunk_seconds=chunk_seconds)
 
 
-def _worker_batch(batch: list[_Item]) -> list[str | None]:
+def _worker_batch(job: tuple[int, list[_Item]]) -> tuple[int, list[str | None]]:
+    """(batch index, batch) -> (the index, per item None or why it failed)."""
+    index, batch = job
     model: CodecModel = _WORKER["model"]
     loaded = _BatchAudio([batch], model.sample_rate)[0]
-    return _encode_and_save(model, loaded, _WORKER["dtype"], _WORKER["chunk_seconds"])
+    return index, _encode_and_save(model, loaded, _WORKER["dtype"], _WORKER["chunk_seconds"])
 
 
 def _encode_in_processes(
@@ -403,17 +404,13 @@ def _encode_in_processes(
     )
     try:
         # longest batches first (plan_batches' order) and one at a time, so the pool ends evenly
-        order = {id(b): b for b in batches}
-        for key, errors in pool.imap_unordered(_keyed_batch, [(id(b), b) for b in batches], chunksize=1):
-            yield order[key], errors
+        for index, errors in pool.imap_unordered(_worker_batch, enumerate(batches), chunksize=1):
+            yield batches[index], errors
         pool.close()
     finally:
         pool.terminate()
         pool.join()
 
-
-def _keyed_batch(job: tuple[int, list[_Item]]) -> tuple[int, list[str | None]]:
-    return job[0], _worker_batch(job[1])
 
 
 def _fail(stats: TokenizeStats, message: str, skip_errors: bool) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..bitstream import MID_SIDE, FormatError, HfcReader, HfcStreamWriter
-from ..compress import entropy_tables, from_coded_channels, make_header, model_for
+from ..compress import check_output_path, entropy_tables, from_coded_channels, make_header, model_for
 from ..errors import AudioError, HificodecError
 from ..models.base import CodecModel
 from .codec_cmd import _add_entropy_args, _add_model_args, _entropy_choice, load_model
@@ -175,14 +175,12 @@ class _StreamResampler:
 
 
 # ---- output --------------------------------------------------------------------------------------
-def _open_out(path: str | None, force: bool) -> BinaryIO:
+def _open_out(path: str | None, force: bool, source: str) -> BinaryIO:
     if path in (None, "-"):
         if sys.stdout.isatty():
             raise HificodecError("refusing to write binary output to a terminal: use -o FILE or a pipe")
         return sys.stdout.buffer
-    if os.path.exists(path) and not force:
-        raise HificodecError(f"{path}: already exists (use --force to overwrite)")
-    return open(path, "wb")
+    return open(check_output_path(path, [] if source == "-" else [source], force), "wb")
 
 
 class WavWriter:
@@ -245,7 +243,7 @@ def run_encode(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.bandwidth, args.n_q, "cpu")
     source = PcmSource(_open_in(args.input), args.rate or model.sample_rate, args.channels)
     header, tables = _stream_header(model, source.rate, args)
-    out = _open_out(args.output, args.force)
+    out = _open_out(args.output, args.force, args.input)
     writer = HfcStreamWriter(out, header, tables)
     try:
         return _encode_stream(args, model, source, writer)
@@ -293,7 +291,7 @@ def run_decode(args: argparse.Namespace) -> int:
     if h.payload_coding != 0:
         choice = _entropy_choice(args)
         reader.use_entropy(entropy_tables(model, choice))
-    out = _open_out(args.output, args.force)
+    out = _open_out(args.output, args.force, args.input)
     wav = WavWriter(out, model.sample_rate, h.channels, raw=args.raw)
     decoder = model.streaming_decoder()
     written = 0

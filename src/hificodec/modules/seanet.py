@@ -109,8 +109,9 @@ class SEANetEncoder(nn.Module):
 
     Inference on CPU runs the convolutions as channels-last conv2d over [B, C, 1, T]: oneDNN's kernels
     for the few-channel full-rate layers are 1.2-1.8x faster in that layout, and padding copies cost
-    less (bench/speed.py). The sums are the same up to float rounding (the codes of the test split
-    are unchanged, tests/modules/test_seanet_fast_path.py); `channels_last_inference = False` turns it off.
+    less (bench/speed.py). The sums are the same up to float rounding, which flips a code only at a
+    near-tie between codebook entries (7 of the test split's 381,064 codes; the bundled clip's codes
+    are equal, tests/modules/test_seanet.py); `channels_last_inference = False` turns it off.
     """
 
     channels_last_inference: bool = True
