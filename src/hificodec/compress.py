@@ -346,10 +346,11 @@ def check_output_path(dst: str | os.PathLike, inputs: Sequence[str | os.PathLike
     return out
 
 
-class _Resampler:
-    """Streaming soxr resampling to an exact total length (cut or zero-padded at the end)."""
+class Resampler:
+    """Streaming soxr resampling, to an exact total length when one is given (cut or zero-padded at the
+    end; None: whatever soxr gives, for a stream of unknown length)."""
 
-    def __init__(self, sr_in: int, sr_out: int, channels: int, total_out: int):
+    def __init__(self, sr_in: int, sr_out: int, channels: int, total_out: int | None = None):
         self.stream = None
         if sr_in != sr_out:
             import soxr  # file I/O imports soundfile/soxr where used: the GPU training image has neither
@@ -363,6 +364,8 @@ class _Resampler:
         if self.stream is not None:
             out = self.stream.resample_chunk(np.ascontiguousarray(block.T, dtype=np.float32), last=last)
             block = np.asarray(out, dtype=np.float32).reshape(-1, self.channels).T
+        if self.remaining is None:
+            return block
         block = block[:, : self.remaining]
         if last and block.shape[1] < self.remaining:
             block = np.pad(block, [(0, 0), (0, self.remaining - block.shape[1])])
@@ -409,7 +412,7 @@ def encode_file(
     with atomic_output(out) as tmp, open(tmp, "wb") as f, bar:
         writer = HfcWriter(f, header, tables)
         encoder = ChunkedEncoder(model, header.num_samples, chunk_frames)
-        to_model_rate = _Resampler(sr_in, model.sample_rate, channels, header.num_samples)
+        to_model_rate = Resampler(sr_in, model.sample_rate, channels, header.num_samples)
         pieces: list[torch.Tensor] = []
         read = 0
         for block in _read_blocks(src, channels):
@@ -478,7 +481,7 @@ def decode_file(
             with _tables_hint(entropy):
                 reader.use_entropy(entropy_tables(model, entropy))
         sr_out = sample_rate or header.source_sample_rate
-        to_out_rate = _Resampler(header.sample_rate, sr_out, header.channels, _output_length(header, sr_out))
+        to_out_rate = Resampler(header.sample_rate, sr_out, header.channels, _output_length(header, sr_out))
         decoder = ChunkedDecoder(model, header.num_frames, chunk_frames)
         check = OutputCheck(model)
         left = header.num_samples  # decoded audio beyond this is the padding of the last frame

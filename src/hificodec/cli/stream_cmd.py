@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..bitstream import MID_SIDE, FormatError, HfcReader, HfcStreamWriter
-from ..compress import check_output_path, entropy_tables, from_coded_channels, make_header, model_for
+from ..compress import Resampler, check_output_path, entropy_tables, from_coded_channels, make_header, model_for
 from ..errors import AudioError, HificodecError
 from ..models.base import CodecModel
 from .codec_cmd import _add_entropy_args, _add_model_args, _entropy_choice, load_model
@@ -160,20 +160,6 @@ class PcmSource:
         return x
 
 
-class _StreamResampler:
-    def __init__(self, sr_in: int, sr_out: int) -> None:
-        self.stream = None
-        if sr_in != sr_out:
-            import soxr
-
-            self.stream = soxr.ResampleStream(sr_in, sr_out, 1, dtype="float32", quality="HQ")
-
-    def __call__(self, x: np.ndarray, last: bool = False) -> np.ndarray:
-        if self.stream is None:
-            return x
-        return np.asarray(self.stream.resample_chunk(x, last=last), dtype=np.float32).reshape(-1)
-
-
 # ---- output --------------------------------------------------------------------------------------
 def _open_out(path: str | None, force: bool, source: str) -> BinaryIO:
     if path in (None, "-"):
@@ -256,7 +242,11 @@ def run_encode(args: argparse.Namespace) -> int:
 
 def _encode_stream(args: argparse.Namespace, model: CodecModel, source: PcmSource, writer: HfcStreamWriter) -> int:
     encoder = model.streaming_encoder()
-    resample = _StreamResampler(source.rate, model.sample_rate)
+    to_model_rate = Resampler(source.rate, model.sample_rate, channels=1)
+
+    def resample(block: np.ndarray, last: bool = False) -> np.ndarray:
+        return to_model_rate(block[None], last)[0]
+
     source_samples = samples = 0
 
     def push(x: np.ndarray) -> None:
