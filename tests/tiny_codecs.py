@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 import hificodec
+from hificodec.modules.melencoder import MelEncoder
 from hificodec.modules.seanet import SEANetEncoder
 
 #: test-only presets and recipes (not shipped in the wheel): tiny-hificodec, tiny-encodec, ...
@@ -75,6 +76,11 @@ def coding_model(preset: str | dict[str, Any] = tiny_preset("tiny-encodec"), see
                 last.parametrizations.weight.original0.div_(std.view(-1, 1, 1))
                 if last.bias is not None:  # bias-free encoders (hificodec-16k) rely on the latent norm
                     last.bias.sub_(mean).div_(std)
+            elif isinstance(encoder, MelEncoder):
+                latent = model.latent(wav)
+                mean, std = latent.mean((0, 2)), latent.std((0, 2))
+                encoder.project.weight.div_(std.view(-1, 1, 1))
+                encoder.project.bias.sub_(mean).div_(std)
             model.train()(wav)  # k-means fills the codebooks from these latents
     return model.eval()
 

@@ -212,11 +212,7 @@ class _DecoderGraph(nn.Module):
         """`VocosDecoder.forward` with the real-valued head."""
         z = self.model.decoder
         assert isinstance(z, VocosDecoder) and self.head is not None
-        x = z.norm(z.embed(quantized).transpose(1, 2)).transpose(1, 2)
-        for block in z.blocks:
-            x = block(x)
-        x = z.final_norm(x.transpose(1, 2)).transpose(1, 2)
-        return self.head(x, excitation)
+        return self.head(z.features(quantized), excitation)
 
     def forward(
         self, codes: torch.Tensor, stages: torch.Tensor, start_frame: torch.Tensor, keep_end: torch.Tensor,

@@ -32,7 +32,7 @@ EXCITATION_TOLERANCE = 2e-3
 SHIPPED_TOLERANCE = 2e-3
 SHIPPED_MIN_SNR_DB = 60.0
 
-PRESETS = ("tiny-hificodec-16k", "tiny-hificodec-16k-causal")
+PRESETS = ("tiny-hificodec-16k", "tiny-hificodec-16k-causal", "tiny-hificodec-16k-mel")
 
 
 def _model(preset: str | dict) -> hificodec.CodecModel:

@@ -19,6 +19,7 @@ from torch import nn
 from ..dsp.pitch import PitchTrack
 from ..errors import ConfigError, HificodecError
 from ..modules.hifigan import HiFiGANEncoder, HiFiGANGenerator
+from ..modules.melencoder import MelEncoder
 from ..modules.pitch import PitchHead
 from ..modules.seanet import SEANetDecoder, SEANetEncoder
 from ..modules.vocos import DEFAULT_DIM, ISTFTHead, VocosDecoder
@@ -30,14 +31,16 @@ from .streaming import AlgorithmicLatency, StreamingDecoder, StreamingEncoder, a
 FAMILIES = ("hificodec", "encodec", "soundstream")
 
 
-def _build_encoder(cfg: dict[str, Any], latent_dim: int) -> nn.Module:
+def _build_encoder(cfg: dict[str, Any], latent_dim: int, sample_rate: int) -> nn.Module:
     kw = {k: v for k, v in cfg.items() if k != "type"}
     kind = cfg.get("type")
     if kind == "hifigan":
         return HiFiGANEncoder(out_channels=latent_dim, **kw)
     if kind == "seanet":
         return SEANetEncoder(dimension=latent_dim, **kw)
-    raise ConfigError(f"unknown encoder type '{kind}' (choose hifigan or seanet)")
+    if kind == "mel":
+        return MelEncoder(dimension=latent_dim, sample_rate=sample_rate, **kw)
+    raise ConfigError(f"unknown encoder type '{kind}' (choose hifigan, seanet or mel)")
 
 
 def _build_decoder(cfg: dict[str, Any], latent_dim: int, hop_length: int) -> nn.Module:
@@ -53,8 +56,13 @@ def _build_decoder(cfg: dict[str, Any], latent_dim: int, hop_length: int) -> nn.
 
 
 def _build_vocos(kw: dict[str, Any], latent_dim: int, hop_length: int) -> VocosDecoder:
-    """A ConvNeXt backbone (dim, hidden_dim, num_layers, kernel_size, causal) with an iSTFT head (n_fft,
-    default 4 hops; phase_advance; excitation; frame_shift) at the encoder's hop."""
+    """A ConvNeXt backbone (dim, hidden_dim, num_layers, kernel_size, causal; upsample, upsampled_layers)
+    with an iSTFT head (n_fft, default 4 of its hops; phase_advance; excitation; frame_shift) at the
+    encoder's hop divided by `upsample`."""
+    upsample = int(kw.get("upsample", 1))
+    if upsample < 1 or hop_length % upsample:
+        raise ConfigError(f"decoder.upsample must divide the hop {hop_length}, got {upsample}")
+    hop_length //= upsample
     n_fft = kw.pop("n_fft", None) or 4 * hop_length
     phase_advance = bool(kw.pop("phase_advance", False))
     excitation = bool(kw.pop("excitation", False))
@@ -112,7 +120,7 @@ class Codec(CodecModel):
         self.family = family
         self.sample_rate = int(cfg["sample_rate"])
         latent_dim = int(cfg["latent_dim"])
-        self.encoder = _build_encoder(cfg["encoder"], latent_dim)
+        self.encoder = _build_encoder(cfg["encoder"], latent_dim, self.sample_rate)
         self.hop_length = int(cast(Any, self.encoder).hop_length)
         self.decoder = _build_decoder(cfg["decoder"], latent_dim, self.hop_length)
         self.decode_alignment = int(getattr(self.decoder, "frame_period", 1))

@@ -41,9 +41,10 @@ from ..dsp.pitch import YinGeometry, pitch_features, yin_frames, yin_geometry
 from ..errors import HificodecError
 from ..modules.conv import SConv1d, extra_padding_for_conv1d
 from ..modules.lstm import SLSTM
+from ..modules.melencoder import MelEncoder
 from ..modules.pitch import pitch_to_hz
 from ..modules.seanet import SEANetEncoder, SEANetResnetBlock
-from ..modules.vocos import ConvNeXtBlock, ISTFTHead, VocosDecoder
+from ..modules.vocos import ConvNeXtBlock, FrameUpsample, ISTFTHead, VocosDecoder
 from .base import CodecModel
 
 Chunk = torch.Tensor | None  # None: no new output (cheaper than empty tensors through every layer)
@@ -375,6 +376,28 @@ def _convnext(block: ConvNeXtBlock) -> Stream:
     return Join([Pointwise(lambda x: x), Chain([conv_stream(block.dwconv), Pointwise(mlp)])], _add)
 
 
+class Upsample(Stream):
+    """A per-frame map that turns each input frame into `factor` output frames (`FrameUpsample`)."""
+
+    def __init__(self, module: FrameUpsample) -> None:
+        self.module = module
+
+    def push(self, x: Chunk) -> Chunk:
+        return None if x is None else self.module(x)
+
+    def ready(self, n: int) -> int:
+        return n * self.module.factor
+
+
+def _mel_encoder(encoder: MelEncoder) -> Stream:
+    front = encoder.frontend
+    frames = Windows(front.frames, front.n_fft, front.hop_length, front.left_pad, front.right_pad, "reflect")
+    return Chain([
+        frames, conv_stream(encoder.embed), stream_of(encoder.blocks), conv_stream(encoder.down),
+        stream_of(encoder.post), conv_stream(encoder.project),
+    ])
+
+
 _POINTWISE = (nn.ELU, nn.GELU, nn.LeakyReLU, nn.ReLU, nn.Tanh, nn.Identity, nn.SiLU)
 
 
@@ -384,6 +407,8 @@ def stream_of(module: nn.Module) -> Stream:
         return Chain([stream_of(m) for m in module])
     if isinstance(module, SEANetEncoder):
         return stream_of(module.model)
+    if isinstance(module, MelEncoder):
+        return _mel_encoder(module)
     if isinstance(module, (SConv1d, nn.Conv1d)):
         return conv_stream(module)
     if isinstance(module, _POINTWISE):
@@ -698,6 +723,8 @@ class StreamingDecoder:
             Pointwise(_layer_norm_channels(decoder.norm)),
             *(_convnext(cast(ConvNeXtBlock, block)) for block in decoder.blocks),
             Pointwise(_layer_norm_channels(decoder.final_norm)),
+            *([Upsample(decoder.upsampler)] if decoder.upsampler is not None else []),
+            *(_convnext(cast(ConvNeXtBlock, block)) for block in decoder.upsampled_blocks),
         ])
         self.pitch: Stream | None = None
         self.oscillator: OscillatorStream | None = None

@@ -143,9 +143,29 @@ class ISTFTHead(nn.Module):
         return gain * source_spec
 
 
+class FrameUpsample(nn.Module):
+    """[B, dim, F] -> [B, dim, F * factor]: each frame's features split into `factor` sub-frames by one
+    linear map (a pixel shuffle over time), so a decoder at the code rate can drive an iSTFT head with a
+    shorter hop: 10 ms frames render formant transitions that 20 ms frames smear."""
+
+    def __init__(self, dim: int, factor: int) -> None:
+        super().__init__()
+        self.dim, self.factor = dim, factor
+        self.proj = nn.Linear(dim, dim * factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, frames = x.shape
+        y = self.proj(x.transpose(1, 2))  # [B, F, dim * factor]
+        return y.reshape(batch, frames * self.factor, self.dim).transpose(1, 2)
+
+
 class VocosDecoder(nn.Module):
     """latent [B, in_channels, F] -> ConvNeXt backbone (every layer at frame rate) -> `head` ->
-    wav [B, 1, F * head.hop_length]."""
+    wav [B, 1, F * hop_length].
+
+    upsample: sub-frames per code frame (`FrameUpsample`), followed by `upsampled_layers` ConvNeXt
+    blocks at the sub-frame rate; the head's hop is the code hop divided by it.
+    """
 
     def __init__(
         self,
@@ -157,13 +177,19 @@ class VocosDecoder(nn.Module):
         num_layers: int = 8,
         kernel_size: int = 7,
         causal: bool = False,
+        upsample: int = 1,
+        upsampled_layers: int = 0,
     ) -> None:
         super().__init__()
         if head.dim != dim:
             raise ValueError(f"the head reads {head.dim} channels, the backbone gives {dim}")
-        self.hop_length = head.hop_length
-        #: chunked decoding must start windows at multiples of this frame index
-        self.frame_period = head.frame_period
+        if upsample < 1 or (upsample == 1 and upsampled_layers):
+            raise ValueError(f"upsample must be >= 1 (and > 1 for upsampled layers), got {upsample}")
+        self.upsample = upsample
+        self.hop_length = head.hop_length * upsample
+        #: chunked decoding must start windows at multiples of this (code) frame index: the head's
+        #: period in its own frames, counted in whole code frames
+        self.frame_period = head.frame_period // math.gcd(head.frame_period, upsample)
         #: True when forward() needs an excitation signal
         self.uses_excitation = head.uses_excitation
         # the backbone's layers sit directly on the decoder (checkpoint names decoder.embed, decoder.blocks.N)
@@ -175,11 +201,24 @@ class VocosDecoder(nn.Module):
             for _ in range(num_layers)
         )
         self.final_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.upsampler = FrameUpsample(dim, upsample) if upsample > 1 else None
+        self.upsampled_blocks = nn.ModuleList(
+            ConvNeXtBlock(dim, hidden_dim, kernel_size, layer_scale=1.0 / num_layers, causal=causal)
+            for _ in range(upsampled_layers)
+        )
         self.head = head
 
-    def forward(self, z: torch.Tensor, excitation: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, z: torch.Tensor) -> torch.Tensor:
+        """latent [B, in_channels, F] -> the head's input [B, dim, F * upsample]."""
         x = self.norm(self.embed(z).transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             x = block(x)
         x = self.final_norm(x.transpose(1, 2)).transpose(1, 2)
-        return self.head(x, excitation)
+        if self.upsampler is not None:
+            x = self.upsampler(x)
+            for block in self.upsampled_blocks:
+                x = block(x)
+        return x
+
+    def forward(self, z: torch.Tensor, excitation: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(z), excitation)
