@@ -36,7 +36,7 @@ class LogMelFrontend(nn.Module):
     def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int) -> None:
         super().__init__()
         if n_fft < 2 * hop_length or n_fft % 2:
-            raise ValueError(f"the mel frontend needs an even n_fft of two hops or more, got {n_fft} at hop {hop_length}")
+            raise ValueError(f"the mel frontend needs an even n_fft >= 2 hops, got {n_fft} at hop {hop_length}")
         self.n_fft, self.hop_length, self.n_mels = n_fft, hop_length, n_mels
         bins = n_fft // 2 + 1
         n = torch.arange(n_fft, dtype=torch.float64)
