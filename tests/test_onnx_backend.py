@@ -22,10 +22,13 @@ from hificodec.compress import compress
 from hificodec.errors import HificodecError
 from tiny_codecs import assert_codes_vary, coding_model, tiny_preset
 
-#: decoded audio, ONNX vs PyTorch (shipped model, bundled 6.9 s clip): measured max abs diff 4.6e-4
-#: (peak 0.45), from float rounding in the pitch head that the oscillator's running phase accumulates;
-#: 4x margin. Elsewhere (no oscillator) the two agree to ~4e-7.
-AUDIO_TOLERANCE = 2e-3
+#: decoded audio, ONNX vs PyTorch (shipped model): float rounding in the pitch head moves the oscillator's
+#: f0, and its running phase accumulates the difference. Measured max abs diff (torch 2.13.0+cpu,
+#: onnxruntime 1.32.0, 1 and 2 threads): bundled 6.9 s clip 1.3e-4; the tone cases of
+#: test_codes_match_at_several_batch_sizes_and_lengths over seeds (length, 1, 2, 3) up to 2.05e-3, at
+#: (3, 2253) seed 2253, where frames 2-4 of the third clip carry it (peak 0.26). 2.4x margin over that.
+#: Elsewhere (no oscillator) the two agree to ~5e-7.
+AUDIO_TOLERANCE = 5e-3
 
 
 def _clip() -> torch.Tensor:
