@@ -4,6 +4,10 @@
     (the printed `run` call, on the GPU machine: scripts/gpu_leg.py run ...)
     python scripts/gpu_leg.py finish RETURNED_DIR --leg 1 --corpus corpus/16k   # here: score, ship if better
 
+`--model NAME` (both halves; default hificodec-16k) picks the model line: the leg starts from the
+installed `src/hificodec/pretrained/NAME` with `recipes/NAME/gpu-leg.yaml`, and `finish` scores against
+it and adds the release to NAME's series (e.g. `--model hificodec-16k-mel`).
+
 `prepare` builds the carried folder (default `.leg/`, git-ignored): a device pack of the leg's slice of
 the training split, the cp312 wheels that read it on the GPU image, and `leg.json`; it measures what
 would travel (tree + carry, at most 64 MiB) and prints the command, the carry list and a timeout.
@@ -28,8 +32,16 @@ TRAVEL_LIMIT_MIB = 64.0
 COMMAND_LIMIT_S = 600
 WHEELS = ("soundfile==0.14.0", "cffi==2.1.1", "pycparser==3.12")  # libsndfile with Opus, for Python 3.12
 WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-DEFAULT_RECIPE = "recipes/hificodec-16k/gpu-leg.yaml"
-DEFAULT_MODEL = "src/hificodec/pretrained/hificodec-16k"
+DEFAULT_LINE = "hificodec-16k"
+
+
+def model_dir(line: str) -> str:
+    """The installed folder of a model line (relative to the repository root)."""
+    return f"src/hificodec/pretrained/{line}"
+
+
+def leg_recipe(line: str) -> str:
+    return f"recipes/{line}/gpu-leg.yaml"
 CURVE_HEADER = "## Learning curve: GPU legs"
 
 
@@ -42,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train", help="training manifest (default CORPUS/train.jsonl)")
     p.add_argument("--leg", type=int, required=True, help="leg number: picks the slice (leg mod --slices)")
     p.add_argument("--slices", type=int, default=3, help="the train split is dealt into this many packs")
-    p.add_argument("--recipe", default=DEFAULT_RECIPE)
+    p.add_argument("--model", default=DEFAULT_LINE, help="model line the leg trains (default hificodec-16k)")
+    p.add_argument("--model-dir", help="the model the leg starts from (default src/hificodec/pretrained/MODEL)")
+    p.add_argument("--recipe", help="leg recipe (default recipes/MODEL/gpu-leg.yaml)")
     p.add_argument("--minutes", type=float, default=9.0, help="the leg's own budget (the timeout adds a minute)")
     p.add_argument("--max-mib", type=float, default=30.0, help="pack size limit")
     p.add_argument("--kbps", type=float, default=24.0, help="Opus bitrate of the pack")
@@ -72,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--corpus", default="corpus/16k")
     f.add_argument("--valid", help="validation manifest (default CORPUS/valid.jsonl)")
     f.add_argument("--clips", type=int, default=60, help="validation files scored (spread over the split)")
-    f.add_argument("--shipped", default=DEFAULT_MODEL, help="the model to beat")
+    f.add_argument("--model", default=DEFAULT_LINE, help="model line of the leg (default hificodec-16k)")
+    f.add_argument("--shipped", help="the model to beat (default: the installed MODEL)")
     f.add_argument("--install", help="folder a better model is installed to (default: the shipped model's folder)")
     f.add_argument("--releases", help="release index the new release is added to (default: the package's)")
     f.add_argument("--results", default="docs/results.md", help="the file holding the learning-curve table")
@@ -97,7 +112,15 @@ def prepare(args: argparse.Namespace) -> int:
     from hificodec.errors import HificodecError
     from hificodec.train import load_recipe
 
-    load_recipe(args.recipe, args.overrides)  # a bad recipe fails here, not on the GPU
+    start = args.model_dir or model_dir(args.model)
+    if not (REPO / start / "config.yaml").is_file():
+        raise HificodecError(f"model line '{args.model}' has no installed model in {start} to start a leg from")
+    args.recipe = args.recipe or leg_recipe(args.model)
+    # the leg starts from the line's installed model, whatever the recipe names
+    args.overrides = [f"train.init_from={start}", *args.overrides]
+    recipe = load_recipe(args.recipe, args.overrides)  # a bad recipe fails here, not on the GPU
+    if recipe.model.get("name") != args.model:
+        raise HificodecError(f"{args.recipe} trains '{recipe.model.get('name')}', not the line '{args.model}' (--model)")
     dest = Path(args.dest)
     dest.mkdir(parents=True, exist_ok=True)
     manifest = args.train or str(Path(args.corpus) / "train.jsonl")
@@ -105,7 +128,7 @@ def prepare(args: argparse.Namespace) -> int:
     slice_index = args.leg % args.slices
     leg = {
         "leg": args.leg, "slice": slice_index, "slices": args.slices, "recipe": args.recipe,
-        "overrides": args.overrides, "model": DEFAULT_MODEL, "shard_mib": 15, "max_mib": args.max_mib,
+        "overrides": args.overrides, "model": start, "shard_mib": 15, "max_mib": args.max_mib,
         "kbps": args.kbps, "manifest": manifest, "batch_candidates": _batch_list(args.batches),
     }
     old = _read_json(dest / "leg.json")
@@ -225,6 +248,9 @@ def finish(args: argparse.Namespace) -> int:
     returned = Path(args.returned)
     export = returned / "export"
     model = hificodec.load(export)  # reads the shards; fails clearly on a missing or corrupt one
+    if model.name != args.model:
+        raise HificodecError(f"{export} holds a '{model.name}' model, not the line '{args.model}' (--model)")
+    shipped = args.shipped or str(REPO / model_dir(args.model))
     lines = [json.loads(x) for x in (returned / "log.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
     legs = [x for x in lines if x.get("kind") == "leg"]
     if not legs:
@@ -237,7 +263,7 @@ def finish(args: argparse.Namespace) -> int:
 
     valid = args.valid or str(Path(args.corpus) / "valid.jsonl")
     scores = {}
-    for name, path in (("shipped", args.shipped), ("leg", str(export))):
+    for name, path in (("shipped", shipped), ("leg", str(export))):
         report = evaluate(EvalConfig(source=valid, models=[path], limit=args.clips, spread=True,
                                      workers=args.workers, progress=False))
         metrics = report.summary["systems"][0]["metrics"]
@@ -247,7 +273,7 @@ def finish(args: argparse.Namespace) -> int:
     before, after = scores["shipped"], scores["leg"]
     better = after["pesq_wb"] > before["pesq_wb"] and after["stoi"] >= before["stoi"]
     if better:
-        install = Path(args.install) if args.install else pretrained_dir() / DEFAULT_MODEL
+        install = Path(args.install) if args.install else pretrained_dir() / args.model
         with atomic_directory(install) as tmp:
             write_model_files(model, tmp, dtype=torch.float16)
             if (export / "discriminator").is_dir():  # as it came back (fp16): it seeds the next leg

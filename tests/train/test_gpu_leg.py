@@ -49,12 +49,20 @@ def write_corpus(root: Path, speakers: int = 3, per_speaker: int = 4, seed: int 
     return root
 
 
+def _tiny_line(tmp_path) -> list[str]:
+    """A model line other than hificodec-16k: the leg starts from an installed tiny-hificodec."""
+    start = tmp_path / "installed-tiny"
+    if not start.exists():
+        hificodec.save(hificodec.build(tiny_preset("tiny-hificodec")), start)
+    return ["--model", "tiny-hificodec", "--model-dir", str(start)]
+
+
 def test_rehearsal_prepare_run_finish(tmp_path):
     leg_script = _script()
     corpus = write_corpus(tmp_path / "corpus")
     dest, out = tmp_path / "leg", tmp_path / "out"
     assert leg_script.main([
-        "prepare", "--corpus", str(corpus), "--leg", "2", "--slices", "2", "--recipe", TINY_RECIPE,
+        "prepare", *_tiny_line(tmp_path), "--corpus", str(corpus), "--leg", "2", "--slices", "2", "--recipe", TINY_RECIPE,
         "--minutes", "1", "--dest", str(dest), "--no-wheels", "--device", "cpu", "--batches", "2,4",
         "train.log_every=2",
     ]) == 0
@@ -62,7 +70,8 @@ def test_rehearsal_prepare_run_finish(tmp_path):
     # slice 0 of 2: half of each speaker's files, every speaker present
     assert len(index["clips"]) == 6 and {c[3] for c in index["clips"]} == {"spk0", "spk1", "spk2"}
     leg = json.loads((dest / "leg.json").read_text())
-    assert leg["slice"] == 0 and leg["overrides"] == ["train.log_every=2"]
+    assert leg["slice"] == 0 and leg["overrides"] == [f"train.init_from={tmp_path / 'installed-tiny'}", "train.log_every=2"]
+    assert leg["model"] == str(tmp_path / "installed-tiny")
 
     # the device half, on the CPU, as its own process (what the printed command runs)
     out.mkdir()
@@ -95,7 +104,7 @@ def test_rehearsal_prepare_run_finish(tmp_path):
     results.write_text("# Results\n\nearlier text\n")
     install = tmp_path / "installed"
     assert leg_script.main([
-        "finish", str(out), "--leg", "2", "--corpus", str(corpus), "--clips", "3", "--shipped", str(shipped),
+        "finish", str(out), "--model", "tiny-hificodec", "--leg", "2", "--corpus", str(corpus), "--clips", "3", "--shipped", str(shipped),
         "--install", str(install), "--releases", str(tmp_path / "releases.json"), "--results", str(results),
         "--gpu-minutes", "0.5", "--workers", "0",
     ]) == 0
@@ -117,7 +126,7 @@ def test_a_killed_leg_still_returns_its_last_export(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", speakers=2)
     dest, out = tmp_path / "leg", tmp_path / "out"
     assert leg_script.main([
-        "prepare", "--corpus", str(corpus), "--leg", "0", "--slices", "1", "--recipe", TINY_RECIPE, "--dest",
+        "prepare", *_tiny_line(tmp_path), "--corpus", str(corpus), "--leg", "0", "--slices", "1", "--recipe", TINY_RECIPE, "--dest",
         str(dest), "--no-wheels", "--device", "cpu", "--batches", "2", "train.export_every_minutes=0.02",
     ]) == 0
     out.mkdir()
@@ -150,10 +159,25 @@ def test_prepare_refuses_what_cannot_travel(tmp_path, capsys):
     leg_script = _script()
     corpus = write_corpus(tmp_path / "corpus", speakers=1)
     code = leg_script.main([
-        "prepare", "--corpus", str(corpus), "--leg", "0", "--slices", "1", "--recipe", TINY_RECIPE,
-        "--dest", str(tmp_path / "leg"), "--no-wheels", "--travel-limit-mib", "1",
+        "prepare", *_tiny_line(tmp_path), "--corpus", str(corpus), "--leg", "0", "--slices", "1", "--recipe",
+        TINY_RECIPE, "--dest", str(tmp_path / "leg"), "--no-wheels", "--travel-limit-mib", "1",
     ])
     assert code == 2 and "would travel" in capsys.readouterr().err
+
+
+def test_prepare_and_finish_refuse_another_line(tmp_path, capsys):
+    leg_script = _script()
+    corpus = write_corpus(tmp_path / "corpus", speakers=1)
+    start = _tiny_line(tmp_path)[-1]
+    code = leg_script.main([
+        "prepare", "--model", "hificodec-16k-mel", "--model-dir", start, "--corpus", str(corpus), "--leg", "0",
+        "--recipe", TINY_RECIPE, "--dest", str(tmp_path / "leg"), "--no-wheels",
+    ])
+    assert code == 2 and "not the line 'hificodec-16k-mel'" in capsys.readouterr().err
+    (tmp_path / "out").mkdir()
+    hificodec.save(hificodec.load(start), tmp_path / "out" / "export")
+    code = leg_script.main(["finish", str(tmp_path / "out"), "--model", "hificodec-16k-mel", "--leg", "0"])
+    assert code == 2 and "not the line 'hificodec-16k-mel'" in capsys.readouterr().err
 
 
 def test_leg_command_fits_the_device_tool():
