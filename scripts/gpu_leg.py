@@ -120,7 +120,8 @@ def prepare(args: argparse.Namespace) -> int:
     args.overrides = [f"train.init_from={start}", *args.overrides]
     recipe = load_recipe(args.recipe, args.overrides)  # a bad recipe fails here, not on the GPU
     if recipe.model.get("name") != args.model:
-        raise HificodecError(f"{args.recipe} trains '{recipe.model.get('name')}', not the line '{args.model}' (--model)")
+        trains = recipe.model.get("name")
+        raise HificodecError(f"{args.recipe} trains '{trains}', not the line '{args.model}' (--model)")
     dest = Path(args.dest)
     dest.mkdir(parents=True, exist_ok=True)
     manifest = args.train or str(Path(args.corpus) / "train.jsonl")

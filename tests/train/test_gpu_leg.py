@@ -62,7 +62,8 @@ def test_rehearsal_prepare_run_finish(tmp_path):
     corpus = write_corpus(tmp_path / "corpus")
     dest, out = tmp_path / "leg", tmp_path / "out"
     assert leg_script.main([
-        "prepare", *_tiny_line(tmp_path), "--corpus", str(corpus), "--leg", "2", "--slices", "2", "--recipe", TINY_RECIPE,
+        "prepare", *_tiny_line(tmp_path), "--corpus", str(corpus), "--leg", "2", "--slices", "2",
+        "--recipe", TINY_RECIPE,
         "--minutes", "1", "--dest", str(dest), "--no-wheels", "--device", "cpu", "--batches", "2,4",
         "train.log_every=2",
     ]) == 0
@@ -70,7 +71,8 @@ def test_rehearsal_prepare_run_finish(tmp_path):
     # slice 0 of 2: half of each speaker's files, every speaker present
     assert len(index["clips"]) == 6 and {c[3] for c in index["clips"]} == {"spk0", "spk1", "spk2"}
     leg = json.loads((dest / "leg.json").read_text())
-    assert leg["slice"] == 0 and leg["overrides"] == [f"train.init_from={tmp_path / 'installed-tiny'}", "train.log_every=2"]
+    start = tmp_path / "installed-tiny"
+    assert leg["slice"] == 0 and leg["overrides"] == [f"train.init_from={start}", "train.log_every=2"]
     assert leg["model"] == str(tmp_path / "installed-tiny")
 
     # the device half, on the CPU, as its own process (what the printed command runs)
@@ -104,7 +106,8 @@ def test_rehearsal_prepare_run_finish(tmp_path):
     results.write_text("# Results\n\nearlier text\n")
     install = tmp_path / "installed"
     assert leg_script.main([
-        "finish", str(out), "--model", "tiny-hificodec", "--leg", "2", "--corpus", str(corpus), "--clips", "3", "--shipped", str(shipped),
+        "finish", str(out), "--model", "tiny-hificodec", "--leg", "2", "--corpus", str(corpus), "--clips", "3",
+        "--shipped", str(shipped),
         "--install", str(install), "--releases", str(tmp_path / "releases.json"), "--results", str(results),
         "--gpu-minutes", "0.5", "--workers", "0",
     ]) == 0
@@ -126,8 +129,9 @@ def test_a_killed_leg_still_returns_its_last_export(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", speakers=2)
     dest, out = tmp_path / "leg", tmp_path / "out"
     assert leg_script.main([
-        "prepare", *_tiny_line(tmp_path), "--corpus", str(corpus), "--leg", "0", "--slices", "1", "--recipe", TINY_RECIPE, "--dest",
-        str(dest), "--no-wheels", "--device", "cpu", "--batches", "2", "train.export_every_minutes=0.02",
+        "prepare", *_tiny_line(tmp_path), "--corpus", str(corpus), "--leg", "0", "--slices", "1", "--recipe",
+        TINY_RECIPE, "--dest", str(dest), "--no-wheels", "--device", "cpu", "--batches", "2",
+        "train.export_every_minutes=0.02",
     ]) == 0
     out.mkdir()
     proc = subprocess.Popen(
