@@ -159,7 +159,7 @@ def flat_settings(r: Recipe) -> dict[str, Any]:
 def test_every_recipe_file_is_in_the_expected_settings():
     """recipe_settings.json was dumped from the parser the loss registry replaced, in recipe-key space
     (`losses.mel.style`, ...), not from how settings are held in memory. After an intended change to a
-    recipe, rewrite it: `PYTHONPATH=src python tests/train/test_recipe.py` (from the repository root)."""
+    recipe, rewrite it: `PYTHONPATH=src:tests python tests/train/test_recipe.py` (from the repository root)."""
     assert sorted(IDS) == sorted(json.loads(EXPECTED.read_text()))
 
 
