@@ -113,7 +113,7 @@ def output_paths(inputs: list[str], output: str | None, out_dir: str | None, suf
 def _add_io(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("-o", "--output", help=f"output {what} (one input only)")
     p.add_argument("--out-dir", help=f"folder for the {what}s (named after the inputs)")
-    p.add_argument("--force", action="store_true", help="overwrite existing files (even an input)")
+    p.add_argument("--force", action="store_true", help="overwrite existing files (never an input)")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
     _add_skip_errors(p)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..bitstream import MID_SIDE, FormatError, HfcReader, HfcStreamWriter
-from ..compress import Resampler, check_output_path, entropy_tables, from_coded_channels, make_header, model_for
+from ..compress import Resampler, check_not_input, check_output_path, entropy_tables, from_coded_channels, make_header, model_for
 from ..errors import AudioError, HificodecError
 from ..models.base import CodecModel
 from .codec_cmd import _add_entropy_args, _add_model_args, _entropy_choice, load_model
@@ -166,7 +166,7 @@ def _open_out(path: str | None, force: bool, source: str) -> BinaryIO:
         if sys.stdout.isatty():
             raise HificodecError("refusing to write binary output to a terminal: use -o FILE or a pipe")
         return sys.stdout.buffer
-    return open(check_output_path(path, [] if source == "-" else [source], force), "wb")
+    return open(check_output_path(path, [source], force), "wb")
 
 
 class WavWriter:
@@ -320,8 +320,10 @@ def run_demo(args: argparse.Namespace) -> int:
     from ..demo import bundled_clip
 
     torch.set_num_threads(args.threads)
-    model = load_model(args.model, args.bandwidth, args.n_q, "cpu")
     path = args.input or str(bundled_clip())
+    if args.output:
+        check_not_input(args.output, [path])
+    model = load_model(args.model, args.bandwidth, args.n_q, "cpu")
     audio, _ = load_audio(path, model.sample_rate, mono=True)
     wav = torch.from_numpy(audio.reshape(-1))
     header, tables = _stream_header(model, model.sample_rate, args)
