@@ -48,6 +48,7 @@ from .entropy import TABLES_FILE, EntropyError, EntropyTables, load_tables
 from .errors import AudioError, CheckpointError, HificodecError, HificodecWarning
 from .files import atomic_output
 from .models.base import CodecModel
+from .pcm import as_audio
 from .releases import describe_hash, split_id
 
 #: `entropy=AUTO` (the default): code with the entropy tables shipped with the model's release, if any
@@ -185,8 +186,8 @@ def check_model(header: HfcHeader, model: CodecModel) -> None:
 
 # ---- in memory --------------------------------------------------------------------------------
 def _as_channels(wav: np.ndarray | torch.Tensor) -> np.ndarray:
-    arr = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
-    arr = np.asarray(arr, dtype=np.float32)
+    # float or integer PCM (scaled), numpy or torch: the rule of the model API (hificodec.pcm)
+    arr = as_audio(wav if isinstance(wav, (torch.Tensor, np.ndarray)) else np.asarray(wav)).detach().cpu().numpy()
     if arr.ndim == 1:
         arr = arr[None]
     if arr.ndim == 3 and arr.shape[1] == 1:
