@@ -354,7 +354,9 @@ def check_not_input(dst: str | os.PathLike, inputs: Sequence[str | os.PathLike])
         return
     for src in inputs:
         if _is_same_file(src, out):
-            raise HificodecError(f"{out}: would overwrite its input (refused even with --force: write the output elsewhere)")
+            raise HificodecError(
+                f"{out}: would overwrite its input (refused even with --force: write the output elsewhere)"
+            )
 
 
 def check_output_path(dst: str | os.PathLike, inputs: Sequence[str | os.PathLike], force: bool = False) -> Path:

@@ -50,9 +50,9 @@ from .errors import HificodecError
 from .files import atomic_directory
 from .models.base import CodecModel
 from .models.codec import Codec
-from .pcm import as_codes
 from .modules.pitch import pitch_to_hz
 from .modules.vocos import ISTFTHead, VocosDecoder
+from .pcm import as_codes
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"

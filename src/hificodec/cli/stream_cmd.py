@@ -26,7 +26,15 @@ import numpy as np
 import torch
 
 from ..bitstream import MID_SIDE, FormatError, HfcReader, HfcStreamWriter
-from ..compress import Resampler, check_not_input, check_output_path, entropy_tables, from_coded_channels, make_header, model_for
+from ..compress import (
+    Resampler,
+    check_not_input,
+    check_output_path,
+    entropy_tables,
+    from_coded_channels,
+    make_header,
+    model_for,
+)
 from ..errors import AudioError, HificodecError
 from ..models.base import CodecModel
 from .codec_cmd import _add_entropy_args, _add_model_args, _entropy_choice, load_model
