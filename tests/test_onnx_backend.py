@@ -288,7 +288,7 @@ def test_cli_export_and_backend_flag(shipped, tmp_path, capsys, monkeypatch):
     ours, _ = sf.read(str(out), dtype="float32")
     theirs, _ = sf.read(str(tmp_path / "t.wav"), dtype="float32")
     assert ours.shape == theirs.shape and np.abs(ours - theirs).max() < AUDIO_TOLERANCE
-    assert main(["encode", str(wav_path), "-o", str(tmp_path / "x.hfc"), "--onnx-dir", str(backend.folder)]) == 1
+    assert main(["encode", str(wav_path), "-o", str(tmp_path / "x.hfc"), "--onnx-dir", str(backend.folder)]) == 2
     assert "--onnx-dir is for --backend onnx" in capsys.readouterr().err
 
 

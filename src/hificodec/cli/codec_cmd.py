@@ -23,7 +23,7 @@ from ..compress import (
     output_format,
     tables_next_to,
 )
-from ..errors import CheckpointError, HificodecError
+from ..errors import CheckpointError, HificodecError, UsageError
 from ..models.base import CodecModel
 from .numbers import positive_int, positive_kbps, sample_rate
 
@@ -74,7 +74,7 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
 
 def check_backend_args(args: argparse.Namespace) -> None:
     if args.onnx_dir and args.backend != "onnx":
-        raise HificodecError("--onnx-dir is for --backend onnx")
+        raise UsageError("--onnx-dir is for --backend onnx")
     if args.backend == "onnx":
         if args.device not in (None, "cpu"):
             raise HificodecError(f"--backend onnx runs on the CPU; drop --device {args.device}")
