@@ -52,7 +52,10 @@ WRITERS = [
 DEMOS = [["stream", "demo", "--fast", "--input", "{wav}", "-o", "{wav}"], ["demo", "--input", "{wav}", "-o", "{wav}"]]
 
 
-@pytest.mark.parametrize("command, force", [(c, f) for c in WRITERS for f in (False, True)] + [(c, False) for c in DEMOS])  # noqa: E501
+CASES = [(c, f) for c in WRITERS for f in (False, True)] + [(c, False) for c in DEMOS]
+
+
+@pytest.mark.parametrize("command, force", CASES)
 def test_the_input_is_never_the_output(setup, capsys, command, force):
     root = setup
     names = {"wav": str(root / "clip.wav"), "hfc": str(root / "clip.hfc")}

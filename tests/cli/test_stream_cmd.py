@@ -191,3 +191,10 @@ def test_group_frames_fit_the_16_bit_count(setup, capsys):
     with pytest.raises(SystemExit) as e:
         main(["stream", "encode", "-", "--group-frames", "70000"])
     assert e.value.code == 2 and "between 1 and 65535" in capsys.readouterr().err
+
+
+def test_encode_help_states_what_it_writes(capsys):
+    with pytest.raises(SystemExit):
+        main(["stream", "encode", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "version 1/2" not in out and "groups under 50 frames are packed unless TABLES is given" in out

@@ -169,12 +169,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     rate.add_argument("--n-q", type=positive_int, metavar="N", help="number of codebooks to use")
 
 
-def _add_entropy_args(p: argparse.ArgumentParser, encoding: bool) -> None:
+def _add_entropy_args(p: argparse.ArgumentParser, encoding: bool, default_note: str = "") -> None:
     if encoding:
-        p.add_argument("--no-entropy", action="store_true",
-                       help="store the codes packed, without entropy coding (.hfc version 1/2)")
+        p.add_argument("--no-entropy", action="store_true", help="store the codes packed, without entropy coding")
     p.add_argument("--entropy", metavar="TABLES", help="entropy tables file (default: the model's own, if it has "
-                   "them: a shipped release's, or entropy.safetensors in the model folder)")  # fmt: skip
+                   f"them: a shipped release's, or entropy.safetensors in the model folder{default_note})")  # fmt: skip
 
 
 def _entropy_choice(args: argparse.Namespace) -> EntropyChoice:

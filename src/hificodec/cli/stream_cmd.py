@@ -419,7 +419,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"frames per .hfc group (default {DEFAULT_STREAM_GROUP}): a group is written when "
                    "complete, so N frames of delay against 6-10 bytes per group")  # fmt: skip
     _add_model_args(e)
-    _add_entropy_args(e, encoding=True)
+    _add_entropy_args(e, encoding=True, default_note=f"; groups under {ENTROPY_MIN_GROUP} frames are packed unless "
+                      "TABLES is given: the coder's flush per group costs more than it saves")
     e.add_argument("--force", action="store_true", help="overwrite an existing output file")
     e.add_argument("-q", "--quiet", action="store_true", help="no summary")
     e.set_defaults(func=run_encode)
