@@ -2,7 +2,7 @@
 
 Layers, lowest first (a module belongs to the layer whose prefix matches it):
 
-    0  foundation     errors, config, distributed, files
+    0  foundation     errors, config, distributed, files, pcm
     1  dsp            dsp                          signal processing: STFT/mel, pitch tracking, oscillator
     2  networks       modules, quantization        nn building blocks
     3  models         models                       codecs: tensors -> codes -> tensors
@@ -26,7 +26,7 @@ import hificodec
 
 PACKAGE = "hificodec"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("errors", "config", "distributed", "files")),
+    ("foundation", ("errors", "config", "distributed", "files", "pcm")),
     ("dsp", ("dsp",)),
     ("networks", ("modules", "quantization")),
     ("models", ("models",)),

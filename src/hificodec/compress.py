@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import os
+import stat
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -46,6 +48,7 @@ from .entropy import TABLES_FILE, EntropyError, EntropyTables, load_tables
 from .errors import AudioError, CheckpointError, HificodecError, HificodecWarning
 from .files import atomic_output
 from .models.base import CodecModel
+from .pcm import as_audio
 from .releases import describe_hash, split_id
 
 #: `entropy=AUTO` (the default): code with the entropy tables shipped with the model's release, if any
@@ -183,8 +186,8 @@ def check_model(header: HfcHeader, model: CodecModel) -> None:
 
 # ---- in memory --------------------------------------------------------------------------------
 def _as_channels(wav: np.ndarray | torch.Tensor) -> np.ndarray:
-    arr = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
-    arr = np.asarray(arr, dtype=np.float32)
+    # float or integer PCM (scaled), numpy or torch: the rule of the model API (hificodec.pcm)
+    arr = as_audio(wav if isinstance(wav, (torch.Tensor, np.ndarray)) else np.asarray(wav)).detach().cpu().numpy()
     if arr.ndim == 1:
         arr = arr[None]
     if arr.ndim == 3 and arr.shape[1] == 1:
@@ -329,20 +332,45 @@ class AudioProgress(tqdm):
         super().__exit__(exc_type, exc, tb)
 
 
+def _is_same_file(src: str | os.PathLike, out: Path) -> bool:
+    """Whether input `src` ("-": standard input, when it is a regular file) is the file `out`."""
+    try:
+        if str(src) == "-":
+            got = os.fstat(sys.stdin.fileno())
+            if not stat.S_ISREG(got.st_mode):
+                return False
+            there = os.stat(out)
+            return (got.st_dev, got.st_ino) == (there.st_dev, there.st_ino)
+        return Path(src).exists() and os.path.samefile(src, out)
+    except (OSError, ValueError, AttributeError):  # stdin closed or replaced in-process: not a file
+        return False
+
+
+def check_not_input(dst: str | os.PathLike, inputs: Sequence[str | os.PathLike]) -> None:
+    """Refuse an output that is one of the inputs (the same file under any name, a link to it, or
+    standard input redirected from it), whatever `--force` says: the input would be gone."""
+    out = Path(dst)
+    if not out.exists():
+        return
+    for src in inputs:
+        if _is_same_file(src, out):
+            raise HificodecError(
+                f"{out}: would overwrite its input (refused even with --force: write the output elsewhere)"
+            )
+
+
 def check_output_path(dst: str | os.PathLike, inputs: Sequence[str | os.PathLike], force: bool = False) -> Path:
-    """Refuse an output that is a folder, already exists, or is one of the inputs (unless `force`)."""
+    """Refuse an output that is a folder, is one of the inputs (always), or already exists (unless
+    `force`). Every command that writes a file checks its output here before any work starts."""
     out = Path(dst)
     if out.is_dir():
         raise HificodecError(f"{out}: is a directory, expected an output file name")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():  # said before any work starts, not when the output is first written
         raise HificodecError(f"{out}: output folder {parent} does not exist")
-    if not force:
-        for src in inputs:
-            if Path(src).exists() and out.exists() and os.path.samefile(src, out):
-                raise HificodecError(f"{out}: would overwrite its input (use --force to allow)")
-        if out.exists():
-            raise HificodecError(f"{out}: already exists (use --force to overwrite)")
+    check_not_input(out, inputs)
+    if not force and out.exists():
+        raise HificodecError(f"{out}: already exists (use --force to overwrite)")
     return out
 
 

@@ -5,6 +5,10 @@ class HificodecError(Exception):
     """Base class: anything raised as this is a user-facing error with a clear message."""
 
 
+class UsageError(HificodecError):
+    """Arguments that do not go together (the CLI exits 2, as argparse does for malformed ones)."""
+
+
 class AudioError(HificodecError):
     """Audio could not be read, is empty, or holds invalid samples."""
 

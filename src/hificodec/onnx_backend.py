@@ -9,8 +9,10 @@
   decodes a prefix; the codes beyond it are ignored), the window's first frame, the frame whose phase
   the next window needs and the oscillator phase carried in -> wav [B, 1, F * hop] and the phase to
   carry on, so that chunked decoding through `decode_window` matches a whole-file decode.
-- onnx.json: the model it was exported from (name, release, model hash), rates, opset, versions and
-  the largest audio difference to PyTorch measured at export.
+- onnx.json: the model it was exported from (name, release, model hash), rates, opset, versions,
+  the largest audio difference to PyTorch measured at export, and the SHA-256 of both graphs
+  (`sha256`), checked on every load: a graph changed after the export (still a valid graph, but
+  other weights) is refused, in an `--onnx-dir` folder and in the cache alike.
 
 The graphs are traced with the TorchScript exporter; shape-dependent Python arithmetic in the model
 (padding, framing) takes a shape-generic path while `torch.onnx.is_in_onnx_export()`. The iSTFT head
@@ -40,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import model_hash
+from .checkpoint import _sha256, model_hash
 from .chunked import receptive_context, set_context
 from .dsp.oscillator import harmonic_sum
 from .dsp.padding import pad1d
@@ -50,12 +52,13 @@ from .models.base import CodecModel
 from .models.codec import Codec
 from .modules.pitch import pitch_to_hz
 from .modules.vocos import ISTFTHead, VocosDecoder
+from .pcm import as_codes
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
 INFO_FILE = "onnx.json"
-#: version of the export folder's layout and graph signatures
-FORMAT_VERSION = 1
+#: version of the export folder's layout and graph signatures (2: onnx.json records the graphs' SHA-256)
+FORMAT_VERSION = 2
 #: ONNX opset of the exported graphs (17: LayerNormalization)
 OPSET = 17
 INSTALL_HINT = "pip install 'hificodec[onnx]'"
@@ -302,6 +305,7 @@ def export(model: CodecModel, out_dir: str | os.PathLike, *, opset: int = OPSET,
                 "num_codebooks": codec.max_codebooks, "codebook_size": codec.codebook_size, "opset": opset,
                 "torch": torch.__version__, "onnx": onnx.__version__,
             }
+            info["sha256"] = {name: _sha256(tmp / name) for name in (ENCODER_FILE, DECODER_FILE)}
             info.update(_verify(codec, tmp, info))
             (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     finally:
@@ -348,6 +352,36 @@ def read_info(folder: str | os.PathLike) -> dict[str, Any]:
             "(hificodec export-onnx)"
         )
     return info
+
+
+class GraphDigestError(HificodecError):
+    """An exported graph is not the one its onnx.json records (changed or damaged after the export)."""
+
+
+def check_graphs(folder: str | os.PathLike, info: dict[str, Any]) -> None:
+    """Raise GraphDigestError unless both graphs in `folder` have the SHA-256 that `info` records."""
+    digests = info.get("sha256")
+    if not isinstance(digests, dict):
+        raise GraphDigestError(f"{Path(folder) / INFO_FILE}: records no SHA-256 of the graphs; export again "
+                               "(hificodec export-onnx)")  # fmt: skip
+    for name in (ENCODER_FILE, DECODER_FILE):
+        path = Path(folder) / name
+        if not path.is_file():
+            raise HificodecError(f"{path}: missing; export again (hificodec export-onnx)")
+        if _sha256(path) != digests.get(name):
+            again = (f"delete {folder} and the next run exports it again" if _in_cache(path)
+                     else "export it again (hificodec export-onnx MODEL DIR --force)")  # fmt: skip
+            raise GraphDigestError(
+                f"{path}: does not match its SHA-256 in {INFO_FILE}: the graph was changed or damaged after the "
+                f"export; {again}"
+            )
+
+
+def _in_cache(path: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(cache_root().resolve())
+    except OSError:
+        return False
 
 
 def _session(ort: ModuleType, path: Path, options: Any, names: list[str]) -> Any:
@@ -412,6 +446,7 @@ class OnnxCodec(CodecModel):
         self._carries_phase = codec.decoder_uses_excitation
         self._source = (codec,)  # a tuple, not a submodule: the backend holds no parameters of its own
         self._num_codebooks = codec.num_codebooks
+        check_graphs(self.folder, self.info)
         options = session_options(threads)
         self._encoder = _session(ort, self.folder / ENCODER_FILE, options, ENCODER_INPUTS)
         self._decoder = _session(ort, self.folder / DECODER_FILE, options, DECODER_INPUTS)
@@ -427,19 +462,21 @@ class OnnxCodec(CodecModel):
 
     @torch.no_grad()
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
-        x = self._pad(wav).detach().float().cpu().numpy()
+        padded = self._pad(wav)
+        x = padded.detach().cpu().numpy()
         codes, finite = self._encoder.run(None, {"wav": np.ascontiguousarray(x)})
         if not bool(finite):
             raise HificodecError(
                 f"{self.name}: the encoder produced NaN or infinite values (corrupt weights, or an input that "
                 "is not finite)"
             )
-        return torch.from_numpy(codes[:, : self.num_codebooks].copy()).to(wav.device)
+        return torch.from_numpy(codes[:, : self.num_codebooks].copy()).to(padded.device)
 
     def latent(self, wav: torch.Tensor) -> torch.Tensor:
         return self.source.latent(wav)
 
     def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        codes = as_codes(codes)
         wav, _ = self.decode_window(codes, 0, codes.shape[-1])
         return wav[..., :length] if length is not None else wav
 
@@ -447,6 +484,7 @@ class OnnxCodec(CodecModel):
     def decode_window(
         self, codes: torch.Tensor, keep_start: int, keep_end: int, state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        codes = as_codes(codes)
         if codes.dim() != 3:
             raise ValueError(f"{self.name}: expected codes of shape [batch, n_q, frames], got {tuple(codes.shape)}")
         batch, n, frames = codes.shape
@@ -493,7 +531,9 @@ def load(
         folder = cache_root() / model_hash(codec)
         try:
             backend = OnnxCodec(codec, folder, threads=threads)
-        except HificodecError:  # none yet, or of an older format, or damaged: (re)export it
+        except GraphDigestError:  # changed after its export: refused, as a model folder would be
+            raise
+        except HificodecError:  # none yet, or of an older format, or cut short: (re)export it
             shutil.rmtree(folder, ignore_errors=True)
             if on_export is not None:
                 on_export(folder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -157,3 +158,43 @@ def test_bad_input_is_one_line_and_leaves_no_file(setup, tmp_path, data, message
     err = proc.stderr.decode()
     assert proc.returncode == 1 and message in err and "Traceback" not in err, err
     assert not out.exists()
+
+
+def _fmt(tag=1, channels=1, rate=16000, align=2, bits=16) -> bytes:
+    return b"fmt \x10\x00\x00\x00" + struct.pack("<HHIIHH", tag, channels, rate, rate * align, align, bits)
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"RIFF\x16\x00\x00\x00WAVEfmt \x10\x00\x00\x00" + bytes(10), "ends inside its fmt chunk (10 of its 16 bytes)"),
+    (b"RIFX\x00\x00\x00\x24WAVE" + bytes(40), "big-endian WAV (RIFX)"),
+    (b"RIFF\x00\x00\x00\x00WAVE" + _fmt(align=7) + b"data\x08\x00\x00\x00" + bytes(8), "block align is 7 bytes"),
+])  # fmt: skip
+def test_wav_edge_cases_are_one_line(setup, tmp_path, capsys, data, message):
+    src = tmp_path / "in.wav"
+    src.write_bytes(data)
+    code = main(["stream", "encode", str(src), "-o", str(tmp_path / "out.hfc"), "--model", str(setup / "tiny")])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out.hfc").exists()
+
+
+def test_a_wav_data_length_beyond_the_file_is_reported(setup, tmp_path, capsys):
+    pcm = np.zeros(3200, "<i2").tobytes()
+    src = tmp_path / "cut.wav"
+    src.write_bytes(b"RIFF\x00\x00\x00\x00WAVE" + _fmt() + b"data" + struct.pack("<I", 4 * len(pcm)) + pcm)
+    code = main(["stream", "encode", str(src), "-o", str(tmp_path / "out.hfc"), "--model", str(setup / "tiny"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 0 and f"states {4 * len(pcm)} bytes of audio data but the input ended after {len(pcm)}" in err
+
+
+def test_group_frames_fit_the_16_bit_count(setup, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["stream", "encode", "-", "--group-frames", "70000"])
+    assert e.value.code == 2 and "between 1 and 65535" in capsys.readouterr().err
+
+
+def test_encode_help_states_what_it_writes(capsys):
+    with pytest.raises(SystemExit):
+        main(["stream", "encode", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "version 1/2" not in out and "groups under 50 frames are packed unless TABLES is given" in out

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import HificodecError, HificodecWarning
+from ..errors import HificodecError, HificodecWarning, UsageError
 
 # Subcommand modules, in the order `--help` lists them.
 COMMAND_MODULES: list[str] = [
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signal.SIGPIPE  # as a tool killed by SIGPIPE (`... | head`), without a message
     except HificodecError as e:
         print(f"hificodec {args.command}: error: {e}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, UsageError) else 1
     except KeyboardInterrupt:
         print(f"hificodec {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -23,7 +23,7 @@ from ..compress import (
     output_format,
     tables_next_to,
 )
-from ..errors import CheckpointError, HificodecError
+from ..errors import CheckpointError, HificodecError, UsageError
 from ..models.base import CodecModel
 from .numbers import positive_int, positive_kbps, sample_rate
 
@@ -74,7 +74,7 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
 
 def check_backend_args(args: argparse.Namespace) -> None:
     if args.onnx_dir and args.backend != "onnx":
-        raise HificodecError("--onnx-dir is for --backend onnx")
+        raise UsageError("--onnx-dir is for --backend onnx")
     if args.backend == "onnx":
         if args.device not in (None, "cpu"):
             raise HificodecError(f"--backend onnx runs on the CPU; drop --device {args.device}")
@@ -113,7 +113,7 @@ def output_paths(inputs: list[str], output: str | None, out_dir: str | None, suf
 def _add_io(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("-o", "--output", help=f"output {what} (one input only)")
     p.add_argument("--out-dir", help=f"folder for the {what}s (named after the inputs)")
-    p.add_argument("--force", action="store_true", help="overwrite existing files (even an input)")
+    p.add_argument("--force", action="store_true", help="overwrite existing files (never an input)")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
     _add_skip_errors(p)
@@ -169,12 +169,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     rate.add_argument("--n-q", type=positive_int, metavar="N", help="number of codebooks to use")
 
 
-def _add_entropy_args(p: argparse.ArgumentParser, encoding: bool) -> None:
+def _add_entropy_args(p: argparse.ArgumentParser, encoding: bool, default_note: str = "") -> None:
     if encoding:
-        p.add_argument("--no-entropy", action="store_true",
-                       help="store the codes packed, without entropy coding (.hfc version 1/2)")
+        p.add_argument("--no-entropy", action="store_true", help="store the codes packed, without entropy coding")
     p.add_argument("--entropy", metavar="TABLES", help="entropy tables file (default: the model's own, if it has "
-                   "them: a shipped release's, or entropy.safetensors in the model folder)")  # fmt: skip
+                   f"them: a shipped release's, or entropy.safetensors in the model folder{default_note})")  # fmt: skip
 
 
 def _entropy_choice(args: argparse.Namespace) -> EntropyChoice:

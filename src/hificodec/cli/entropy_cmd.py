@@ -25,14 +25,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("tokens", metavar="TOKENS_DIR", help="output folder of `hificodec tokenize` (its tokens.json "
                    "names the model the tables are for)")  # fmt: skip
     f.add_argument("-o", "--out", required=True, help="tables file to write (e.g. MODEL_DIR/entropy.safetensors)")
+    f.add_argument("--force", action="store_true", help="overwrite an existing tables file (files coded with "
+                   "the old tables then need the old file to decode)")
     f.add_argument("--previous-classes", type=positive_int, default=None, help="classes of the previous frame's code")
     f.add_argument("--parent-classes", type=positive_int, default=None, help="classes of the parent codebook's code")
     f.set_defaults(func=run_fit)
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    from ..compress import check_output_path
     from ..entropy import fit_from_tokens
 
+    root = Path(args.tokens)
+    # before the fit (minutes on hours of codes): an existing file, or one the fit reads, is refused
+    check_output_path(args.out, [root / "tokens.json", *root.glob("manifest*.jsonl"), *(root / "codes").rglob("*.npy")],
+                      args.force)  # fmt: skip
     options = {k: v for k, v in (("previous_classes", args.previous_classes),
                                  ("parent_classes", args.parent_classes)) if v is not None}  # fmt: skip
     start = time.monotonic()

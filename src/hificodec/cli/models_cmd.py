@@ -66,8 +66,11 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_demo_cmd(args: argparse.Namespace) -> int:
+    from ..compress import check_not_input
     from ..demo import run_demo
 
+    if args.output and args.input:
+        check_not_input(args.output, [args.input])
     r = run_demo(args.model, args.input, args.output)
     if not r.trained:
         print(

@@ -49,6 +49,8 @@ def number(
 
 positive_kbps = number(float, low=0, above=True, unit="kbps")
 positive_int = number(int, low=1)
+#: frames per .hfc group: its frame count is stored in 16 bits
+group_frames = number(int, low=1, high=65535)
 non_negative_int = number(int, low=0)
 non_negative_float = number(float, low=0)
 positive_float = number(float, low=0, above=True)

@@ -17,6 +17,7 @@ import os
 import struct
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -26,11 +27,19 @@ import numpy as np
 import torch
 
 from ..bitstream import MID_SIDE, FormatError, HfcReader, HfcStreamWriter
-from ..compress import Resampler, check_output_path, entropy_tables, from_coded_channels, make_header, model_for
-from ..errors import AudioError, HificodecError
+from ..compress import (
+    Resampler,
+    check_not_input,
+    check_output_path,
+    entropy_tables,
+    from_coded_channels,
+    make_header,
+    model_for,
+)
+from ..errors import AudioError, HificodecError, HificodecWarning
 from ..models.base import CodecModel
 from .codec_cmd import _add_entropy_args, _add_model_args, _entropy_choice, load_model
-from .numbers import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, positive_int, sample_rate
+from .numbers import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, group_frames, positive_int, sample_rate
 
 #: bytes read from the input per step (smaller reads give codes sooner; a read returns what has arrived)
 READ_BYTES = 4096
@@ -77,10 +86,14 @@ class PcmSource:
         self.rate, self.channels = rate, channels
         self.width, self.kind = 2, "pcm"
         self.remaining: int | None = None  # data bytes left when the WAV states its length
+        self.stated = 0
         self.pending = b""
         head = _read_exactly(f, 4)
         if head == b"RIFF":
             self._wav_header()
+        elif head == b"RIFX":
+            raise AudioError("the input is a big-endian WAV (RIFX), which is not supported: convert it to a "
+                             "little-endian WAV first, e.g. `ffmpeg -i IN -f wav -`")  # fmt: skip
         elif any(head.startswith(magic) for magic in COMPRESSED_MAGIC):
             raise AudioError(
                 "the input is compressed audio (FLAC, Ogg, MP3 ...), not raw PCM or WAV: convert it first, e.g. "
@@ -101,9 +114,11 @@ class PcmSource:
             cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
             if cid == b"fmt ":
                 body = _read_exactly(self.f, size + (size & 1))
-                if size < 16 or len(body) < 16:
+                if size < 16:
                     raise AudioError(f"the WAV stream's fmt chunk is {size} bytes, shorter than the 16 it needs")
-                tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+                if len(body) < 16:
+                    raise AudioError(f"the WAV stream ends inside its fmt chunk ({len(body)} of its {size} bytes)")
+                tag, channels, rate, _, align, bits = struct.unpack("<HHIIHH", body[:16])
                 if channels < 1 or not MIN_RATE <= rate <= MAX_RATE:
                     raise AudioError(f"the WAV stream states {channels} channel(s) at {rate} Hz: need at least one "
                                      f"channel and a rate between {MIN_RATE} and {MAX_RATE} Hz")  # fmt: skip
@@ -112,6 +127,9 @@ class PcmSource:
                 if (tag, bits) not in ((1, 16), (1, 24), (1, 32), (3, 32)):
                     raise AudioError(f"unsupported WAV sample format (format tag {tag}, {bits} bits): "
                                      "use 16/24/32-bit PCM or 32-bit float")  # fmt: skip
+                if align != channels * bits // 8:
+                    raise AudioError(f"the WAV stream's block align is {align} bytes, but {channels} channel(s) of "
+                                     f"{bits}-bit samples take {channels * bits // 8}")  # fmt: skip
                 self.kind, self.width = ("float" if tag == 3 else "pcm"), bits // 8
                 self.rate, self.channels = rate, channels
                 fmt_seen = True
@@ -120,6 +138,7 @@ class PcmSource:
                     raise AudioError("the WAV stream has no fmt chunk before its data")
                 # 0 or 0xFFFFFFFF: a streamed WAV that did not know its length: read to the end
                 self.remaining = None if size in (0, 0xFFFFFFFF) else size
+                self.stated = size
                 return
             else:
                 _read_exactly(self.f, size + (size & 1))
@@ -138,6 +157,10 @@ class PcmSource:
             if block:
                 yield self._decode(block)
             if not chunk or (self.remaining is not None and self.remaining <= 0):
+                if not chunk and self.remaining:  # the input ended before the length its header states
+                    warnings.warn(f"truncated? the WAV header states {self.stated} bytes of audio data but the "
+                                  f"input ended after {self.stated - self.remaining}", HificodecWarning, stacklevel=2)
+                    self.remaining = 0
                 if self.pending:  # a partial sample frame at the end: not PCM of this layout
                     raise AudioError(
                         f"the input ends inside a sample frame ({len(self.pending)} of {frame} bytes): is it "
@@ -166,7 +189,7 @@ def _open_out(path: str | None, force: bool, source: str) -> BinaryIO:
         if sys.stdout.isatty():
             raise HificodecError("refusing to write binary output to a terminal: use -o FILE or a pipe")
         return sys.stdout.buffer
-    return open(check_output_path(path, [] if source == "-" else [source], force), "wb")
+    return open(check_output_path(path, [source], force), "wb")
 
 
 class WavWriter:
@@ -320,8 +343,10 @@ def run_demo(args: argparse.Namespace) -> int:
     from ..demo import bundled_clip
 
     torch.set_num_threads(args.threads)
-    model = load_model(args.model, args.bandwidth, args.n_q, "cpu")
     path = args.input or str(bundled_clip())
+    if args.output:
+        check_not_input(args.output, [path])
+    model = load_model(args.model, args.bandwidth, args.n_q, "cpu")
     audio, _ = load_audio(path, model.sample_rate, mono=True)
     wav = torch.from_numpy(audio.reshape(-1))
     header, tables = _stream_header(model, model.sample_rate, args)
@@ -390,11 +415,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("-o", "--output", default="-", help=".hfc output (default -: stdout)")
     e.add_argument("--rate", type=sample_rate, help="raw PCM input's sample rate (default: the model's)")
     e.add_argument("--channels", type=positive_int, default=1, help="raw PCM input's channels (default 1)")
-    e.add_argument("--group-frames", type=positive_int, default=DEFAULT_STREAM_GROUP, metavar="N",
+    e.add_argument("--group-frames", type=group_frames, default=DEFAULT_STREAM_GROUP, metavar="N",
                    help=f"frames per .hfc group (default {DEFAULT_STREAM_GROUP}): a group is written when "
                    "complete, so N frames of delay against 6-10 bytes per group")  # fmt: skip
     _add_model_args(e)
-    _add_entropy_args(e, encoding=True)
+    _add_entropy_args(e, encoding=True, default_note=f"; groups under {ENTROPY_MIN_GROUP} frames are packed unless "
+                      "TABLES is given: the coder's flush per group costs more than it saves")
     e.add_argument("--force", action="store_true", help="overwrite an existing output file")
     e.add_argument("-q", "--quiet", action="store_true", help="no summary")
     e.set_defaults(func=run_encode)
@@ -419,7 +445,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--fast", action="store_true", help="do not wait for the clock")
     m.add_argument("--every", type=positive_int, default=10, metavar="N", help="print every N frames (default 10)")
     m.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
-    m.add_argument("--group-frames", type=positive_int, default=DEFAULT_STREAM_GROUP, metavar="N",
+    m.add_argument("--group-frames", type=group_frames, default=DEFAULT_STREAM_GROUP, metavar="N",
                    help="frames per .hfc group")  # fmt: skip
     _add_model_args(m)
     _add_entropy_args(m, encoding=True)

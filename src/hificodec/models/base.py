@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import HificodecError
+from ..pcm import as_audio
 
 
 @dataclass
@@ -121,7 +122,9 @@ class CodecModel(nn.Module, ABC):
         self.set_num_codebooks(min(n, self.max_codebooks))
 
     def _pad(self, wav: torch.Tensor) -> torch.Tensor:
-        """Check wav [B, 1, T] and zero-pad it to a whole number of hops (what encode codes)."""
+        """Check wav [B, 1, T] (a tensor or numpy array, float or integer PCM: `pcm.as_audio`) and
+        zero-pad it to a whole number of hops (what encode codes), as float32."""
+        wav = as_audio(wav)
         if wav.dim() != 3 or wav.shape[1] != 1:
             raise ValueError(f"{self.name}: expected wav of shape [batch, 1, samples], got {tuple(wav.shape)}")
         if wav.shape[-1] == 0:

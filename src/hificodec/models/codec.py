@@ -23,6 +23,7 @@ from ..modules.melencoder import MelEncoder
 from ..modules.pitch import PitchHead
 from ..modules.seanet import SEANetDecoder, SEANetEncoder
 from ..modules.vocos import DEFAULT_DIM, ISTFTHead, VocosDecoder
+from ..pcm import as_codes
 from ..quantization import GroupResidualVQ
 from .base import CodecModel, CodecOutput
 from .pitch import build_pitch_conditioning
@@ -175,17 +176,19 @@ class Codec(CodecModel):
         return self.quantizer.encode(latent)
 
     def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        codes = as_codes(codes)
         wav, _ = self.decode_window(codes, 0, codes.shape[-1])
         return wav[..., :length] if length is not None else wav
 
     def decode_window(
         self, codes: torch.Tensor, keep_start: int, keep_end: int, state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        codes = as_codes(codes)
         if codes.dim() != 3:
             raise ValueError(f"{self.name}: expected codes of shape [batch, n_q, frames], got {tuple(codes.shape)}")
         if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
             raise ValueError(f"{self.name}: codes must lie in [0, {self.codebook_size})")
-        quantized = self.quantizer.decode(codes.long())
+        quantized = self.quantizer.decode(codes)
         pitch = self.pitch.predict(quantized) if self.decoder_uses_excitation and self.pitch is not None else None
         return self._synthesize(quantized, pitch, keep_start, keep_end, state)
 

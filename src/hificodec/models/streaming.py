@@ -45,6 +45,7 @@ from ..modules.melencoder import MelEncoder
 from ..modules.pitch import pitch_to_hz
 from ..modules.seanet import SEANetEncoder, SEANetResnetBlock
 from ..modules.vocos import ConvNeXtBlock, FrameUpsample, ISTFTHead, VocosDecoder
+from ..pcm import as_audio, as_codes
 from .base import CodecModel
 
 Chunk = torch.Tensor | None  # None: no new output (cheaper than empty tensors through every layer)
@@ -659,6 +660,7 @@ class StreamingEncoder:
         self.closed = False
 
     def _shape(self, pcm: torch.Tensor) -> torch.Tensor:
+        pcm = as_audio(pcm)  # numpy or torch, float or integer PCM (scaled): hificodec.pcm
         if pcm.dim() == 1:
             pcm = pcm.view(1, 1, -1)
         if pcm.dim() != 3 or pcm.shape[1] != 1:
@@ -667,7 +669,7 @@ class StreamingEncoder:
             self.batch = pcm.shape[0]
         elif pcm.shape[0] != self.batch:
             raise ValueError(f"{self.model.name}: the stream's batch is {self.batch}, got {pcm.shape[0]}")
-        return pcm.float()
+        return pcm
 
     def push(self, pcm: torch.Tensor) -> torch.Tensor:
         if self.closed:
@@ -751,6 +753,7 @@ class StreamingDecoder:
         if self.closed:
             raise HificodecError("this streaming decoder has been flushed; start a new one")
         m: Any = self.model
+        codes = as_codes(codes)  # numpy or torch, any integer type
         if codes.dim() != 3:
             raise ValueError(f"{m.name}: expected codes of shape [batch, n_q, frames], got {tuple(codes.shape)}")
         if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= m.codebook_size):
