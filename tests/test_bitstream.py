@@ -269,6 +269,19 @@ def test_a_stream_cut_after_a_group_reads_what_it_holds():
         read_codes(bytes(broken))
 
 
+
+def test_every_byte_of_the_end_record_is_covered_by_its_checksum():
+    """The end record (frame count 0, samples, source samples, chained CRC): a flipped bit in the source
+    length or in the CRC itself breaks no other rule, so only the checksum can catch it."""
+    codes = np.random.default_rng(2).integers(0, 1024, (2, 4, 7))
+    data = _stream(codes)
+    assert read_codes(data)[0].source_num_samples == 12345
+    for offset in range(len(data) - 20, len(data)):  # the two lengths and the CRC (not the 0 count)
+        broken = bytearray(data)
+        broken[offset] ^= 0x10
+        with pytest.raises(ChecksumError, match="end record"):
+            read_codes(bytes(broken))
+
 def test_unknown_lengths_only_in_version_4():
     from hificodec.bitstream import UNKNOWN_LENGTH
 
