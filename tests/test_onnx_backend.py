@@ -126,7 +126,8 @@ def test_chunked_decoding_carries_the_phase_through_the_graph(shipped):
 def test_the_graph_takes_the_phase_it_is_given(shipped):
     """The graph's phase input sets the oscillator's phase: a window decoded with 0.37 cycles carried in
     hands on exactly 0.37 cycles more than the same window from phase 0, and its audio differs (the
-    oscillator is shifted; measured max difference 0.47, carried sums exact to 5e-15). Against the graph alone, not PyTorch."""
+    oscillator is shifted; measured max difference 0.47, carried sums exact to 5e-15). The graph alone,
+    not compared with PyTorch."""
     _, backend = shipped
     with torch.no_grad():
         window = backend.encode(_clip())[..., 80:160]
