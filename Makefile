@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # torch first, pinned: the CPU build comes from a local file; an unpinned torch would pull CUDA wheels.
 TORCH ?= torch==2.13.0
 
-.PHONY: venv demo test lint typecheck pytest bench clean
+.PHONY: venv demo test system-tools lint typecheck pytest bench clean
 
 venv: $(VENV)/.installed
 
@@ -26,7 +26,19 @@ typecheck: venv
 pytest: venv
 	$(PY) -m pytest
 
-test: lint typecheck pytest
+# one line naming what is missing (package names as apt calls them), before anything else runs
+system-tools:
+	@missing=""; \
+	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
+	command -v dpkg-deb >/dev/null || missing="$$missing dpkg"; \
+	command -v $${HIFICODEC_CHROMIUM:-chromium} >/dev/null || command -v chromium-browser >/dev/null \
+		|| command -v google-chrome >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "make test: missing system package(s):$$missing (apt-get install -y$$missing, or run .ci/run, which installs them)" >&2; \
+		exit 1; \
+	fi
+
+test: system-tools lint typecheck pytest
 
 bench: venv
 	$(PY) bench/run_all.py

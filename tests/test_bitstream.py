@@ -269,6 +269,33 @@ def test_a_stream_cut_after_a_group_reads_what_it_holds():
         read_codes(bytes(broken))
 
 
+
+
+def test_a_flipped_bit_in_a_stream_group_is_caught_by_its_checksum():
+    """A v4 stream's groups (frame count, packed codes, chained CRC): every 10-bit value is a valid code,
+    so a flipped payload bit or CRC bit is only caught by the group's checksum."""
+    codes = np.random.default_rng(3).integers(0, 1024, (2, 4, 11))
+    data = _stream(codes)
+    group = 2 + 3 * 2 * 4 * 10 // 8 + 4  # count, packed codes (3 frames), CRC
+    first = len(data) - 3 * group - (2 + 2 * 2 * 4 * 10 // 8 + 4) - 22  # where the first group starts
+    for offset in (first + 2, first + group - 5, first + group - 1, first + 2 * group + 7):
+        broken = bytearray(data)
+        broken[offset] ^= 0x04
+        with pytest.raises(ChecksumError, match="frame group"):
+            read_codes(bytes(broken))
+
+def test_every_byte_of_the_end_record_is_covered_by_its_checksum():
+    """The end record (frame count 0, samples, source samples, chained CRC): a flipped bit in the source
+    length or in the CRC itself breaks no other rule, so only the checksum can catch it."""
+    codes = np.random.default_rng(2).integers(0, 1024, (2, 4, 7))
+    data = _stream(codes)
+    assert read_codes(data)[0].source_num_samples == 12345
+    for offset in range(len(data) - 20, len(data)):  # the two lengths and the CRC (not the 0 count)
+        broken = bytearray(data)
+        broken[offset] ^= 0x10
+        with pytest.raises(ChecksumError, match="end record"):
+            read_codes(bytes(broken))
+
 def test_unknown_lengths_only_in_version_4():
     from hificodec.bitstream import UNKNOWN_LENGTH
 

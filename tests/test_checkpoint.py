@@ -4,7 +4,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 import hificodec
-from hificodec.checkpoint import CONFIG_FILE, DIGEST_FILE, WEIGHTS_FILE
+from hificodec.checkpoint import CONFIG_FILE, DIGEST_FILE, WEIGHTS_FILE, read_digest
 from tiny_codecs import tiny_preset
 
 
@@ -150,3 +150,21 @@ def test_saving_over_a_model_folder_keeps_what_else_it_holds(tmp_path):
     assert not list(folder.glob("model-*.safetensors"))
     assert set(read_digest(folder) or {}) == {"config.yaml", "model.safetensors", "NOTES.txt"}
     assert hificodec.weights_hash(hificodec.load(folder)) == hificodec.weights_hash(model)
+
+
+@pytest.mark.parametrize("shard_mib", [None, 0.5])
+def test_a_flipped_bit_in_the_weights_is_caught_by_the_digest(tmp_path, shard_mib):
+    """One low mantissa bit flipped in a saved tensor leaves a valid, finite safetensors file that the
+    structural checks accept; the SHA-256 digest written by `save` refuses it, naming the file."""
+    model = hificodec.build(tiny_preset("tiny-encodec"))
+    directory = hificodec.save(model, tmp_path / "ckpt", shard_mib=shard_mib)
+    target = sorted(directory.glob("model*.safetensors"))[-1]
+    assert target.name in (read_digest(directory) or {})
+    data = bytearray(target.read_bytes())
+    data[-8] ^= 0x01  # the last tensor's data: the lowest bit of a float32's mantissa
+    target.write_bytes(bytes(data))
+    assert all(bool(torch.isfinite(t).all()) for t in load_file(str(target)).values())
+    with pytest.raises(hificodec.CheckpointError, match=f"{target.name} does not match its SHA-256"):
+        hificodec.load(directory)
+    (directory / DIGEST_FILE).unlink()  # without the digest the same file loads: only the digest saw it
+    assert hificodec.weights_hash(hificodec.load(directory)) != hificodec.weights_hash(model)

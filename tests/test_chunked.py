@@ -160,9 +160,8 @@ def test_phase_advance_decoder_chunks_align_to_its_period():
     assert snr_db(whole, decode_chunked(model, codes, chunk_frames=37)) < 20
 
 
-def test_excitation_decoder_chunks_carry_the_oscillator_phase():
-    """The harmonic oscillator's phase integrates f0 over the whole stream: each window gets it from
-    the previous one (decode_window's state), so chunks match a whole-file decode."""
+def _excited_decoder() -> hificodec.CodecModel:
+    """A small hificodec-16k decoder with an audible harmonic oscillator at ~140 Hz, voiced."""
     config = hificodec.build("hificodec-16k").config
     small = {"dim": 16, "hidden_dim": 32, "num_layers": 2, "excitation": True}
     model = hificodec.build({**config, "decoder": {**config["decoder"], **small}, "pitch_head": {"channels": 8}})
@@ -170,6 +169,13 @@ def test_excitation_decoder_chunks_carry_the_oscillator_phase():
     with torch.no_grad():
         model.decoder.head.excitation_gain.bias.fill_(0.05)  # make the oscillator audible
         model.pitch_head.net[-1].bias.copy_(torch.tensor([0.5, 5.0]))  # ~140 Hz, voiced
+    return model
+
+
+def test_excitation_decoder_chunks_carry_the_oscillator_phase():
+    """The harmonic oscillator's phase integrates f0 over the whole stream: each window gets it from
+    the previous one (decode_window's state), so chunks match a whole-file decode."""
+    model = _excited_decoder()
     codes = torch.randint(0, 1024, (1, 4, 303), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         whole = model.decode(codes)
@@ -178,3 +184,19 @@ def test_excitation_decoder_chunks_carry_the_oscillator_phase():
     restart = model.decode_window
     model.decode_window = lambda codes, start, end, state: restart(codes, start, end, None)
     assert snr_db(whole, decode_chunked(model, codes, chunk_frames=100)) < 20  # measured 3 dB
+
+
+def test_a_streamed_excitation_decode_keeps_the_oscillator_phase():
+    """The same through ChunkedDecoder fed 29 frames at a time (windows of 64): the phase it hands from
+    window to window keeps the joins inaudible. Measured 88-94 dB (model seeds 0-2, 1 and 2 threads)
+    against a 60 dB bound (25x in amplitude); each window restarting the oscillator gives ~3 dB."""
+    model = _excited_decoder()
+    codes = torch.randint(0, 1024, (2, 4, 250), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        whole = model.decode(codes)[:, 0]
+        dec = ChunkedDecoder(model, codes.shape[-1], chunk_frames=64)
+        out = []
+        for a in range(0, codes.shape[-1], 29):
+            out += dec.feed(codes[..., a : a + 29])
+        out += dec.finish()
+    assert snr_db(whole, torch.cat(out, dim=-1)) > CHUNK_JOIN_SNR_DB

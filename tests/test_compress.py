@@ -100,6 +100,21 @@ def test_stereo_is_coded_as_mid_and_side(model):
         assert code_mismatch(alone[0], coded[c]) <= PATH_MISMATCH
 
 
+
+def test_mid_side_decodes_back_to_left_and_right(model):
+    """Decoding turns (mid, side) back into (left, right) = (mid + side, mid - side). With the right
+    channel silent, mid and side are the same signal, coded alike: the decoded right channel is silent
+    and the left one carries the audio (channels swapped or a sign flipped, they are not)."""
+    x = tone(16000, 8000, channels=2)
+    back = from_coded_channels(to_coded_channels(x, MID_SIDE), MID_SIDE)
+    np.testing.assert_allclose(back, x, atol=1e-6)  # float32 rounding: 3e-8 measured
+    x[1] = 0
+    data = compress(model, x, 16000)
+    header, codes = read_codes(data)
+    assert header.channel_coding == MID_SIDE and np.array_equal(codes[0], codes[1])
+    y, _ = decompress(data, model=model)
+    assert np.abs(y[1]).max() < 1e-6 < 0.05 < np.abs(y[0]).max(), (np.abs(y[0]).max(), np.abs(y[1]).max())
+
 def test_bitrate_follows_codebooks(model):
     x = tone(16000, 16000)
     model.set_num_codebooks(2)

@@ -45,7 +45,7 @@ def shipped(tmp_path_factory):
     model = hificodec.load("hificodec-16k")
     folder = tmp_path_factory.mktemp("onnx") / "hificodec-16k"
     onnx_backend.export(model, folder)
-    return model, onnx_backend.load(model, folder, threads=1)
+    return model, onnx_backend.load(model, folder, threads=torch.get_num_threads())  # 1, or 2 in .ci/run's second pass
 
 
 def _tones(batch: int, samples: int, seed: int) -> torch.Tensor:
@@ -164,6 +164,21 @@ def test_chunked_decoding_carries_the_phase_through_the_graph(shipped):
     assert float((ours_carried - carried).abs().max()) < 1e-3  # cycles; 60 frames apart: ~1e-6 measured
     assert float((ours_carried - phase).abs().max()) > 1  # it moved on
 
+
+
+def test_the_graph_takes_the_phase_it_is_given(shipped):
+    """The graph's phase input sets the oscillator's phase: a window decoded with 0.37 cycles carried in
+    hands on exactly 0.37 cycles more than the same window from phase 0, and its audio differs (the
+    oscillator is shifted; measured max difference 0.47, carried sums exact to 5e-15). The graph alone,
+    not compared with PyTorch."""
+    _, backend = shipped
+    with torch.no_grad():
+        window = backend.encode(_clip())[..., 80:160]
+    start, start_carried = backend.decode_window(window, 20, 60, torch.zeros(1, dtype=torch.float64))
+    moved, moved_carried = backend.decode_window(window, 20, 60, torch.tensor([0.37], dtype=torch.float64))
+    assert start_carried is not None and moved_carried is not None
+    assert float((moved_carried - start_carried - 0.37).abs().max()) < 1e-9  # float64 cycles: exact sums
+    assert float((moved - start).abs().max()) > 0.01
 
 @pytest.mark.parametrize("preset", ["tiny-encodec", "tiny-hificodec"])
 def test_other_families_export(tmp_path, preset):

@@ -161,7 +161,7 @@ def test_default_model_ships_a_discriminator_for_fine_tuning(measured):
 
 
 def test_the_release_ships_entropy_tables_that_pay_off():
-    """The release's tables code the bundled clip's codes exactly and in fewer bits (22 % fewer when pinned)."""
+    """The release's tables code the bundled clip's codes exactly and in fewer bits (24 % fewer)."""
     from hificodec.bitstream import HfcReader, read_codes
     from hificodec.compress import compress
 
@@ -178,6 +178,9 @@ def test_the_release_ships_entropy_tables_that_pay_off():
             pass
         sizes.append(reader.payload_bytes)
     assert sizes[0] <= 0.85 * sizes[1], sizes
+    # pinned within a few %: 1316 of 1730 packed bytes = 0.761 (measured, 1 and 2 threads); coding the
+    # last codebook without its previous-frame context gives 0.800, without parent contexts 1.128
+    assert 0.74 <= sizes[0] / sizes[1] <= 0.78, sizes
 
 
 @pytest.mark.slow

@@ -21,7 +21,12 @@ MODEL = "tiny-hificodec-untrained"
 @pytest.fixture(scope="module")
 def eval_dir(tmp_path_factory):
     """A small eval: 3 files (one at 24 kHz), the tiny untrained model and Opus 8 kbps."""
+    from hificodec.eval.baselines import resolve_ffmpeg
+
     from .conftest import synth_speech
+
+    if resolve_ffmpeg() is None:  # the Opus clips would be missing: say so, not `assert 6 == 9` (a CI failure)
+        pytest.skip("ffmpeg is not installed (apt-get install ffmpeg): the page's Opus clips need it")
 
     root = tmp_path_factory.mktemp("report")
     data = root / "data"

@@ -30,6 +30,12 @@ EXCITATION_TOLERANCE = 2e-3
 #: the same on the shipped model and the bundled clip (6.9 s, 1-frame pushes): measured 1.5e-4 to 2.7e-4 on
 #: peaks of 0.45 (SNR 74-79 dB)
 SHIPPED_TOLERANCE = 2e-3
+#: random codes (test_streamed_audio_matches_decode) make the pitch head's f0 jump from frame to frame,
+#: so the oscillator's phase error grows faster than on encoded audio. Measured worst over code seeds
+#: 0-199 (sizes 1-40, 1-4 of them, 1-120 frames, a batch of two; torch 2.13.0+cpu): 6.3e-3 with 1 thread,
+#: 6.6e-3 with 2 threads (tiny-hificodec-16k-mel, seed 79); 2.3x margin. Without the excitation: 2.4e-7
+#: (AUDIO_TOLERANCE, 8x).
+RANDOM_CODES_EXCITATION_TOLERANCE = 1.5e-2
 SHIPPED_MIN_SNR_DB = 60.0
 
 PRESETS = ("tiny-hificodec-16k", "tiny-hificodec-16k-causal", "tiny-hificodec-16k-mel")
@@ -112,15 +118,20 @@ def test_streamed_codes_one_sample_and_one_frame_at_a_time(models, preset):
 
 @pytest.mark.parametrize("preset", [*PRESETS, "tiny-shifted"])
 @settings(max_examples=6, deadline=None)
-@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=4), frames=st.integers(1, 120))
-def test_streamed_audio_matches_decode(models, preset, sizes, frames):
+@given(
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=4), frames=st.integers(1, 120),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_streamed_audio_matches_decode(models, preset, sizes, frames, seed):
     model = models[preset]
-    codes = torch.randint(0, model.codebook_size, (2, model.num_codebooks, frames))  # a batch of two streams
+    # a batch of two streams; the codes come from the drawn seed, so a failing example replays
+    generator = torch.Generator().manual_seed(seed)
+    codes = torch.randint(0, model.codebook_size, (2, model.num_codebooks, frames), generator=generator)
     with torch.inference_mode():
         whole = model.decode(codes)
     out = stream_decode(model, codes, sizes)
     assert out.shape == whole.shape
-    tolerance = EXCITATION_TOLERANCE if model.decoder_uses_excitation else AUDIO_TOLERANCE
+    tolerance = RANDOM_CODES_EXCITATION_TOLERANCE if model.decoder_uses_excitation else AUDIO_TOLERANCE
     assert float((out - whole).abs().max()) <= tolerance
 
 

@@ -216,3 +216,38 @@ def test_nonfinite_gradient_skips_the_update_on_the_device(clips, tmp_path):
         tr.train_step(next(batches))
     with pytest.raises(TrainingDiverged, match="3 consecutive"):
         tr._read_device_counters()
+
+
+def test_logged_learning_rate_follows_warm_up_and_decay(clips, tmp_path):
+    """The schedule reaches the optimizers: a linear warm-up over 4 steps, then x0.5 per step. The logged
+    rate is the one the step just taken used (step s logs lr x factor(s - 1))."""
+    tr = _trainer("tiny-encodec", clips, tmp_path / "run", "train.max_steps=6", "train.log_every=1",
+                  "valid.every=100", "train.checkpoint_every=100", "optim.schedule.warmup_steps=4",
+                  "optim.schedule.gamma=0.5", "optim.schedule.per=step", "losses.adversarial.start_step=0")
+    tr.fit()
+    logged = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    train = [e for e in logged if e["kind"] == "train"]
+    assert [e["step"] for e in train] == [1, 2, 3, 4, 5, 6]
+    expected = [1e-3 * min(1.0, s / 4) * 0.5 ** (s - 1) for s in range(1, 7)]
+    assert [e["lr"] for e in train] == pytest.approx(expected, rel=1e-9)
+    assert [e["lr_disc"] for e in train] == pytest.approx(expected, rel=1e-9)
+
+
+def test_discriminator_gradients_are_cleared_before_each_update(clips, tmp_path):
+    """Gradients left on the discriminator from before a step (here NaN) do not reach its update: the
+    gradients its optimizer steps with are finite, and the step changes the weights."""
+    tr = _trainer("tiny-encodec", clips, tmp_path / "run", "train.max_steps=2", "valid.every=100",
+                  "train.checkpoint_every=100", "losses.adversarial.start_step=0")
+    tr.fit(max_steps=1)
+    assert tr.disc is not None and tr.opt_d is not None
+    stepped_with: list[list[torch.Tensor]] = []
+    tr.opt_d.register_step_pre_hook(
+        lambda opt, args, kwargs: stepped_with.append([p.grad.clone() for p in tr.disc.parameters()])
+    )
+    for p in tr.disc.parameters():
+        p.grad = torch.full_like(p, float("nan"))
+    before = [p.detach().clone() for p in tr.disc.parameters()]
+    tr.fit(max_steps=2)
+    assert len(stepped_with) == 1
+    assert all(bool(torch.isfinite(g).all()) for g in stepped_with[0])
+    assert any(not torch.equal(a, b) for a, b in zip(tr.disc.parameters(), before))
