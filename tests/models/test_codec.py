@@ -6,7 +6,7 @@ import torch
 import hificodec
 from tiny_codecs import assert_codes_vary, coding_model, tiny_preset
 
-# (sample rate, hop, frame rate, codebooks, kbps) from ../shared/reference/recipes.md
+# (sample rate, hop, frame rate, codebooks, kbps): the paper's rows (docs/reproduce.md) and the project's lines
 PAPER_PRESETS = {
     "hificodec-16k-320d": (16000, 320, 50, 4, 2.0),
     "hificodec-24k-240d": (24000, 240, 100, 4, 4.0),
@@ -19,6 +19,7 @@ PAPER_PRESETS = {
     "soundstream-16k-320d": (16000, 320, 50, 24, 12.0),
     "hificodec-16k": (16000, 320, 50, 4, 2.0),
     "hificodec-16k-causal": (16000, 320, 50, 4, 2.0),
+    "hificodec-16k-mel": (16000, 320, 50, 4, 2.0),  # 2 kbps by default; 12 codebooks (6 kbps) in all
 }
 
 
