@@ -78,3 +78,45 @@ def test_the_docs_loss_table_is_the_registry():
     end = text.index("<!-- end of loss table -->")
     assert text[start:end] == loss_table(), "regenerate docs/training.md's loss table from loss_table()"
     assert all(f"`{t}`" in loss_table() for spec in LOSSES.values() for t in spec.terms)
+
+
+def test_spectral_losses_share_one_stft_per_resolution(monkeypatch):
+    """The shipped recipe's mel, STFT and phase losses read 8 resolutions, 4 of them distinct: one transform
+    of [fake; real] each, with the values and gradients of a transform per loss, half and resolution."""
+    import hificodec.dsp.mel as dsp_mel
+    import hificodec.train.losses as L
+    from hificodec.train.loss_specs import LossInputs, generator_terms
+
+    recipe = load_recipe(ROOT / "recipes" / "hificodec-16k" / "2-phase-advance.yaml", ["train.init_from=null"])
+    weights = {k: v for k, v in recipe.loss_weights.items() if k in ("mel", "stft", "phase")}
+    g = torch.Generator().manual_seed(0)
+    real = 0.1 * torch.randn(2, 1, 4000, generator=g)
+    calls = []
+    counted = L.stft
+
+    def counting(wav, *args, **kw):
+        calls.append((wav.shape[0], *args))
+        return counted(wav, *args, **kw)
+
+    monkeypatch.setattr(L, "stft", counting)
+    monkeypatch.setattr(dsp_mel, "stft", counting)
+    results = {}
+    for shared in (True, False):
+        fake = (real + 0.02 * torch.randn(real.shape, generator=g)).requires_grad_(True)
+        calls.clear()
+        x = LossInputs(real, fake, 16000, 320)
+        if not shared:
+            x.spectra = None  # each loss computes its own transforms
+        terms = generator_terms(x, recipe.losses, weights)
+        sum(terms.values()).backward()
+        results[shared] = ({k: float(v.detach()) for k, v in terms.items()}, fake.grad, list(calls))
+        g.manual_seed(0)
+        real = 0.1 * torch.randn(2, 1, 4000, generator=g)
+    (shared_terms, shared_grad, shared_calls), (own_terms, own_grad, own_calls) = results[True], results[False]
+    assert sorted(c[1:] for c in shared_calls) == [(256, 64, 256), (512, 128, 512), (1024, 256, 1024),
+                                                   (1280, 320, 1280)]
+    assert all(c[0] == 4 for c in shared_calls)  # fake and real in one call
+    assert len(own_calls) == 16 and set(shared_terms) == {"mel", "stft", "phase"}
+    for k in shared_terms:
+        assert shared_terms[k] == pytest.approx(own_terms[k], rel=1e-5), k
+    assert torch.allclose(shared_grad, own_grad, rtol=1e-4, atol=1e-7)

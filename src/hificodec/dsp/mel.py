@@ -93,7 +93,11 @@ class MelResolution:
 
 def mel_spectrogram(wav: torch.Tensor, sample_rate: int, res: MelResolution) -> torch.Tensor:
     """Linear-amplitude mel spectrogram [B, n_mels, frames] of [B, 1, T] audio."""
-    spec = stft(wav, res.n_fft, res.hop_length, res.win_length)
+    return mel_from_spectrum(stft(wav, res.n_fft, res.hop_length, res.win_length), sample_rate, res)
+
+
+def mel_from_spectrum(spec: torch.Tensor, sample_rate: int, res: MelResolution) -> torch.Tensor:
+    """`mel_spectrogram` from the complex STFT at `res` (`dsp.stft.stft`), for callers that already have it."""
     mag = spec.real.square() + spec.imag.square()
     mag = torch.sqrt(mag + 1e-9) if res.power == 1.0 else mag.pow(res.power / 2)
     fb = mel_filterbank(sample_rate, res.n_fft, res.n_mels, res.fmin, res.fmax, mag.device)

@@ -38,6 +38,12 @@ class LossInputs:
     pitch: torch.Tensor | None = None  # the pitch head's output [B, 2, F], when the model has one
     d_real: DiscriminatorOutput | None = None  # discriminator on real / fake, once adversarial training runs
     d_fake: DiscriminatorOutput | None = None
+    # the STFTs of (fake, real) by resolution, computed once for every spectral loss that reads them
+    spectra: L.SharedSTFT | None = None
+
+    def __post_init__(self) -> None:
+        if self.spectra is None:
+            self.spectra = L.SharedSTFT(self.fake, self.real)
 
 
 #: what a spec may need beyond the waveforms; without it the spec is not computed this step
@@ -192,7 +198,8 @@ DEFAULT_VALID_MEL = MelResolution(n_fft=1024, hop_length=256, win_length=1024, n
 
 register(LossSpec(
     name="mel", terms=("mel",), settings=MelLossSettings, check=_requires_resolutions("mel"),
-    compute=lambda x, s: {"mel": L.multi_resolution_mel_loss(x.fake, x.real, x.sample_rate, s.resolutions, s.style)},
+    compute=lambda x, s: {"mel": L.multi_resolution_mel_loss(x.fake, x.real, x.sample_rate, s.resolutions, s.style,
+                                                              spectra=x.spectra)},
     validated=lambda s: True,
     validation_settings=lambda s: s if s.resolutions else dataclasses.replace(s, resolutions=(DEFAULT_VALID_MEL,)),
     doc="`multi_resolution_mel_loss`: per resolution `weight` x (L1 of log-mels, style `log_l1`; or L1 of mels "
@@ -208,7 +215,8 @@ class STFTLossSettings:
 
 register(LossSpec(
     name="stft", terms=("stft",), settings=STFTLossSettings, check=_requires_resolutions("stft"),
-    compute=lambda x, s: {"stft": L.multi_resolution_stft_loss(x.fake, x.real, s.resolutions, s.complex)},
+    compute=lambda x, s: {"stft": L.multi_resolution_stft_loss(x.fake, x.real, s.resolutions, s.complex,
+                                                                spectra=x.spectra)},
     validated=lambda s: bool(s.resolutions),
     doc="`multi_resolution_stft_loss`: spectral convergence + log-magnitude L1 (+ compressed complex L1 with "
     "`complex: true`, a phase-aware term)",
@@ -230,7 +238,8 @@ class PhaseLossSettings:
 
 register(LossSpec(
     name="phase", terms=("phase",), settings=PhaseLossSettings, check=_requires_resolutions("phase"),
-    compute=lambda x, s: {"phase": L.multi_resolution_phase_loss(x.fake, x.real, s.resolutions, s.weighted, s.terms)},
+    compute=lambda x, s: {"phase": L.multi_resolution_phase_loss(x.fake, x.real, s.resolutions, s.weighted, s.terms,
+                                                                  spectra=x.spectra)},
     doc="`multi_resolution_phase_loss`: APNet's anti-wrapping losses on instantaneous phase, group delay and "
     "instantaneous frequency (`weighted: true` weights bins by the real magnitude)",
 ))
