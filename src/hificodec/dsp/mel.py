@@ -7,13 +7,12 @@ HiFi-GAN and HiFi-Codec were trained with). Filterbanks and windows are built on
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import torch
 
-from .stft import stft
+from .stft import constant, stft
 
 _F_SP = 200.0 / 3  # Slaney scale: linear below 1 kHz with 66.7 Hz per mel
 _MIN_LOG_HZ = 1000.0
@@ -31,16 +30,6 @@ def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
     lin = mel * _F_SP
     log = _MIN_LOG_HZ * torch.exp(_LOGSTEP * (mel - _MIN_LOG_MEL))
     return torch.where(mel >= _MIN_LOG_MEL, log, lin)
-
-
-@functools.lru_cache(maxsize=64)
-def _mel_filterbank_cached(
-    sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float, device: str
-) -> torch.Tensor:
-    # cached tensors outlive the caller's mode: one made under inference_mode (evaluation) could
-    # not be used by a later training step in the same process
-    with torch.inference_mode(False):
-        return _mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, device)
 
 
 def _mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float, device: str) -> torch.Tensor:
@@ -74,7 +63,8 @@ def mel_filterbank(
     top = float(fmax) if fmax is not None else sample_rate / 2
     if not 0 <= fmin < top <= sample_rate / 2 + 1e-6:
         raise ValueError(f"mel range must satisfy 0 <= fmin < fmax <= sr/2, got {fmin}, {top} at {sample_rate}")
-    return _mel_filterbank_cached(int(sample_rate), int(n_fft), int(n_mels), float(fmin), top, str(device))
+    args = (int(sample_rate), int(n_fft), int(n_mels), float(fmin), top, str(device))
+    return constant(("mel", *args), lambda: _mel_filterbank(*args))
 
 
 @dataclass(frozen=True)

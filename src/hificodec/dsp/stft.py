@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -10,14 +10,27 @@ import torch.nn.functional as F
 from .padding import pad1d
 
 
-@functools.lru_cache(maxsize=64)
-def _hann_cached(win_length: int, device: str) -> torch.Tensor:
-    with torch.inference_mode(False):  # usable by training even when first asked for in inference mode
-        return torch.hann_window(win_length, device=device)
-
-
 def hann_window(win_length: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    return _hann_cached(int(win_length), str(device))
+    return constant(("hann", int(win_length), str(device)), lambda: torch.hann_window(int(win_length), device=device))
+
+
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
+
+
+def constant(key: tuple, make: Callable[[], torch.Tensor], keep: int = 64) -> torch.Tensor:
+    """A tensor made once per `key` (windows, filterbanks) and reused: the losses ask for them every step.
+
+    A plain dict rather than `functools.lru_cache`: torch.compile reads a dict entry as a constant, where it
+    traces through an lru_cache wrapper into the tensor's construction (a graph break per call). Made
+    outside inference mode, so that one first asked for by an evaluation also serves training."""
+    cached = _CONSTANTS.get(key)
+    if cached is None:
+        with torch.inference_mode(False), torch.no_grad():
+            cached = make()
+        if len(_CONSTANTS) >= keep:
+            _CONSTANTS.pop(next(iter(_CONSTANTS)))
+        _CONSTANTS[key] = cached
+    return cached
 
 
 def stft(wav: torch.Tensor, n_fft: int, hop_length: int, win_length: int, center: bool = True) -> torch.Tensor:
