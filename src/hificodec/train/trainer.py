@@ -193,6 +193,7 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
             torch.backends.cudnn.benchmark = True
         self.forward_g = torch.compile(self.model_ddp) if recipe.train.compile else self.model_ddp
+        self.loss_terms = generator_terms  # the generator's loss terms (train.compiled swaps in a compiled one)
         self._writer = None
         if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -358,7 +359,7 @@ class Trainer:
                 d_fake = self.disc(fake)
 
         inputs = LossInputs(real, fake, self.sample_rate, self.model.hop_length, out.losses, out.pitch, d_real, d_fake)
-        terms = generator_terms(inputs, self.recipe.losses, self.weights)
+        terms = self.loss_terms(inputs, self.recipe.losses, self.weights)
         total = sum((self.weights.get(k, 0.0) * v for k, v in terms.items()), torch.zeros((), device=self.device))
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
