@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import statistics
 import subprocess
@@ -33,6 +34,8 @@ COMMAND_LIMIT_S = 600
 WHEELS = ("soundfile==0.14.0", "cffi==2.1.1", "pycparser==3.12")  # libsndfile with Opus, for Python 3.12
 WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 DEFAULT_LINE = "hificodec-16k"
+COMPILE_PARTS = ("generator", "discriminator", "losses")
+TRAVEL_MARGIN_MIB = 0.25  # left free under the limit: leg.json, a file added to the tree before the run
 
 
 def model_dir(line: str) -> str:
@@ -58,13 +61,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-dir", help="the model the leg starts from (default src/hificodec/pretrained/MODEL)")
     p.add_argument("--recipe", help="leg recipe (default recipes/MODEL/gpu-leg.yaml)")
     p.add_argument("--minutes", type=float, default=9.0, help="the leg's own budget (the timeout adds a minute)")
-    p.add_argument("--max-mib", type=float, default=30.0, help="pack size limit")
+    p.add_argument("--max-mib", type=float, default=30.0,
+                   help="pack size limit (the pack is also cut to what the tree and the rest of the carry leave)")
     p.add_argument("--kbps", type=float, default=24.0, help="Opus bitrate of the pack")
     p.add_argument("--dest", default=".leg", help="carried folder (git-ignored)")
     p.add_argument("--no-wheels", action="store_true", help="skip the soundfile wheels (a CPU rehearsal)")
     p.add_argument("--device", default="cuda")
-    p.add_argument("--batches", default="64,128",
-                   help="batch sizes the smoke pass times; the leg trains at the one with the most clips/s")
+    p.add_argument("--batches", default="64,128,256,512",
+                   help="batch sizes the smoke pass times (those the device's memory holds); the leg trains at the "
+                        "one with the most clips/s, its learning rate scaled by sqrt(batch / recipe batch)")
+    p.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
+                   help="torch.compile the step: auto tries when the leg's remaining time can pay for the compile")
+    p.add_argument("--compile-parts", default=",".join(COMPILE_PARTS),
+                   help="what is compiled, among generator, discriminator, losses")
+    p.add_argument("--compile-backend", default="inductor",
+                   help="torch.compile backend (eager or aot_eager to rehearse the path without code generation)")
+    p.add_argument("--compile-estimate", type=float, default=150.0,
+                   help="seconds a cold compile is assumed to take when deciding (auto)")
+    p.add_argument("--compile-tolerance", type=float,
+                   help="largest relative difference between the compiled and the eager step's losses "
+                        "(default by precision: hificodec.train.compiled.TOLERANCE)")
+    p.add_argument("--fresh-optimizer", action="store_true",
+                   help="do not carry the start model's leg state (Adam's moments, the schedule's position)")
     p.add_argument("--travel-limit-mib", type=float, default=TRAVEL_LIMIT_MIB, help="the device tool's limit")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides for the leg")
     p.set_defaults(func=prepare)
@@ -78,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--smoke-steps", type=int, default=30)
     r.add_argument("--run-dir", help="the trainer's run folder (default /tmp/hificodec-leg-run)")
     r.add_argument("--margin-minutes", type=float, default=0.5, help="kept for the final checkpoint and export")
+    r.add_argument("--compile", choices=("auto", "on", "off"), help="override the prepared compile policy")
     r.set_defaults(func=run)
 
     f = sub.add_parser("finish", help="score the returned model, ship it if better, record the leg")
@@ -127,29 +146,59 @@ def prepare(args: argparse.Namespace) -> int:
     manifest = args.train or str(Path(args.corpus) / "train.jsonl")
     entries = [e for e in read_entries(manifest) if not e.synthetic]
     slice_index = args.leg % args.slices
+    parts = [x.strip() for x in args.compile_parts.split(",") if x.strip()]
+    if set(parts) - set(COMPILE_PARTS):
+        raise HificodecError(f"--compile-parts: expected some of {', '.join(COMPILE_PARTS)}, "
+                             f"got {args.compile_parts!r}")
+    compile_settings: dict = {"policy": args.compile, "parts": parts, "estimate_s": args.compile_estimate}
+    if args.compile_backend != "inductor":
+        compile_settings["backend"] = args.compile_backend
+    if args.compile_tolerance is not None:
+        compile_settings["tolerance"] = args.compile_tolerance
     leg = {
         "leg": args.leg, "slice": slice_index, "slices": args.slices, "recipe": args.recipe,
-        "overrides": args.overrides, "model": start, "shard_mib": 15, "max_mib": args.max_mib,
-        "kbps": args.kbps, "manifest": manifest, "batch_candidates": _batch_list(args.batches),
+        "overrides": args.overrides, "model": start, "shard_mib": 15, "kbps": args.kbps, "manifest": manifest,
+        "batch_candidates": _batch_list(args.batches), "compile": compile_settings,
     }
-    old = _read_json(dest / "leg.json")
-    pack_keys = ("slice", "slices", "max_mib", "kbps", "manifest")
-    same_pack = old is not None and all(old.get(k) == leg[k] for k in pack_keys)
-    if not same_pack or not (dest / "pack" / "index.json").is_file():
-        part = deal_slices(entries, args.slices)[slice_index]
-        t = time.perf_counter()
-        index = write_device_pack(part, dest / "pack", sample_rate=16000, kbps=args.kbps, max_mib=args.max_mib,
-                                  progress=True)
-        print(f"pack: slice {slice_index} of {args.slices}: {len(index['clips'])} clips, "
-              f"{index['seconds'] / 3600:.2f} h, {len({c[3] for c in index['clips']})} speakers, "
-              f"{index['bytes'] / 2**20:.1f} MiB ({time.perf_counter() - t:.0f} s)")
-    else:
-        print(f"pack: reusing {dest / 'pack'} (slice {slice_index} of {args.slices})")
     if not args.no_wheels:
         _download_wheels(dest / "wheels")
+    leg["state"] = _carry_state(Path(start) if Path(start).is_absolute() else REPO / start, dest, args.fresh_optimizer)
+
+    # the pack gets what the tree, the wheels and the state leave of the travel limit
+    tree = _travelling_bytes()
+    others = sum(_folder_bytes(p) if p.is_dir() else p.stat().st_size
+                 for p in dest.iterdir() if p.name not in ("pack", "leg.json"))
+    room = (args.travel_limit_mib - TRAVEL_MARGIN_MIB) * 2**20 - tree - others
+    max_mib = min(args.max_mib, math.floor(room / 2**20 * 100) / 100)
+    if max_mib <= 0:
+        raise HificodecError(f"{(tree + others) / 2**20:.1f} MiB would travel before the pack (tree {tree / 2**20:.1f} "
+                             f"MiB, carry {others / 2**20:.1f} MiB) of the {args.travel_limit_mib:g} MiB limit: no "
+                             "room for a pack")
+    leg["max_mib"] = max_mib
+    old = _read_json(dest / "leg.json")
+    old_index = _read_json(dest / "pack" / "index.json")
+    pack_keys = ("slice", "slices", "kbps", "manifest")
+    # an earlier pack of the same slice is kept when it fits and is not much smaller than what fits now
+    same_pack = (old is not None and old_index is not None and all(old.get(k) == leg[k] for k in pack_keys)
+                 and old_index.get("bytes", math.inf) <= max_mib * 2**20
+                 and float(old.get("max_mib", 0)) >= max_mib - 1.0)
+    part = deal_slices(entries, args.slices)[slice_index]
+    if not same_pack:
+        t = time.perf_counter()
+        index = write_device_pack(part, dest / "pack", sample_rate=16000, kbps=args.kbps, max_mib=max_mib,
+                                  progress=True)
+        print(f"pack: {time.perf_counter() - t:.0f} s")
+    else:
+        index = old_index
+        leg["max_mib"] = old["max_mib"]
+        print(f"pack: reusing {dest / 'pack'}")
+    slice_hours = sum(e.duration or 0.0 for e in part) / 3600
+    packed_hours = index["seconds"] / 3600
+    print(f"pack: slice {slice_index} of {args.slices}: {len(index['clips'])} of {len(part)} clips, "
+          f"{packed_hours:.2f} h of the slice's {slice_hours:.2f} h, {len({c[3] for c in index['clips']})} speakers, "
+          f"{index['bytes'] / 2**20:.1f} MiB (limit {leg['max_mib']:g} MiB: what the tree and the carry leave)")
     (dest / "leg.json").write_text(json.dumps(leg, indent=1), encoding="utf-8")
 
-    tree = _travelling_bytes()
     carry = _folder_bytes(dest)
     total = (tree + carry) / 2**20
     print(f"travels: tree {tree / 2**20:.1f} MiB + carry {carry / 2**20:.1f} MiB = {total:.1f} MiB "
@@ -161,6 +210,31 @@ def prepare(args: argparse.Namespace) -> int:
     print("\nrun call:")
     print(json.dumps({"command": command, "carry": [dest.as_posix()], "timeout_s": timeout}, indent=1))
     return 0
+
+
+def _carry_state(start: Path, dest: Path, fresh: bool) -> str | None:
+    """Copy the start model's leg state (`leg-state.safetensors`: discriminator, Adam's compact moments, the
+    schedule's position) into the carried folder when it belongs to the start model's weights."""
+    from hificodec.checkpoint import load as load_model
+    from hificodec.releases import weights_digest
+    from hificodec.train.leg_state import STATE_FILE, read_leg_state
+
+    target = dest / STATE_FILE
+    target.unlink(missing_ok=True)
+    source = start / STATE_FILE
+    if fresh or not source.is_file():
+        print("optimizer: fresh (" + ("--fresh-optimizer" if fresh else f"{start} holds no {STATE_FILE}") + ")")
+        return None
+    state = read_leg_state(source)
+    digest = weights_digest(load_model(start).state_dict())
+    if state.generator_digest != digest:
+        print(f"optimizer: fresh ({source} belongs to other generator weights than {start}'s)")
+        return None
+    shutil.copy2(source, target)
+    c = state.counters
+    print(f"optimizer: carried from legs {c.legs}: schedule at step {c.schedule_steps:.0f} (batch {c.base_batch}), "
+          f"{c.clips} clips seen, {target.stat().st_size / 2**20:.2f} MiB")
+    return STATE_FILE
 
 
 def _batch_list(text: str) -> list[int]:
@@ -230,7 +304,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     summary = run_leg(args.leg_dir, args.out, args.minutes, device=args.device, selfcheck=not args.no_selfcheck,
                       smoke_steps=args.smoke_steps, margin_minutes=args.margin_minutes, run_dir=args.run_dir,
-                      repo=REPO)
+                      repo=REPO, compile_policy=args.compile)
     print(f"[leg] done: {summary['train']['steps']} steps in {summary['minutes']} min")
     return 0
 
@@ -241,10 +315,12 @@ def finish(args: argparse.Namespace) -> int:
 
     import hificodec
     from hificodec import releases
-    from hificodec.checkpoint import pretrained_dir, stored_model_hash, write_model_files
+    from hificodec.checkpoint import pretrained_dir, read_digest, stored_model_hash, write_digest, write_model_files
     from hificodec.errors import HificodecError
     from hificodec.eval.runner import EvalConfig, evaluate
     from hificodec.files import atomic_directory
+    from hificodec.releases import weights_digest
+    from hificodec.train.leg_state import STATE_FILE, read_leg_state
 
     returned = Path(args.returned)
     export = returned / "export"
@@ -273,11 +349,19 @@ def finish(args: argparse.Namespace) -> int:
               f"mel {scores[name]['mel_distance']:.3f}  ({args.clips} validation files)")
     before, after = scores["shipped"], scores["leg"]
     better = after["pesq_wb"] > before["pesq_wb"] and after["stoi"] >= before["stoi"]
+    state_file = export / STATE_FILE
+    state = read_leg_state(state_file) if state_file.is_file() else None
+    if state is not None and state.generator_digest != weights_digest(model.state_dict()):
+        raise HificodecError(f"{state_file} belongs to other generator weights than {export}'s")
     if better:
         install = Path(args.install) if args.install else pretrained_dir() / args.model
         with atomic_directory(install) as tmp:
             write_model_files(model, tmp, dtype=torch.float16)
-            if (export / "discriminator").is_dir():  # as it came back (fp16): it seeds the next leg
+            if state is not None:  # the discriminator as the leg left it, and the state the next leg carries on
+                _write_discriminator(tmp / "discriminator", state.discriminator_weights(), state.discriminators)
+                shutil.copy2(state_file, tmp / STATE_FILE)
+                write_digest(tmp, [tmp / name for name in (read_digest(tmp) or {})] + [tmp / STATE_FILE])
+            elif (export / "discriminator").is_dir():  # a leg from before the leg state: as it came back (fp16)
                 shutil.copytree(export / "discriminator", tmp / "discriminator")
         index_path = Path(args.releases) if args.releases else pretrained_dir() / releases.INDEX_FILE
         release = releases.add_release(
@@ -291,13 +375,29 @@ def finish(args: argparse.Namespace) -> int:
               "index (docs/gpu.md)")
     else:
         print("not installed: the leg's model does not beat the shipped one on PESQ-WB and STOI")
+    audio_rate = train.get("audio_s_per_s")
     row = (f"| {args.leg} | {_fmt(args.gpu_minutes, 1)} | {train.get('steps')} | {train.get('batch')} | "
-           f"{_fmt(train.get('steps_per_s'), 1)} | {_fmt(statistics.median(mfus) * 100 if mfus else None, 1)} % | "
+           f"{_fmt(train.get('steps_per_s'), 1)} | {_fmt(audio_rate, 0)} | "
+           f"{_fmt(statistics.median(mfus) * 100 if mfus else None, 1)} % | "
            f"{before['pesq_wb']:.3f} -> {after['pesq_wb']:.3f} | {before['stoi']:.3f} -> {after['stoi']:.3f} | "
            f"{before['mel_distance']:.3f} -> {after['mel_distance']:.3f} | {'yes' if better else 'no'} |")
     _add_curve_row(Path(args.results), row)
     print(row)
     return 0
+
+
+def _write_discriminator(folder: Path, weights: dict, settings: dict) -> None:
+    """discriminator/ as `train.export.write_export` writes it (what `train.init_from` reads)."""
+    import yaml
+    from safetensors.torch import save_file
+
+    from hificodec.checkpoint import FORMAT_VERSION, write_digest
+
+    folder.mkdir()
+    save_file(weights, str(folder / "discriminator.safetensors"), metadata={"format_version": str(FORMAT_VERSION)})
+    (folder / "config.yaml").write_text(yaml.safe_dump({"discriminators": settings}, sort_keys=False),
+                                        encoding="utf-8")
+    write_digest(folder, [folder / "discriminator.safetensors", folder / "config.yaml"])
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -311,8 +411,9 @@ def _add_curve_row(path: Path, row: str) -> None:
             f"{CURVE_HEADER}\n\n"
             "Each row is one leg (`scripts/gpu_leg.py`, docs/gpu.md); validation scores are the evaluation's\n"
             "metrics on the same validation files for the shipped model before the leg and for the leg's model.\n\n"
-            "| leg | GPU min | steps | batch | steps/s | MFU | valid PESQ-WB | valid STOI | valid mel | shipped |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n"
+            "| leg | GPU min | steps | batch | steps/s | audio s/s | MFU | valid PESQ-WB | valid STOI | valid mel "
+            "| shipped |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|\n"
         )
     head, sep, tail = text.partition(CURVE_HEADER)
     table_end = tail.find("\n\n", tail.find("|---"))

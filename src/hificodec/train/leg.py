@@ -1,18 +1,23 @@
 """A training leg on a borrowed accelerator: one command, a hard time limit, nothing lost.
 
 The leg folder (`scripts/gpu_leg.py prepare`) holds `leg.json` (the recipe, its overrides, the leg
-number), `pack/` (a device pack: `data.device_pack`) and optionally `wheels/` for the GPU image. On
-the device, `run_leg` prints the environment, runs a self-check of at most a minute, decodes the pack
-onto the device, runs a smoke pass (steps/s, FLOPs per step), then trains until its budget is spent,
-writing an fp16 sharded export into OUT every `train.export_every_minutes` (atomically: a leg killed
-at its time limit still returns its last export) and the training log next to it.
+number, the candidate batch sizes, the compile policy), `pack/` (a device pack: `data.device_pack`),
+optionally `wheels/` for the GPU image and `leg-state.safetensors` (what an earlier leg left: the
+discriminator, Adam's compact moments, the schedule's position; `train.leg_state`). On the device,
+`run_leg` prints the environment, runs a self-check of at most a minute, decodes the pack onto the
+device, resumes the carried state, times each candidate batch size the device's memory holds and takes
+the one that moves the most audio per second (learning rate by `BatchScaling`), compiles the step when
+the time left can pay for it (`train.compiled`: checked against the eager step, eager again on any
+failure), then trains until its budget is spent, writing an fp16 sharded export with its leg state into
+OUT every `train.export_every_minutes` (atomically: a leg killed at its time limit still returns its
+last export) and the training log next to it.
 """
-
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+import math
 import platform
 import shutil
 import tempfile
@@ -26,6 +31,9 @@ from typing import Any
 import torch
 
 from ..errors import HificodecError
+from .compiled import PARTS, default_mode, try_compiled
+from .leg_state import STATE_FILE, LegCounters, fp16_weights_digest, read_leg_state, write_leg_state
+from .trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +43,11 @@ EXPORT_DIR = "export"
 LOG_FILE = "log.jsonl"
 # bf16 dense matrix rate measured on this workplace's H200s (788 TFLOP/s): the utilisation's denominator
 H200_PEAK_FLOPS = 790e12
+# what a leg assumes of torch.compile before trying it (docs/gpu.md): a cold compile of the step's graphs on
+# the GPU machine (no cache there) and the speed-up of a launch-bound step; it tries when the time saved over
+# what is left of the leg would exceed the compile
+COMPILE_ESTIMATE_S = 150.0
+COMPILE_EXPECTED_SPEEDUP = 2.0
 
 
 def read_leg(leg_dir: Path) -> dict[str, Any]:
@@ -57,12 +70,14 @@ def environment() -> dict[str, Any]:
 def run_leg(
     leg_dir: str | Path, out_dir: str | Path, minutes: float, *, device: str = "cuda", repo: str | Path = ".",
     selfcheck: bool = True, smoke_steps: int = 30, run_dir: str | Path | None = None, margin_minutes: float = 0.5,
+    compile_policy: str | None = None,
 ) -> dict[str, Any]:
-    """Run the leg; returns its summary (also the last line of OUT/log.jsonl)."""
+    """Run the leg; returns its summary (also the last line of OUT/log.jsonl). `compile_policy` (auto, on,
+    off) overrides the prepared one."""
+    from ..checkpoint import load_state_into
     from ..data.device_pack import read_device_pack
     from ..data.device_pool import DevicePool
     from .recipe import load_recipe
-    from .trainer import Trainer
 
     started = time.perf_counter()
     leg_dir, out, repo = Path(leg_dir), Path(out_dir), Path(repo)
@@ -91,16 +106,35 @@ def run_leg(
         recipe.train.init_from = str(repo / recipe.train.init_from)
     run = Path(run_dir) if run_dir else Path("/tmp/hificodec-leg-run")
     shutil.rmtree(run, ignore_errors=True)
-    trainer = Trainer(recipe, pool, run)
+    trainer = LegTrainer(recipe, pool, run)
     trainer.peak_flops = H200_PEAK_FLOPS if dev.type == "cuda" else None
     trainer.on_export = lambda: _copy_log(run, out, {**summary, "partial": True})  # a killed leg keeps its log
 
+    # the training state an earlier leg returned: discriminator, Adam's moments, the schedule's position
+    carried = read_leg_state(leg_dir / leg["state"]) if leg.get("state") else None
+    scaling = BatchScaling(trainer, carried.counters.schedule_steps if carried else 0.0)
+    if carried is not None:
+        if trainer.disc is not None and carried.discriminator_weights():
+            load_state_into(trainer.disc, carried.discriminator_weights(), str(carried.path))
+        summary["resumed"] = {"schedule_steps": round(carried.counters.schedule_steps, 1),
+                              "legs": carried.counters.legs, "clips": carried.counters.clips,
+                              "generator": carried.restore("generator", trainer.opt_g, trainer.model),
+                              "discriminator": carried.restore("discriminator", trainer.opt_d, trainer.disc)}
+        _say("resumed", summary["resumed"])
+    previous = carried.counters if carried else LegCounters()
+    trainer.counters = lambda: LegCounters(
+        schedule_steps=scaling.position(), base_batch=scaling.base_batch, clips=previous.clips + scaling.clips(),
+        legs=[*previous.legs, *([leg["leg"]] if leg.get("leg") is not None else [])],
+    )
+    scaling.use(scaling.base_batch)
+
     # smoke: the first steps (cuDNN autotuning, allocator warm-up), one step under the FLOP counter, then a
     # timed stretch per candidate batch size; the leg trains at the one that moves the most audio per second
-    base_batch = recipe.data.batch_size
     batches = trainer._batches()
+    _reset_peak_memory(dev)
     for _ in range(3):
         trainer.train_step(next(batches))
+    memory = _memory_use(dev, scaling.base_batch)
     flops_at_base = None
     try:
         flops_at_base = count_flops(lambda: trainer.train_step(next(batches)))
@@ -108,18 +142,40 @@ def run_leg(
         _say("flop count failed", f"{type(e).__name__}: {e}")
 
     def use_batch(batch: int) -> None:
-        trainer.recipe.data.batch_size = batch
-        trainer.flops_per_step = flops_at_base * batch / base_batch if flops_at_base else None  # linear in batch
+        scaling.use(batch)
+        trainer.flops_per_step = flops_at_base * batch / scaling.base_batch if flops_at_base else None  # linear
 
-    trials = []
-    for batch in leg.get("batch_candidates") or [base_batch]:
-        use_batch(int(batch))
-        trial = _smoke(trainer, dev, smoke_steps)
+    trials: list[dict[str, Any]] = []
+    for batch in sorted({int(b) for b in leg.get("batch_candidates") or [scaling.base_batch]}):
+        need = memory.need_gib(batch) if memory else None
+        if memory and need is not None and need > memory.usable_gib:
+            trials.append({"batch": batch, "skipped": f"needs ~{need:.1f} GiB of {memory.usable_gib:.1f} usable"})
+            _say("smoke", trials[-1])
+            continue
+        use_batch(batch)
+        try:
+            trial = _smoke(trainer, dev, smoke_steps)
+        except torch.cuda.OutOfMemoryError:
+            _free(dev)
+            trial = {"batch": batch, "skipped": "out of memory"}
+        trial["audio_s_per_s"] = round(trial.get("clips_per_s", 0.0) * trainer.segment_options.segment_samples
+                                       / trainer.sample_rate, 1)
+        if need is not None:
+            trial["estimated_gib"] = round(need, 1)
         trials.append(trial)
         _say("smoke", trial)
-    best = max(trials, key=lambda r: r["clips_per_s"])
+        timed = [x for x in trials if "clips_per_s" in x]
+        if timed and trial.get("clips_per_s", 0.0) < max(x["clips_per_s"] for x in timed):
+            break  # past the size that moves the most audio: larger ones will not do better
+    timed = [x for x in trials if "clips_per_s" in x]
+    if not timed:
+        raise HificodecError(f"no candidate batch size ran: {trials}")
+    best = max(timed, key=lambda r: r["clips_per_s"])
     use_batch(best["batch"])
-    summary["smoke"] = {**best, "trials": trials}
+    summary["smoke"] = {**best, "trials": trials, "memory": memory.report() if memory else None,
+                        "lr_rule": scaling.describe()}
+    summary["compile"] = _compile_phase(trainer, dev, leg, compile_policy, best, smoke_steps,
+                                        left_s=minutes * 60 - (time.perf_counter() - started) - margin_minutes * 60)
     trainer.export(out / EXPORT_DIR)  # something to bring back, whatever happens next
 
     # train for what is left, keeping a margin for the final checkpoint and export
@@ -128,40 +184,218 @@ def run_leg(
         raise HificodecError(f"no time left to train ({minutes} minutes, {left + margin_minutes:.2f} left after the "
                              "smoke pass)")
     trainer.recipe.train.max_minutes = left
-    first_step = trainer.state.step
+    first_step, first_clips = scaling.steps(), scaling.clips()
     t = time.perf_counter()
     try:
         trainer.fit(max_steps=10**9)
     finally:
         train_s = time.perf_counter() - t
+        steps = scaling.steps() - first_step
+        clip_s = trainer.segment_options.segment_samples / trainer.sample_rate
         summary["train"] = {
-            "steps": trainer.state.step, "steps_this_stretch": trainer.state.step - first_step,
-            "seconds": round(train_s, 1), "bad_steps": trainer.state.bad_steps,
-            "steps_per_s": round((trainer.state.step - first_step) / max(train_s, 1e-9), 2),
-            "batch": trainer.recipe.data.batch_size, "audio_hours": round(
-                trainer.state.step * trainer.recipe.data.batch_size * trainer.segment_options.segment_samples
-                / trainer.sample_rate / 3600, 2),
+            "steps": scaling.steps(), "steps_this_stretch": steps, "seconds": round(train_s, 1),
+            "bad_steps": trainer.state.bad_steps, "steps_per_s": round(steps / max(train_s, 1e-9), 2),
+            "batch": trainer.recipe.data.batch_size,
+            "audio_s_per_s": round((scaling.clips() - first_clips) * clip_s / max(train_s, 1e-9), 1),
+            "audio_hours": round(scaling.clips() * clip_s / 3600, 2), "compiled": bool(summary["compile"].get("used")),
+            "lr": trainer.opt_g.param_groups[0]["lr"], "schedule_steps": round(scaling.position(), 1),
         }
+        _payback(summary, train_s)
         summary["minutes"] = round((time.perf_counter() - started) / 60, 2)
         _say("train", summary["train"])
         _copy_log(run, out, summary)
     return summary
 
 
-def _smoke(trainer: Any, device: torch.device, steps: int) -> dict[str, Any]:
-    """Time `steps` training steps at the recipe's current batch size (after one step for the new shape)."""
+class LegTrainer(Trainer):
+    """The trainer with a leg's export: the generator (float16 shards) and `leg-state.safetensors` (the
+    discriminator, Adam's compact moments, the counters) in one folder with one digest: 6 files for the
+    shipped model, 8 with the log and the console, what the device tool returns."""
+
+    counters: Callable[[], LegCounters] = LegCounters
+
+    def export(self, directory: str | Path) -> Path | None:
+        from ..checkpoint import read_digest, write_digest, write_model_files
+        from ..files import atomic_directory
+        from ..releases import weights_digest
+
+        cfg = self.recipe.train
+        half = cfg.export_dtype == "float16"
+        with atomic_directory(directory) as tmp:
+            write_model_files(self.model, tmp, dtype=torch.float16 if half else None, shard_mib=cfg.export_shard_mib)
+            digest = fp16_weights_digest(self.model) if half else weights_digest(self.model.state_dict())
+            write_leg_state(
+                tmp / STATE_FILE, generator_digest=digest, counters=self.counters(),
+                optimizers=[("generator", self.opt_g, self.model), ("discriminator", self.opt_d, self.disc)],
+                discriminator=self.disc, discriminators=self.recipe.discriminators,
+            )
+            write_digest(tmp, [tmp / name for name in (read_digest(tmp) or {})] + [tmp / STATE_FILE])
+        self._append_log({"kind": "export", "step": self.state.step, "path": str(directory)})
+        if self.on_export is not None:
+            self.on_export()
+        return Path(directory)
+
+
+class BatchScaling:
+    """The learning-rate rule for a batch other than the recipe's, and the schedule's position across sizes.
+
+    At k = batch / recipe batch: Adam's learning rate x sqrt(k) (the square-root scaling rule for adaptive
+    optimisers: Malladi, Lyu, Panigrahi & Arora 2022, "On the SDEs and Scaling Rules for Adaptive Gradient
+    Algorithms", NeurIPS; their rule also moves 1 - beta by k, which beta1 0.8 cannot follow past k = 5,
+    so the betas stay); a per-step schedule decays gamma^k per step and warms up over warmup_steps / k
+    steps, the same per clip seen as at the recipe's batch. The position is kept in steps at the recipe's
+    batch (`LegCounters.schedule_steps`), so a leg can change size (the smoke pass does) or carry on from an
+    earlier leg at another size and still follow one schedule."""
+
+    def __init__(self, trainer: Any, position: float = 0.0) -> None:
+        r = trainer.recipe
+        self.trainer = trainer
+        self.base_batch = int(r.data.batch_size)
+        self.lr = (r.generator_optim.lr, r.discriminator_optim.lr)
+        self.gamma, self.warmup, self.per = r.schedule.gamma, r.schedule.warmup_steps, r.schedule.per
+        self.batch = self.base_batch
+        self._position, self._step = float(position), trainer.state.step
+        self._steps_before, self._clips_before = 0, 0
+
+    def _since(self) -> int:
+        return self.trainer.state.step - self._step
+
+    def position(self) -> float:
+        return self._position + self._since() * self.batch / self.base_batch
+
+    def steps(self) -> int:
+        """Training steps taken since this object was made (at any size)."""
+        return self._steps_before + self._since()
+
+    def clips(self) -> int:
+        return self._clips_before + self._since() * self.batch
+
+    def factor(self, batch: int) -> float:
+        return batch / self.base_batch
+
+    def use(self, batch: int) -> None:
+        position = self.position()
+        self._steps_before, self._clips_before = self.steps(), self.clips()
+        k = self.factor(batch)
+        r = self.trainer.recipe
+        r.data.batch_size = int(batch)
+        r.generator_optim.lr, r.discriminator_optim.lr = (lr * math.sqrt(k) for lr in self.lr)
+        if self.per == "step":
+            r.schedule.gamma = self.gamma**k
+            r.schedule.warmup_steps = self.warmup / k  # type: ignore[assignment]  # a fraction is fine
+        self.trainer.state.step = int(round(position / k))
+        self._position, self._step, self.batch = position, self.trainer.state.step, int(batch)
+
+    def describe(self) -> dict[str, Any]:
+        k = self.factor(self.batch)
+        r = self.trainer.recipe
+        return {"rule": "lr x sqrt(batch / recipe batch); per-step decay gamma^k, warm-up / k",
+                "recipe_batch": self.base_batch, "batch": self.batch, "lr": r.generator_optim.lr,
+                "lr_disc": r.discriminator_optim.lr, "gamma": r.schedule.gamma,
+                "warmup_steps": round(float(r.schedule.warmup_steps), 1), "k": k}
+
+
+class _Memory:
+    """The device memory one step takes, from a step at the recipe's batch: what stays (weights, moments,
+    the pool) plus what grows with the batch (activations), against what the device has."""
+
+    def __init__(self, static: int, peak: int, batch: int, total: int) -> None:
+        self.static, self.peak, self.batch, self.total = static, peak, batch, total
+        self.usable_gib = 0.9 * total / 2**30  # room for the allocator's fragmentation and CUDA graphs
+
+    def need_gib(self, batch: int) -> float:
+        per_clip = max(self.peak - self.static, 0) / self.batch
+        return (self.static + 1.15 * per_clip * batch) / 2**30
+
+    def report(self) -> dict[str, Any]:
+        return {"static_gib": round(self.static / 2**30, 2), "peak_gib_at_recipe_batch": round(self.peak / 2**30, 2),
+                "device_gib": round(self.total / 2**30, 1)}
+
+
+def _memory_use(device: torch.device, batch: int) -> _Memory | None:
+    if device.type != "cuda":
+        return None
+    return _Memory(torch.cuda.memory_allocated(device), torch.cuda.max_memory_allocated(device), batch,
+                   torch.cuda.get_device_properties(device).total_memory)
+
+
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _free(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _compile_phase(
+    trainer: Any, device: torch.device, leg: dict[str, Any], policy: str | None, best: dict[str, Any],
+    smoke_steps: int, left_s: float,
+) -> dict[str, Any]:
+    """Compile the step when it can pay for itself in what is left of the leg (or when told to), check it
+    against the eager step and keep it only if it passes and is faster (`train.compiled.try_compiled`)."""
+    settings = dict(leg.get("compile") or {})
+    policy = policy or settings.get("policy", "auto")
+    estimate = float(settings.get("estimate_s", COMPILE_ESTIMATE_S))
+    speedup = float(settings.get("expected_speedup", COMPILE_EXPECTED_SPEEDUP))
+    # compiling pays when the time it saves over the rest of the leg exceeds its own: left x (1 - 1/s) > C
+    saves = left_s * (1 - 1 / speedup) if speedup > 1 else 0.0
+    report: dict[str, Any] = {"policy": policy, "left_s": round(left_s, 1), "estimate_s": estimate,
+                              "expected_speedup": speedup}
+    if policy == "off" or (policy == "auto" and saves <= estimate):
+        why = "off" if policy == "off" else (f"would save ~{saves:.0f} s of the {left_s:.0f} s left at "
+                                             f"{speedup:g}x, less than a ~{estimate:.0f} s compile")
+        report.update(used=False, reason=f"not tried: {why}")
+        _say("compile", report)
+        return report
+    t = time.perf_counter()
+    mode = settings.get("mode", "default")
+    _, result = try_compiled(
+        trainer, trainer._batches(), device=device, steps=max(3, smoke_steps), eager_steps_per_s=best["steps_per_s"],
+        mode=default_mode(device) if mode == "default" else mode, backend=settings.get("backend", "inductor"),
+        parts=tuple(settings.get("parts") or PARTS), options=settings.get("options"),
+        tolerance=settings.get("tolerance"), say=_say,
+    )
+    report.update(result, eager_steps_per_s=best["steps_per_s"], spent_s=round(time.perf_counter() - t, 1))
+    return report
+
+
+def _payback(summary: dict[str, Any], train_s: float) -> None:
+    """Whether the compile paid for itself: the clips the compiled leg trained since the compile began,
+    against what the eager step would have trained in the same time."""
+    report, train = summary.get("compile") or {}, summary.get("train") or {}
+    if not report.get("used") or not report.get("eager_steps_per_s"):
+        return
+    compiled = train["steps_this_stretch"]
+    eager = report["eager_steps_per_s"] * (train_s + report.get("spent_s", 0.0))
+    report["paid_back"] = bool(compiled > eager)
+    report["steps_vs_eager"] = round(compiled / max(eager, 1e-9), 3)
+
+
+def _smoke(trainer: Any, device: torch.device, steps: int, max_seconds: float = 12.0) -> dict[str, Any]:
+    """Time `steps` training steps (fewer if they take over `max_seconds`) at the recipe's current batch
+    size, after one step for the new shape; on CUDA also the step's peak memory."""
     batches = trainer._batches()
+    _reset_peak_memory(device)
     trainer.train_step(next(batches))
     _sync(device)
     with _count_host_syncs(device) as syncs:  # CUDA's sync debug mode: each waiting call warns
         t = time.perf_counter()
-        for _ in range(steps):
+        done = 0
+        while done < steps:
             trainer.train_step(next(batches))
+            done += 1
+            if done % 5 == 0 and time.perf_counter() - t > max_seconds:
+                break
         _sync(device)
-        rate = steps / (time.perf_counter() - t)
+        rate = done / (time.perf_counter() - t)
+    steps = done
     batch = trainer.recipe.data.batch_size
     trial: dict[str, Any] = {"batch": batch, "steps": steps, "steps_per_s": round(rate, 2),
                              "clips_per_s": round(rate * batch, 1), "host_syncs_per_step": _per_step(syncs, steps)}
+    if device.type == "cuda":
+        trial["peak_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
     if trainer.flops_per_step:
         trial["gflop_per_step"] = round(trainer.flops_per_step / 1e9, 1)
         if trainer.peak_flops:
