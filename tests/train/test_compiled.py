@@ -49,7 +49,7 @@ def test_inductor_step_matches_the_eager_step(tmp_path):
         assert compiled is not None and report["used"], report
         assert report["difference"] <= 1e-4 and report["compile_s"] > 0 and report["precision"] == "float32"
         assert list(trainer.model.state_dict()) == names  # no _orig_mod prefixes: exports are unchanged
-        assert trainer.loss_terms is not compiled._eager.get("loss_terms")
+        assert trainer.loss_terms is compiled._compiled["loss_terms"]
         result = trainer.train_step(next(batches))
         assert np.isfinite(result.losses["total"])
         print(f"inductor compile of the tiny losses: {report['compile_s']} s, {seconds:.1f} s in all, difference "
@@ -98,15 +98,45 @@ def test_a_compiled_step_that_is_not_faster_is_not_used(tmp_path):
     compiled, report = try_compiled(trainer, trainer._batches(), device=torch.device("cpu"), steps=1,
                                     eager_steps_per_s=1e9, backend="eager", parts=("losses",))
     assert compiled is None and report["reason"] == "not faster than the eager step" and report["speedup"] < 1
-    assert trainer.state.step == 4  # the checked step, 2 warm-up steps, 1 timed: they trained, nothing is undone
+    assert trainer.state.step == 5  # compiling, checked, 2 warm-up and 1 timed steps: they trained, none undone
+
+
+def test_no_part_starts_compiling_after_the_deadline(tmp_path):
+    """Parts compile cheapest first; once the compile would no longer pay back, the step goes on with what
+    is compiled."""
+    torch._dynamo.reset()
+    trainer = _small_trainer(tmp_path)
+
+    def slow(gm, example_inputs):  # a backend that takes its time and compiles nothing
+        time.sleep(0.5)
+        return gm.forward
+
+    compiled, report = try_compiled(trainer, trainer._batches(), device=torch.device("cpu"), steps=1,
+                                    eager_steps_per_s=None, backend=slow, parts=("losses", "discriminator"),
+                                    deadline_s=0.25)
+    try:
+        assert compiled is not None and report["used"] and report["parts"] == ["losses"]
+        assert report["not_compiled"] == ["discriminator"] and report["compile_s_by_part"]["losses"] >= 0.5
+        assert "forward" not in vars(trainer.disc) and trainer.loss_terms is compiled._compiled["loss_terms"]
+    finally:
+        if compiled is not None:
+            compiled.disable()
 
 
 def test_compiled_step_swaps_and_restores_the_forward_passes(tmp_path):
     trainer = _small_trainer(tmp_path)
+    eager_terms = trainer.loss_terms
     step = CompiledStep(trainer, backend="eager").enable()
     assert "forward" in vars(trainer.model) and "forward" in vars(trainer.disc)
-    step.disable()
+    compiled_terms = trainer.loss_terms
+    assert compiled_terms is not eager_terms
+    step.disable(reset=False)
     assert "forward" not in vars(trainer.model) and "forward" not in vars(trainer.disc)
+    assert trainer.loss_terms is eager_terms
+    step.enable(("losses",))  # the same compiled function again: nothing is compiled twice
+    assert trainer.loss_terms is compiled_terms and "forward" not in vars(trainer.model)
+    step.disable()
+    assert trainer.loss_terms is eager_terms
     with pytest.raises(ValueError, match="unknown compiled part"):
         CompiledStep(trainer, parts=("optimizer",))
 

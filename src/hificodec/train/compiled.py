@@ -32,7 +32,7 @@ import torch
 #: not measured on a GPU yet.
 TOLERANCE = {"float32": 1e-3, "bfloat16": 5e-2}
 ABSOLUTE = 1e-5
-PARTS = ("generator", "discriminator", "losses")
+PARTS = ("losses", "discriminator", "generator")  # the order they are compiled in: cheapest first
 
 
 def default_mode(device: torch.device) -> str | None:
@@ -66,7 +66,9 @@ class CompiledStep:
                 opts.update({"max_autotune": True, "triton.cudagraphs": True})
         opts.update(options or {})
         self._options = opts or None
-        self._eager: dict[str, Any] = {}
+        self._eager: dict[str, tuple[Any, str, Callable, bool]] = {}  # what each installed function replaced
+        self._compiled: dict[str, Callable] = {}
+        self._on: list[str] = []
         self.enabled = False
 
     def _compile(self, fn: Callable) -> Callable:
@@ -86,44 +88,52 @@ class CompiledStep:
 
         return call
 
-    def enable(self) -> CompiledStep:
-        if self.enabled:
-            return self
+    def enable(self, parts: tuple[str, ...] | None = None) -> CompiledStep:
+        """Put the compiled functions of `parts` (default: all of this step's) in place; each is compiled
+        when first called, and kept: `disable` and `enable` switch without compiling again."""
         tr = self.trainer
-        if "generator" in self.parts and tr.forward_g is tr.model_ddp:  # train.compile compiles it already
-            tr.model.forward = self._compile(tr.model.forward)
-            self._eager["generator"] = True
-        if "discriminator" in self.parts and tr.disc is not None:
-            tr.disc.forward = self._compile(tr.disc.forward)
-            self._eager["discriminator"] = True
-        if "losses" in self.parts:
-            self._eager["loss_terms"], self._eager["adv_disc_loss"] = tr.loss_terms, tr.adv_disc_loss
-            tr.loss_terms = self._detached_outputs(self._compile(tr.loss_terms))
-            tr.adv_disc_loss = self._detached_outputs(self._compile(tr.adv_disc_loss))
-        if self.cuda_graphs:
-            step = self._eager["train_step"] = tr.train_step
+        for part in self.parts if parts is None else parts:
+            if part in self._on or part not in self.parts:
+                continue
+            if part == "generator" and tr.forward_g is tr.model_ddp:  # train.compile compiles it already
+                self._install(tr.model, "forward", "generator", tr.model.forward)
+            elif part == "discriminator" and tr.disc is not None:
+                self._install(tr.disc, "forward", "discriminator", tr.disc.forward)
+            elif part == "losses":
+                self._install(tr, "loss_terms", "loss_terms", tr.loss_terms, outputs=True)
+                self._install(tr, "adv_disc_loss", "adv_disc_loss", tr.adv_disc_loss, outputs=True)
+            self._on.append(part)
+        if self.cuda_graphs and self._on and "train_step" not in self._eager:
+            step = self._eager["train_step"] = (tr, "train_step", tr.train_step, "train_step" in vars(tr))
 
             def train_step(batch: dict) -> Any:
                 torch.compiler.cudagraph_mark_step_begin()  # the last step's graph outputs may be reused now
-                return step(batch)
+                return step[2](batch)
 
             tr.train_step = train_step
-        self.enabled = True
+        self.enabled = bool(self._on)
         return self
+
+    def _install(self, owner: Any, attribute: str, key: str, eager: Callable, outputs: bool = False) -> None:
+        """`owner.attribute` = the compiled `eager` (an instance attribute: a module keeps its class's forward)."""
+        if key not in self._compiled:
+            fn = self._compile(eager)
+            self._compiled[key] = self._detached_outputs(fn) if outputs else fn
+        self._eager[key] = (owner, attribute, eager, attribute in vars(owner))
+        setattr(owner, attribute, self._compiled[key])
 
     def disable(self, reset: bool = True) -> None:
         """The eager step again; `reset` also drops the compiled graphs (and their CUDA-graph memory)."""
-        tr = self.trainer
-        if self._eager.pop("generator", None):
-            del tr.model.forward
-        if self._eager.pop("discriminator", None):
-            del tr.disc.forward
-        if "loss_terms" in self._eager:
-            tr.loss_terms, tr.adv_disc_loss = self._eager.pop("loss_terms"), self._eager.pop("adv_disc_loss")
-        if "train_step" in self._eager:
-            tr.train_step = self._eager.pop("train_step")
+        for owner, attribute, eager, was_own in self._eager.values():
+            if was_own:
+                setattr(owner, attribute, eager)
+            else:  # a module's forward: back to its class's
+                delattr(owner, attribute)
+        self._eager.clear()
+        self._on.clear()
         self.enabled = False
         if reset:
+            self._compiled.clear()
             torch._dynamo.reset()
 
 
@@ -174,29 +184,47 @@ def try_compiled(
     trainer: Any, batches: Iterator[dict], *, device: torch.device, steps: int = 20, eager_steps_per_s: float | None,
     mode: str | None = None, backend: str | Callable = "inductor", parts: tuple[str, ...] = PARTS,
     options: dict[str, Any] | None = None, tolerance: float | None = None, warmup_steps: int = 2,
-    say: Callable[[str, Any], None] | None = None,
+    deadline_s: float | None = None, say: Callable[[str, Any], None] | None = None,
 ) -> tuple[CompiledStep | None, dict[str, Any]]:
     """Compile the trainer's step, check it against the eager step, time it; keep it only if it passes
-    and is faster than `eager_steps_per_s` (when given). Returns (the compiled step or None, a report:
-    compile seconds, the difference, steps/s, whether it is used and why). Never raises for the step's
-    sake: any failure restores the state from before the attempt and leaves the trainer eager."""
+    and is faster than `eager_steps_per_s` (when given).
+
+    The parts are compiled one at a time, each by a training step, in the order given (cheapest first:
+    losses, discriminator, generator); once `deadline_s` has passed no further part is started, and the
+    step goes on with those compiled so far. Then one step is taken eagerly and the same step compiled from
+    the same state, and their losses compared. Returns (the compiled step or None, a report: compile seconds
+    per part, the difference, steps/s, whether it is used and why). Never raises for the step's sake: any
+    failure restores the state from before the attempt and leaves the trainer eager."""
     precision = "bfloat16" if getattr(trainer, "amp", False) else "float32"
     limit = TOLERANCE[precision] if tolerance is None else tolerance
-    report: dict[str, Any] = {"mode": mode, "backend": getattr(backend, "__name__", backend), "parts": list(parts),
-                              "precision": precision, "tolerance": limit, "used": False}
+    report: dict[str, Any] = {"mode": mode, "backend": getattr(backend, "__name__", backend), "parts": [],
+                              "precision": precision, "tolerance": limit, "used": False, "compile_s_by_part": {}}
     before = Snapshot(trainer)
     compiled: CompiledStep | None = None
+    started = time.perf_counter()
     try:
+        compiled = CompiledStep(trainer, mode=mode, backend=backend, parts=parts, options=options)
+        for part in parts:
+            if deadline_s is not None and time.perf_counter() - started > deadline_s:
+                report.setdefault("not_compiled", []).append(part)
+                continue
+            compiled.enable((part,))
+            t = time.perf_counter()
+            trainer.train_step(next(batches))  # compiles the part (forward, then backward)
+            _sync(device)
+            report["compile_s_by_part"][part] = round(time.perf_counter() - t, 2)
+            report["parts"].append(part)
+        if not report["parts"]:
+            raise TimeoutError(f"no part compiled within {deadline_s:.0f} s")
+        # the check: one step eager and the same step compiled, from the same state
         batch = next(batches)
+        checkpoint = Snapshot(trainer)
+        compiled.disable(reset=False)
         eager = trainer.train_step(batch).losses
-        before.restore(trainer)
-        compiled = CompiledStep(trainer, mode=mode, backend=backend, parts=parts, options=options).enable()
-        _sync(device)
-        t = time.perf_counter()
-        first = trainer.train_step(batch).losses  # the compile happens here (forward, then backward)
-        _sync(device)
-        report["first_step_s"] = round(time.perf_counter() - t, 2)
-        diff, worst = step_difference(eager, first)
+        checkpoint.restore(trainer)
+        compiled.enable(tuple(report["parts"]))
+        compiled_values = trainer.train_step(batch).losses
+        diff, worst = step_difference(eager, compiled_values)
         report.update(difference=diff, worst=worst)
         if not diff <= limit:
             raise CompiledStepMismatch(f"compiled step differs from the eager step by {diff:.3g} in '{worst}' "
@@ -204,7 +232,7 @@ def try_compiled(
         for _ in range(warmup_steps):  # CUDA graphs are recorded on the first calls after the compile
             trainer.train_step(next(batches))
         _sync(device)
-        report["compile_s"] = round(time.perf_counter() - t, 2)
+        report["compile_s"] = round(time.perf_counter() - started, 2)
         t = time.perf_counter()
         for _ in range(steps):
             result = trainer.train_step(next(batches))

@@ -74,7 +74,6 @@ def run_leg(
 ) -> dict[str, Any]:
     """Run the leg; returns its summary (also the last line of OUT/log.jsonl). `compile_policy` (auto, on,
     off) overrides the prepared one."""
-    from ..checkpoint import load_state_into
     from ..data.device_pack import read_device_pack
     from ..data.device_pool import DevicePool
     from .recipe import load_recipe
@@ -114,12 +113,7 @@ def run_leg(
     carried = read_leg_state(leg_dir / leg["state"]) if leg.get("state") else None
     scaling = BatchScaling(trainer, carried.counters.schedule_steps if carried else 0.0)
     if carried is not None:
-        if trainer.disc is not None and carried.discriminator_weights():
-            load_state_into(trainer.disc, carried.discriminator_weights(), str(carried.path))
-        summary["resumed"] = {"schedule_steps": round(carried.counters.schedule_steps, 1),
-                              "legs": carried.counters.legs, "clips": carried.counters.clips,
-                              "generator": carried.restore("generator", trainer.opt_g, trainer.model),
-                              "discriminator": carried.restore("discriminator", trainer.opt_d, trainer.disc)}
+        summary["resumed"] = resume(trainer, carried)
         _say("resumed", summary["resumed"])
     previous = carried.counters if carried else LegCounters()
     trainer.counters = lambda: LegCounters(
@@ -205,6 +199,19 @@ def run_leg(
         _say("train", summary["train"])
         _copy_log(run, out, summary)
     return summary
+
+
+def resume(trainer: Any, state: Any) -> dict[str, Any]:
+    """Give a new trainer what an earlier leg kept (`leg_state.LegState`): its discriminator weights and the
+    moments of both optimizers. The schedule's position goes to `BatchScaling`."""
+    from ..checkpoint import load_state_into
+
+    if trainer.disc is not None and state.discriminator_weights():
+        load_state_into(trainer.disc, state.discriminator_weights(), str(state.path))
+    return {"schedule_steps": round(state.counters.schedule_steps, 1), "legs": state.counters.legs,
+            "clips": state.counters.clips,
+            "generator": state.restore("generator", trainer.opt_g, trainer.model),
+            "discriminator": state.restore("discriminator", trainer.opt_d, trainer.disc)}
 
 
 class LegTrainer(Trainer):
@@ -354,8 +361,8 @@ def _compile_phase(
     _, result = try_compiled(
         trainer, trainer._batches(), device=device, steps=max(3, smoke_steps), eager_steps_per_s=best["steps_per_s"],
         mode=default_mode(device) if mode == "default" else mode, backend=settings.get("backend", "inductor"),
-        parts=tuple(settings.get("parts") or PARTS), options=settings.get("options"),
-        tolerance=settings.get("tolerance"), say=_say,
+        parts=tuple(p for p in PARTS if p in (settings.get("parts") or PARTS)), options=settings.get("options"),
+        tolerance=settings.get("tolerance"), deadline_s=saves if policy == "auto" else None, say=_say,
     )
     report.update(result, eager_steps_per_s=best["steps_per_s"], spent_s=round(time.perf_counter() - t, 1))
     return report

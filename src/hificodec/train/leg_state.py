@@ -1,29 +1,35 @@
-"""Training state that outlives a GPU leg: the discriminator, Adam's second moments and the schedule's
+"""Training state that outlives a GPU leg: the discriminator, Adam's moments (compressed) and the schedule's
 position, in one small safetensors file (`leg-state.safetensors`) next to the exported generator.
 
 What can travel decides what is kept. A leg returns at most 8 files and 64 MiB and the next one takes at
 most 64 MiB with it, tree and data included. Adam's full moments of the 12.7 M-parameter generator are
-48 MiB even in bf16 (exp_avg and exp_avg_sq, 2 bytes each), more than either direction leaves, so:
+48 MiB even in bf16 (exp_avg and exp_avg_sq, 2 bytes each), more than either direction leaves (the next
+leg's data already shares 64 MiB with a tree holding the shipped models), so for every tensor of 2+
+dimensions and at least `FACTOR_MIN` elements (smaller ones keep both moments whole, in float32):
 
 - the second moment (`exp_avg_sq`, the per-weight gradient scale that sets each step's size) is kept
-  *factored* for every tensor of 2+ dimensions and at least `FACTOR_MIN` elements, as Adafactor stores
-  it (Shazeer & Stern 2018, "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost", sec. 3): the
-  row and column sums of the tensor viewed as [shape[0], rest], read back as their rank-1 product
-  r c^T / sum(r), the I-divergence-optimal rank-1 fit of a non-negative matrix. Smaller tensors keep
-  theirs whole. The shipped generator's: 0.34 MiB in float32;
-- the first moment (`exp_avg`) starts at zero: with the recipes' beta1 0.8 it is a running mean over
-  ~5 steps (0.8^10 = 0.11), refilled within the first steps of the next leg;
+  *factored*, as Adafactor stores it (Shazeer & Stern 2018, "Adafactor: Adaptive Learning Rates with
+  Sublinear Memory Cost", sec. 3): the row and column sums of the tensor viewed as [shape[0], rest], read
+  back as their rank-1 product r c^T / sum(r), the I-divergence-optimal rank-1 fit of a non-negative
+  matrix (with what stays whole, 0.34 MiB for the shipped generator);
+- the first moment (`exp_avg`, the momentum) is kept as its signs (1 bit per weight)
+  and each row's mean magnitude, as 1-bit Adam compresses it (Tang et al. 2021, "1-bit Adam:
+  Communication Efficient Large-Scale Training with Adam's Convergence Speed", sec. 3): 1.5 MiB for the
+  shipped generator. Starting it at zero instead costs the next leg its first steps (a spike in the loss
+  while beta1 0.8 refills it; measured in docs/gpu.md);
 - each parameter's Adam step count is kept (bias corrections stay those of a long run, so no warm-up);
 - the schedule's position in steps at the recipe's own batch (`schedule_steps`): a leg at a larger batch
   converts it (`hificodec.train.leg.BatchScaling`), so successive legs follow one schedule.
 
+The shipped generator's and discriminator's state, with the discriminator's float16 weights: 2.4 MiB.
 docs/gpu.md compares, on a tiny model, two legs carrying this state with one uninterrupted run, two legs
-carrying the full moments and two legs starting Adam afresh.
+carrying the exact moments and two legs starting Adam afresh (`bench/leg_resume.py`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -65,14 +71,33 @@ def adam_tensors(optimizer: torch.optim.Optimizer, module: torch.nn.Module, pref
                 continue
             key = prefix + names[id(p)]
             v = state["exp_avg_sq"].detach().float().cpu()
+            m = state["exp_avg"].detach().float().cpu()
             out[key + ".step"] = torch.tensor(float(state["step"]), dtype=torch.float32)
             if factored(v):
                 matrix = v.reshape(v.shape[0], -1)
                 out[key + ".v_rows"] = matrix.sum(1).contiguous()
                 out[key + ".v_cols"] = matrix.sum(0).contiguous()
+                rows = m.reshape(m.shape[0], -1)
+                out[key + ".m_scale"] = rows.abs().mean(1).contiguous()
+                out[key + ".m_signs"] = pack_bits(rows.reshape(-1) >= 0)
             else:
                 out[key + ".v"] = v.contiguous()
+                out[key + ".m"] = m.contiguous()
     return out
+
+
+def pack_bits(bits: torch.Tensor) -> torch.Tensor:
+    """A bool tensor as uint8, 8 to a byte, the first in the highest bit (numpy's `packbits`)."""
+    n = bits.numel()
+    padded = torch.zeros(math.ceil(n / 8) * 8, dtype=torch.uint8)
+    padded[:n] = bits.reshape(-1).to(torch.uint8)
+    weights = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
+    return (padded.reshape(-1, 8) * weights).sum(1, dtype=torch.uint8)
+
+
+def unpack_bits(packed: torch.Tensor, n: int) -> torch.Tensor:
+    shifts = torch.arange(7, -1, -1, dtype=torch.uint8)
+    return ((packed.reshape(-1, 1) >> shifts) & 1).reshape(-1)[:n].bool()
 
 
 def factored(t: torch.Tensor) -> bool:
@@ -94,13 +119,30 @@ def second_moment(tensors: dict[str, torch.Tensor], key: str, shape: torch.Size)
     return v.reshape(shape)
 
 
+def first_moment(tensors: dict[str, torch.Tensor], key: str, shape: torch.Size) -> torch.Tensor | None:
+    """`exp_avg` read back: whole, or its signs times its row's mean magnitude (None when not kept)."""
+    if key + ".m" in tensors:
+        m = tensors[key + ".m"]
+    elif key + ".m_signs" in tensors and key + ".m_scale" in tensors:
+        scale = tensors[key + ".m_scale"]
+        signs = unpack_bits(tensors[key + ".m_signs"], shape.numel()).float().mul_(2).sub_(1)
+        m = signs.reshape(scale.numel(), -1) * scale[:, None]
+    else:
+        return None
+    if m.numel() != shape.numel():
+        raise CheckpointError(f"leg state: '{key}' holds {m.numel()} first moments for a tensor of shape "
+                              f"{tuple(shape)}")
+    return m.reshape(shape)
+
+
 def load_adam(
     optimizer: torch.optim.Optimizer, module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str,
-    full: dict[str, dict[str, torch.Tensor]] | None = None,
+    full: dict[str, dict[str, torch.Tensor]] | None = None, first_moments: bool = True,
 ) -> dict[str, int]:
-    """Give `optimizer` the carried moments of `module`'s parameters: zero first moments, the kept (or
-    rebuilt) second moments, the kept step counts. `full` (parameter name -> Adam's own state) restores
-    exact moments instead (the measurement in docs/gpu.md). Returns counts of restored and missing tensors."""
+    """Give `optimizer` the carried moments of `module`'s parameters (rebuilt where they were compressed) and
+    step counts. `full` (parameter name -> Adam's own state) restores exact moments instead (the measurement
+    in docs/gpu.md); `first_moments=False` starts the momentum at zero. Returns counts of restored and
+    missing tensors."""
     names = {id(p): name for name, p in module.named_parameters()}
     saved = optimizer.state_dict()
     state: dict[int, dict[str, torch.Tensor]] = {}
@@ -115,8 +157,9 @@ def load_adam(
             elif name is not None and key + ".step" in tensors:
                 v = second_moment(tensors, key, p.shape)
                 assert v is not None, key
+                m = first_moment(tensors, key, p.shape) if first_moments else None
                 state[index] = {"step": tensors[key + ".step"].clone().reshape(()),
-                                "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                                "exp_avg": torch.zeros_like(p) if m is None else m.to(device=p.device, dtype=p.dtype),
                                 "exp_avg_sq": v.to(device=p.device, dtype=p.dtype)}
                 restored += 1
             else:
@@ -167,11 +210,11 @@ class LegState:
     def discriminator_weights(self) -> dict[str, torch.Tensor]:
         return {k[len(DISC_PREFIX):]: v for k, v in self.tensors.items() if k.startswith(DISC_PREFIX)}
 
-    def restore(self, name: str, optimizer: torch.optim.Optimizer | None, module: torch.nn.Module | None
-                ) -> dict[str, int]:
+    def restore(self, name: str, optimizer: torch.optim.Optimizer | None, module: torch.nn.Module | None,
+                first_moments: bool = True) -> dict[str, int]:
         if optimizer is None or module is None:
             return {"restored": 0, "missing": 0}
-        return load_adam(optimizer, module, self.tensors, f"{ADAM_PREFIX}{name}.")
+        return load_adam(optimizer, module, self.tensors, f"{ADAM_PREFIX}{name}.", first_moments=first_moments)
 
 
 def read_leg_state(path: Path) -> LegState:

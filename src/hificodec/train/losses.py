@@ -40,7 +40,8 @@ class SharedSTFT:
         if pair is None:
             both = stft(torch.cat([self.fake.float(), self.real.float()]), *key)
             s_fake, s_real = both.split(self.fake.shape[0])
-            pair = self._cache[key] = (s_fake, s_real)
+            # the real half is a target: without the detach, autograd would differentiate every op on it
+            pair = self._cache[key] = (s_fake, s_real.detach())
         return pair
 
 
