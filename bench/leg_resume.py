@@ -52,7 +52,7 @@ def synthetic_pack(seconds: float = 40.0, clips: int = 24, seed: int = 0):
 
     rng = np.random.default_rng(seed)
     sr, parts, lengths = 16000, [], []
-    for i in range(clips):
+    for _ in range(clips):
         n = int(sr * seconds / clips)
         t = np.arange(n) / sr
         f0 = rng.uniform(90, 260) * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(3, 6) * t))
