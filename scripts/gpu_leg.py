@@ -8,12 +8,15 @@
 installed `src/hificodec/pretrained/NAME` with `recipes/NAME/gpu-leg.yaml`, and `finish` scores against
 it and adds the release to NAME's series (e.g. `--model hificodec-16k-mel`).
 
-`prepare` builds the carried folder (default `.leg/`, git-ignored): a device pack of the leg's slice of
-the training split, the cp312 wheels that read it on the GPU image, and `leg.json`; it measures what
-would travel (tree + carry, at most 64 MiB) and prints the command, the carry list and a timeout.
+`prepare` builds the carried folder (default `.leg/`, git-ignored): the cp312 wheels that read the pack
+on the GPU image, the start model's `leg-state.safetensors` when it belongs to its weights (Adam's
+moments, the discriminator, the schedule's position: hificodec.train.leg_state), a device pack of the
+leg's slice of the training split cut to what the tree and the rest leave of the 64 MiB, and
+`leg.json`; it prints the hours packed, the command, the carry list and a timeout.
 `run` is the device half (hificodec.train.leg.run_leg). `finish` loads the returned shards, scores them
 and the shipped model on the validation split with the evaluation's metrics, installs the leg's model
-as the next hificodec-16k if it is better, and adds a row to the learning-curve table.
+(with its discriminator and leg state) as the next release of the line if it is better, and adds a row
+to the learning-curve table.
 """
 
 from __future__ import annotations
