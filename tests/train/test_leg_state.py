@@ -171,3 +171,15 @@ def test_what_a_leg_of_the_shipped_model_returns_fits_the_device_tool(tmp_path):
     assert max(sizes.values()) <= 15 * 2**20 and sum(sizes.values()) <= 60 * 2**20
     assert sizes[STATE_FILE] < 2.5 * 2**20  # it travels to the next leg too
     print({k: round(v / 2**20, 2) for k, v in sizes.items()})
+
+
+def test_memory_rule_for_a_batch_size():
+    """What stays (weights, moments, pool) plus 1.15 x the per-clip activations at the recipe's batch, against
+    90 % of the device."""
+    from hificodec.train.leg import _Memory
+
+    gib = 2**30
+    memory = _Memory(static=2 * gib, peak=9 * gib, batch=64, total=139 * gib)
+    assert memory.need_gib(64) == pytest.approx(2 + 1.15 * 7)
+    assert memory.need_gib(512) == pytest.approx(2 + 1.15 * 7 * 8) and memory.need_gib(512) < memory.usable_gib
+    assert memory.need_gib(2048) > memory.usable_gib == pytest.approx(0.9 * 139)
