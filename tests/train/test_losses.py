@@ -115,3 +115,13 @@ def test_pitch_losses_measure_octaves_on_voiced_frames_only():
     # nothing voiced: no f0 term at all rather than a division by zero
     silent = PitchTrack(f0=torch.zeros(1, 3), voiced=torch.zeros(1, 3, dtype=torch.bool), periodicity=torch.zeros(1, 3))
     assert float(L.pitch_losses(exact, silent)["f0"]) == 0.0
+
+
+def test_shared_stft_of_clips_of_different_lengths():
+    """[fake; real] in one transform needs equal lengths; otherwise each gets its own, with the same values."""
+    fake, real = torch.randn(2, 1, 3000), torch.randn(2, 1, 2800)
+    s_fake, s_real = L.SharedSTFT(fake, real)(256, 64, 256)
+    assert torch.allclose(s_fake, L.stft(fake, 256, 64, 256)) and torch.allclose(s_real, L.stft(real, 256, 64, 256))
+    same = L.SharedSTFT(fake, fake[..., :3000] * 0.5)
+    a, b = same(256, 64, 256)
+    assert torch.allclose(a, L.stft(fake, 256, 64, 256), atol=1e-5) and same(256, 64, 256)[0] is a  # cached

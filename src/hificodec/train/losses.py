@@ -38,6 +38,9 @@ class SharedSTFT:
         key = (int(n_fft), int(hop_length), int(win_length))
         pair = self._cache.get(key)
         if pair is None:
+            if self.fake.shape[1:] != self.real.shape[1:]:  # lengths differ: a transform each
+                pair = self._cache[key] = (stft(self.fake, *key), stft(self.real, *key).detach())
+                return pair
             both = stft(torch.cat([self.fake.float(), self.real.float()]), *key)
             s_fake, s_real = both.split(self.fake.shape[0])
             # the real half is a target: without the detach, autograd would differentiate every op on it
