@@ -145,3 +145,15 @@ def test_step_difference():
     assert step_difference({"a": 1.0, "b": 0.0}, {"a": 1.001, "b": 0.0}) == (pytest.approx(1e-3, rel=1e-2), "a")
     assert step_difference({"a": 1.0}, {"b": 1.0})[0] == float("inf")
     assert step_difference({"a": float("nan")}, {"a": 1.0})[0] == float("inf")
+
+
+def test_a_leg_compiles_only_when_the_time_left_can_pay_for_it(tmp_path):
+    from hificodec.train.leg import _compile_phase
+
+    trainer = _small_trainer(tmp_path)
+    leg = {"compile": {"policy": "auto", "estimate_s": 150.0}}
+    best = {"steps_per_s": 10.0}
+    report = _compile_phase(trainer, torch.device("cpu"), leg, None, best, 2, left_s=240.0)
+    assert not report["used"] and report["reason"].startswith("not tried: would save ~120 s of the 240 s left")
+    assert _compile_phase(trainer, torch.device("cpu"), leg, "off", best, 2, left_s=1e6)["reason"] == "not tried: off"
+    assert trainer.state.step == 0  # nothing ran
