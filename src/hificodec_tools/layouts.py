@@ -127,9 +127,9 @@ def folder_manifest(
     cache_file: Path | None = None,
 ) -> FolderScan:
     """Entries for every audio file of a corpus folder (each recognised tree with its layout)."""
-    r = Path(root)
-    if not r.is_dir():
-        raise HificodecError(f"{r}: not a folder")
+    if not Path(root).is_dir():
+        raise HificodecError(f"{root}: not a folder")
+    r = Path(os.path.abspath(root))  # one spelling for scan_audio's paths and the tree folders ("." included)
     if layout not in ("auto", *LAYOUTS):
         raise HificodecError(f"unknown layout '{layout}' (use auto, {', '.join(LAYOUTS)})")
     files = scan_audio(r)
@@ -158,7 +158,8 @@ def folder_manifest(
         trees = [Tree("folder", r)]
         taken = [(trees[0], p, {}) for p in files]
     if not taken:
-        where = "" if trees[0].layout == "folder" else f" in its {' and '.join(t.layout for t in trees)} tree(s)"
+        kinds = " and ".join(dict.fromkeys(t.layout for t in trees))
+        where = "" if kinds == "folder" else f" in its {kinds} tree(s)"
         raise HificodecError(f"{r}: no audio files found{where}")
     placed.update(p for _, p, _ in taken)
     outside = [p for p in files if p not in placed]

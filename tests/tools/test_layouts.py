@@ -149,7 +149,7 @@ def test_transcripts_are_kept(tmp_path):
     assert {e.text for e in read_manifest(back / "manifest.jsonl")} == {t for t in texts.values()}
 
 
-def test_a_folder_with_several_trees_keeps_every_tree(tmp_path):
+def test_a_folder_with_several_trees_keeps_every_tree(tmp_path, monkeypatch):
     """LibriTTS and VCTK side by side: both read with their own layout; stray audio is reported."""
     root = tmp_path / "data"
     make_libritts(root / "LibriTTS")
@@ -161,6 +161,8 @@ def test_a_folder_with_several_trees_keeps_every_tree(tmp_path):
     assert {e.source for e in scan.entries} == {"libritts", "vctk"}
     assert len(scan.entries) == 12 + 14 and sum(len(t.entries) for t in scan.trees) == len(scan.entries)
     assert len(scan.left_out) == 1 and "memo.wav" in scan.left_out[0]
+    monkeypatch.chdir(root)  # a relative folder finds the same files
+    assert len(folder_manifest(".").entries) == len(scan.entries)
     # each tree's files are there whatever the order they were found in
     assert len(folder_manifest(root, layout="vctk").entries) == 14
     only_libri = folder_manifest(root, layout="libritts")
