@@ -4,6 +4,7 @@ text, `hificodec decode x.npy` back to audio, and TokenDataset / collate_tokens.
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -109,6 +110,19 @@ def test_token_dataset_and_collate(tokens):
         TokenDataset(tokens / "tok", num_codebooks=3)
     with pytest.raises(HificodecError, match="no tokens.json"):
         TokenDataset(tokens / "m")
+
+
+def test_token_dataset_reads_the_shards_of_a_sharded_run(tokens, tmp_path):
+    shutil.copytree(tokens / "tok", tmp_path / "tok")
+    lines = (tmp_path / "tok" / "manifest.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "tok" / "manifest.jsonl").unlink()
+    for r in range(2):
+        (tmp_path / "tok" / f"manifest.rank{r}-of-2.jsonl").write_text("".join(lines[r::2]))
+    ds = TokenDataset(tmp_path / "tok")
+    assert len(ds) == 12 and sorted(e.extra["codes"] for e in ds.entries) == sorted(
+        e.extra["codes"] for e in TokenDataset(tokens / "tok").entries)
+    first = np.load(tmp_path / "tok" / ds.entries[0].extra["codes"])
+    torch.testing.assert_close(ds[0].codes, torch.from_numpy(first).long())
 
 
 def test_older_tokens_json_is_read_and_brought_up_to_date(tokens, tmp_path):

@@ -106,7 +106,11 @@ class TokenDataset(torch.utils.data.Dataset):
             raise HificodecError(f"{src}: not in a `hificodec tokenize` folder (no tokens.json there or above)")
         self.root = info_path.parent
         self.info = read_token_info(info_path)
-        manifests = [src] if src.is_file() else sorted(src.glob("manifest*.jsonl"))
+        if src.is_file():
+            manifests = [src]
+        else:  # manifest.jsonl, else the shards of a sharded run (each utterance in one of them)
+            manifests = [src / "manifest.jsonl"] if (src / "manifest.jsonl").is_file() else sorted(
+                src.glob("manifest.rank*-of-*.jsonl"))
         if not manifests:
             raise HificodecError(f"{src}: no token manifest (manifest.jsonl) found")
         entries = [e for m in manifests for e in read_manifest(m)]
