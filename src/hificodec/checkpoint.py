@@ -412,6 +412,7 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
     release = releases.find(stored_hash)
     # a folder is a release when its files are, wherever it lives (a copy of the shipped folder included)
     model.release = release.id if release is not None and release.model == model.name else None
+    model.model_dir = str(directory.resolve())  # what records of its output (tokens.json) point back to
     return model.to(device)
 
 

@@ -225,8 +225,25 @@ def run_decode(args: argparse.Namespace) -> int:
     model = with_backend(load_model(args.model, device=device), args) if args.model else None
     entropy = _entropy_choice(args)
     by_hash: dict[str, CodecModel] = {}  # --backend onnx without --model: each file's model, run by onnxruntime
+    by_tokens: dict[str, CodecModel] = {}  # .npy codes without --model: the model of each tokens.json
+
+    def decode_tokens(src: str, dst: Path) -> None:
+        from ..data.tokens import find_token_info
+        from ..detokenize import decode_tokens_file, tokens_model
+
+        chosen = model
+        if chosen is None:
+            key = str(find_token_info(src))
+            if key not in by_tokens:
+                by_tokens[key] = with_backend(tokens_model(src, None, device)[0], args)
+            chosen = by_tokens[key]
+        seconds, rate = decode_tokens_file(src, dst, model=chosen, sample_rate=args.sample_rate, force=args.force,
+                                           device=device)  # fmt: skip
+        _say(args, f"{src} -> {dst}: {seconds:.2f} s of tokens, {rate} Hz")
 
     def decode(src: str, dst: Path) -> None:
+        if Path(src).suffix.lower() == ".npy":  # codes from `hificodec tokenize`, not a bitstream
+            return decode_tokens(src, dst)
         chosen = model
         if chosen is None and onnx:
             with naming_file(src), open_hfc(src) as f:
@@ -346,13 +363,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_encode)
 
     p = subparsers.add_parser(
-        "decode", help="decode .hfc bitstreams to audio",
+        "decode", help="decode .hfc bitstreams (or .npy tokens) to audio",
         description="Decode .hfc files to audio (format from the extension: .wav, .flac, ...), at the original "
         "sample rate and length unless --sample-rate is given; writes IN.decoded.wav by default. The model "
-        "named in the file is used unless --model is given; a file made by other weights is refused.",
+        "named in the file is used unless --model is given; a file made by other weights is refused. "
+        "A .npy file of codes [codebooks, frames] from `hificodec tokenize` is decoded with the model its "
+        "folder's tokens.json names (or --model, checked against it), at the model's rate.",
     )  # fmt: skip
-    p.add_argument("inputs", nargs="+", metavar="IN.hfc", help=".hfc files")
-    p.add_argument("--model", help="shipped model name or checkpoint directory (default: the one in the file)")
+    p.add_argument("inputs", nargs="+", metavar="IN.hfc", help=".hfc files, or .npy codes from `hificodec tokenize`")
+    p.add_argument("--model", help="shipped model name or checkpoint directory (default: the one in the file, or "
+                   "in tokens.json for .npy codes)")  # fmt: skip
     p.add_argument("--sample-rate", type=sample_rate, metavar="SR", help="output sample rate (default: the original)")
     _add_entropy_args(p, encoding=False)
     _add_io(p, "audio file")

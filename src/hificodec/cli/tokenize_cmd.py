@@ -36,8 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "tokenize", help="write codec tokens (.npy per utterance + manifest) for a dataset",
         description="Encode every utterance of a folder, .jsonl manifest or file list to codes "
         "[codebooks, frames] (.npy, int16) under OUT/codes/, mirroring the input layout, plus "
-        "OUT/manifest.jsonl and OUT/tokens.json (model, rates). Audio is downmixed to mono and resampled to "
-        "the model's rate. Resumable (finished files are skipped) and shardable: under torchrun each rank "
+        "OUT/manifest.jsonl (the input entries' fields, text included, plus codes and num_frames) and "
+        "OUT/tokens.json (a model reference hificodec.load opens, rates, code layout). Audio is downmixed "
+        "to mono and resampled to the model's rate. `hificodec decode OUT/codes/X.npy` plays codes back. "
+        "Resumable (finished files are skipped) and shardable: under torchrun each rank "
         "(RANK/WORLD_SIZE) takes its share and writes manifest.rankR-of-W.jsonl.",
     )  # fmt: skip
     p.add_argument("source", metavar="DATA_DIR_OR_MANIFEST", help="folder, .jsonl manifest or .txt file list")

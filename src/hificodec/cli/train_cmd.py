@@ -79,8 +79,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..train.export import export_run
+    from ..train.export import export_run, pick_checkpoint
 
-    out = export_run(args.run_dir, args.out_dir, args.checkpoint)
-    print(f"exported {args.run_dir} ({args.checkpoint}) to {out}")
+    # name the checkpoint taken: "best" falls back to the last one when the run had no validation
+    source = pick_checkpoint(Path(args.run_dir), args.checkpoint)
+    out = export_run(args.run_dir, args.out_dir, source.name)
+    why = " (no best checkpoint: no validation ran)" if args.checkpoint == "best" != source.name else ""
+    print(f"exported {args.run_dir} checkpoint {source.name}{why} to {out}")
     return 0

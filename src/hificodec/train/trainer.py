@@ -45,6 +45,7 @@ from ..checkpoint import (
 from ..config import dump_config, load_config
 from ..data.dataset import AudioSegmentDataset, ResumableBatchSampler, SegmentOptions, collate_segments
 from ..data.device_pool import DevicePool
+from ..data.holdout import train_valid
 from ..data.manifest import ManifestEntry, read_entries
 from ..distributed import DistContext, any_across_ranks, barrier, init_distributed, states_match
 from ..errors import ConfigError, HificodecError
@@ -107,15 +108,14 @@ class TrainerState:
 
 
 def split_data(data: str | Sequence[ManifestEntry], valid: str | Sequence[ManifestEntry] | None):
-    """(train entries, valid entries). Without `valid`, a manifest's split field decides (if present)."""
+    """(train entries, valid entries): a manifest's split field decides, with or without `valid`, and no
+    entry of a held-out speaker trains (hificodec.data.holdout; what it leaves out is logged)."""
     entries = list(read_entries(data)) if isinstance(data, str) else list(data)
-    if valid is not None:
-        return entries, (list(read_entries(valid)) if isinstance(valid, str) else list(valid))
-    if any(e.split for e in entries):
-        train = [e for e in entries if e.split in (None, "train")]
-        held = [e for e in entries if e.split == "valid"]
-        return train, held
-    return entries, []
+    held = None if valid is None else list(read_entries(valid)) if isinstance(valid, str) else list(valid)
+    chosen = train_valid(entries, held)
+    for note in chosen.notes:
+        log.warning("%s", note)
+    return chosen.train, chosen.valid
 
 
 class Trainer:
@@ -177,6 +177,9 @@ class Trainer:
         self.valid_clips = load_validation_clips(
             valid_entries, self.sample_rate, recipe.valid.max_clips, recipe.valid.max_seconds
         )
+        if not self.valid_clips and self.ctx.is_main:
+            log.warning("training without validation: no validation clips (give --valid, or split=valid entries in "
+                        "the data); no best checkpoint will be kept, and export takes the last one")
 
         # losses
         self.weights = recipe.loss_weights
