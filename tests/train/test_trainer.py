@@ -357,6 +357,9 @@ def test_generator_ema_is_checkpointed_resumed_and_exported(clips, tmp_path):
     plain.fit()
     with pytest.raises(hificodec.errors.CheckpointError, match="no generator EMA"):
         export_run(tmp_path / "plain", tmp_path / "d", ema=True)
+    # switched on at a resume, the average starts from the checkpoint's weights
+    enabled = _trainer("tiny-hificodec", clips, tmp_path / "plain", "train.ema_decay=0.9", resume=True)
+    assert hificodec.weights_hash(enabled.ema_model) == hificodec.weights_hash(enabled.model)
 
 
 def test_fp16_autocast_with_a_gradient_scaler(clips, tmp_path):

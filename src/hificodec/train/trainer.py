@@ -261,11 +261,12 @@ class Trainer:
         self.state = TrainerState(**{k: v for k, v in saved.items() if k in known})
         if self.scaler is not None and saved.get("grad_scaler"):
             self.scaler.load_state_dict(saved["grad_scaler"])
+        if self.ema_model is not None and not saved["ema_loaded"]:  # on every rank: they must agree
+            self.ema_model.load_state_dict(self.model.state_dict())
         if not self.ctx.is_main:
             return
         log.info("resumed from %s (step %d)", latest, self.state.step)
         if self.ema_model is not None and not saved["ema_loaded"]:
-            self.ema_model.load_state_dict(self.model.state_dict())
             log.warning("%s has no generator EMA (train.ema_decay was off): the EMA starts from its weights", latest)
         if not saved["optimizer_loaded"]:
             log.warning("%s holds no optimizer state (train.keep_optimizer_last): the optimizers' moments "
@@ -829,7 +830,7 @@ def _autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "none" or (amp == "bf16" and device.type != "cuda"):
         return None  # bf16 autocast did not speed up CPU training (docs/training.md)
     if amp == "bf16":
-        if not torch.cuda.is_bf16_supported():
+        if not _native_bf16():
             log.warning("train.amp=bf16 on %s, which has no native bfloat16: set train.amp=fp16 (with a "
                         "gradient scaler) for speed", torch.cuda.get_device_name(device))
         return torch.bfloat16
@@ -843,6 +844,14 @@ def _autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
         raise ConfigError(f"train.amp=fp16: this torch ({torch.__version__}) has no float16 autocast on "
                           f"{device.type}; use train.amp=none (float32) there")
     return torch.float16
+
+
+def _native_bf16() -> bool:
+    """Whether the GPU computes in bfloat16 natively (torch's default answer also counts emulation)."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # a torch without the argument answers for native support
+        return torch.cuda.is_bf16_supported()
 
 
 def _ema_pairs(
