@@ -30,15 +30,18 @@ def test_train_resume_and_export_through_the_cli(tmp_path, capsys, caplog):
     # the run directory is not silently overwritten ...
     assert main(args) == 1
     assert "--resume" in capsys.readouterr().err
-    # ... but continues with --resume (overrides may follow options)
+    # ... but continues with --resume (overrides may follow options; here a generator EMA from now on)
     assert main(["train", str(TINY_RECIPES / "tiny-hificodec.yaml"), "--data", str(data), "--out", str(run),
-                 "--resume", "train.max_steps=3"]) == 0
+                 "--resume", "train.max_steps=3", "train.ema_decay=0.5"]) == 0
     assert "trained to step 3" in capsys.readouterr().out
     assert main(["export", str(run), str(out)]) == 0
     # the checkpoint taken is named: there is no best one without validation
     assert f"exported {run} checkpoint step-00000003 (no best checkpoint: no validation ran) to {out}" in (
         capsys.readouterr().out)
     assert hificodec.load(out).sample_rate == 16000
+    # the export is the EMA; --live-weights exports the trained weights
+    assert main(["export", str(run), str(tmp_path / "live"), "--live-weights"]) == 0
+    assert hificodec.weights_hash(hificodec.load(out)) != hificodec.weights_hash(hificodec.load(tmp_path / "live"))
 
 
 def test_bad_recipe_and_data_give_clear_errors(tmp_path, capsys):
