@@ -109,10 +109,21 @@ def test_report_rejects_what_is_not_an_eval_folder(eval_dir, tmp_path, capsys):
     (tmp_path / "bad" / "summary.json").write_text("{")
     assert main(["report", str(tmp_path / "bad")]) == 1
     assert "cannot read" in capsys.readouterr().err
-    assert main(["report", str(eval_dir), str(eval_dir)]) == 1
+    assert main(["report", str(eval_dir), str(tmp_path / "bad")]) == 1
     assert "give --out" in capsys.readouterr().err
-    assert main(["report", str(eval_dir), str(eval_dir), "--out", str(eval_dir)]) == 1
+    shutil.copytree(eval_dir, tmp_path / "other")
+    assert main(["report", str(eval_dir), str(tmp_path / "other"), "--out", str(eval_dir)]) == 1
     assert "new folder" in capsys.readouterr().err
+
+
+def test_report_refuses_a_folder_given_twice(eval_dir, tmp_path, capsys):
+    """`report r1 r1` used to merge the folder with itself: every system twice, the copy renamed."""
+    (tmp_path / "link").symlink_to(eval_dir)
+    for argv in ([str(eval_dir), str(eval_dir)], [str(eval_dir), str(tmp_path / "link"), "--out", str(tmp_path / "o")]):
+        assert main(["report", *argv]) == 1
+        err = capsys.readouterr().err
+        assert "is given twice" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
 
 
 def test_no_html_and_no_listening(tmp_path, speech):

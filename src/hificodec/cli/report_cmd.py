@@ -32,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..eval.html import INDEX, write_page
+    from ..eval.html import INDEX, check_distinct, write_page
 
+    check_distinct(args.results)  # before asking for --out: `report A A` is one folder, not a comparison
     out = args.out
     if out is None:
         if len(args.results) > 1:

@@ -199,6 +199,7 @@ def write_page(result_dirs: list[str | os.PathLike], out_dir: str | os.PathLike,
     """`hificodec report`: read eval folders and build their page into `out_dir`."""
     from .folder import read_eval_folder
 
+    check_distinct(result_dirs)
     labels: dict[str, int] = {}
     folders = []
     for d in result_dirs:
@@ -206,3 +207,15 @@ def write_page(result_dirs: list[str | os.PathLike], out_dir: str | os.PathLike,
         labels[name] = labels.get(name, 0) + 1
         folders.append(read_eval_folder(d, name if labels[name] == 1 else f"{name}#{labels[name]}"))
     return build_page(folders, out_dir, plots=plots)
+
+
+def check_distinct(result_dirs: list[str | os.PathLike]) -> None:
+    """Refuse a folder given twice (under any name): merging it with itself would show every system
+    twice, the second time renamed as if it were another run."""
+    seen: dict[Path, str] = {}
+    for d in result_dirs:
+        key = Path(d).resolve()
+        if key in seen:
+            same = "" if os.fspath(d) == seen[key] else f" (as {seen[key]})"
+            raise HificodecError(f"{os.fspath(d)}: this eval folder is given twice{same}; give each folder once")
+        seen[key] = os.fspath(d)
