@@ -134,13 +134,19 @@ def _context(c: Comparison, listening: list[dict], plot: str | None) -> dict[str
                     row["best"].add(key)
     by_pair = {(r["file"], r["system"]): r for r in c.rows}
     files = []
+    slots = _slots(c.systems, listening)
     for i, item in enumerate(listening):
+        have = {clip["system"]: clip for clip in item["clips"]}
         clips = []
-        for clip in item["clips"]:
-            scored = by_pair.get((item["file"], clip["system"])) or {}  # none for the reference
-            scores = [(label, scored.get(k), d) for k, label, d in CLIP_SCORES] if scored else []
-            clips.append({**clip, "is_reference": clip["system"] == REFERENCE, "scores": scores,
-                          "error": scored.get("error") or ""})  # fmt: skip
+        for k, name in enumerate(slots):
+            scored = by_pair.get((item["file"], name)) or {}  # none for the reference
+            scores = [(label, scored.get(key), d) for key, label, d in CLIP_SCORES] if scored else []
+            error = scored.get("error") or ""
+            # a system without a clip of this file keeps its row (and its key), marked as missing
+            clip = have.get(name) or {"system": name, "audio": None, "spectrogram": None, "folder": None,
+                                      "missing": True, "error": error or "no clip of this file"}  # fmt: skip
+            clips.append({"missing": False, "error": error, **clip, "key": k, "is_reference": name == REFERENCE,
+                          "scores": scores})  # fmt: skip
         files.append({"index": i, "file": item["file"], "name": Path(item["file"]).name,
                       "duration_s": item["duration_s"], "clips": clips})  # fmt: skip
     first = c.folders[0].summary
@@ -153,13 +159,21 @@ def _context(c: Comparison, listening: list[dict], plot: str | None) -> dict[str
         "table": table,
         "plot": plot,
         "files": files,
-        "n_clips": sum(len(f["clips"]) for f in files),
+        "n_clips": sum(not clip["missing"] for f in files for clip in f["clips"]),
         "codecs": c.codecs,
         "notes": c.notes,
         "errors": [r for r in c.rows if r.get("error")],
         "metrics": first.get("metrics", {}),
         "alignment": first.get("alignment"),
     }
+
+
+def _slots(systems: list[dict], listening: list[dict]) -> list[str]:
+    """The clip rows every file shows, in one order: the reference, then the systems in the summary
+    table's order that have a clip of any file. Key k plays the same system in every file (the order
+    clips were written in follows when each system's scoring finished, which differs from file to file)."""
+    with_clips = {clip["system"] for item in listening for clip in item["clips"]}
+    return [REFERENCE] * (REFERENCE in with_clips) + [s["system"] for s in systems if s["system"] in with_clips]
 
 
 def _system_value(s: dict, key: str) -> float | None:
