@@ -80,7 +80,7 @@ def test_report_merges_folders_and_keeps_shared_baselines_once(eval_dir, tmp_pat
     assert "report page:" in capsys.readouterr().err
     html = (out / "index.html").read_text()
     assert html.count("<audio") == 12  # reference, model, opus-8k once, release-2 per file
-    assert "opus-8k is in eval and v2" in html
+    assert "opus-8k has the same results in eval and v2: shown once" in html
     links = re.findall(r'src="([^"]+)"', html)
     assert any(link.startswith("merged/v2/listen/") for link in links)
     assert all((out / link).is_file() for link in links)

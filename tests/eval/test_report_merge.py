@@ -107,3 +107,33 @@ def test_keys_in_a_real_browser_skip_a_missing_clip(tmp_path):
         assert page.eval(ACTIVE)[2] == "reference"
         page.key("n")  # the next system this file has a clip of
         assert page.eval(ACTIVE)[2] == "opus-8k"
+
+
+def summary_rows(html: str) -> list[tuple[str, str]]:
+    """(system, folder) of each row of the summary table."""
+    table = html[html.index('id="summary-table"') : html.index("</table>")]
+    return re.findall(r'<tr class="\w+">\s*<td data-v="([^"]+)">[^<]*</td>\s*<td data-v="([^"]+)">', table)
+
+
+def test_a_baseline_run_found_in_several_folders(tmp_path):
+    """`report A B` took a shared baseline from A alone and said nothing of B's run, even when B's
+    differed (other files, another ffmpeg)."""
+    opus = ("baseline", dict.fromkeys(FILES, 3.0))
+    clips = dict.fromkeys(FILES, ["reference", "opus-8k"])
+    a = eval_folder(tmp_path / "a", {"m1": ("model", dict.fromkeys(FILES, 2.0)), "opus-8k": opus}, clips)
+    b = eval_folder(tmp_path / "b", {"m2": ("model", dict.fromkeys(FILES, 2.5)), "opus-8k": opus}, clips)
+    other = ("baseline", {**dict.fromkeys(FILES, 3.0), "c.wav": 1.0})
+    c = eval_folder(tmp_path / "c", {"m3": ("model", dict.fromkeys(FILES, 2.2)), "opus-8k": other}, clips)
+
+    assert main(["report", str(a), str(b), "--out", str(tmp_path / "ab"), "--no-plots"]) == 0
+    html = (tmp_path / "ab" / "index.html").read_text()
+    assert summary_rows(html) == [("m1", "a"), ("opus-8k", "a, b"), ("m2", "b")]
+    assert "opus-8k has the same results in a and b: shown once" in html
+    assert all(k == {"reference": "0", "opus-8k": "1"} for k in keys_by_file(html).values())
+
+    assert main(["report", str(a), str(b), str(c), "--out", str(tmp_path / "abc"), "--no-plots"]) == 0
+    html = (tmp_path / "abc" / "index.html").read_text()
+    assert summary_rows(html) == [("m1", "a"), ("opus-8k (a, b)", "a, b"), ("m2", "b"), ("m3", "c"),
+                                  ("opus-8k (c)", "c")]  # fmt: skip
+    assert "opus-8k has other results in a, b than in c" in html
+    assert html.count('src="merged/c/listen/') == 3 and 'src="merged/b/listen/' not in html
