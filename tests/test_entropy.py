@@ -13,6 +13,7 @@ from hificodec.bitstream import (
     FormatError,
     HfcHeader,
     HfcReader,
+    TruncatedError,
     read_codes,
     write_codes,
 )
@@ -156,6 +157,51 @@ def test_mutated_or_truncated_version_3_files_fail_cleanly(tables):
             assert decoded.shape == codes.shape and decoded.min() >= 0 and decoded.max() < SIZE
             outcomes["decoded"] += 1
     assert outcomes["error"] >= 290, outcomes
+
+
+def _groups(data: bytes, h: HfcHeader) -> list[int]:
+    """Offsets of the length fields of a version-3 file's groups."""
+    pos, out = len(h.to_bytes()), []
+    for _ in range(h.num_groups):
+        out.append(pos)
+        pos += 4 + int.from_bytes(data[pos : pos + 4], "little") + 4
+    assert pos == len(data)
+    return out
+
+
+@pytest.mark.parametrize("group", [0, 2])
+def test_a_corrupt_length_field_is_not_called_a_cut(tables, group):
+    """A group's length field rewritten to run past the end of a complete file was reported as
+    "truncated .hfc file"; the chained checksum covers the field, so the reader can tell."""
+    codes = np.stack(markov_codes(3, utterances=1, frames=140))
+    h = header(140, tables=tables)
+    data = write_codes(codes, h, tables)
+    at = _groups(data, h)[group]
+    bad = bytearray(data)
+    bad[at : at + 4] = (len(data) - at).to_bytes(4, "little")  # more than is left, yet plausible for 50 frames
+    with pytest.raises(FormatError, match=f"the length field of frame group {group + 1} of 3 states .* the field is "
+                                          "corrupt, the file is not cut short") as e:  # fmt: skip
+        read_codes(bytes(bad), tables)
+    assert "truncated" not in str(e.value)
+    bad[at : at + 4] = b"\xff\xff\xff\x7f"  # more than any group of 50 frames takes
+    most = r"more than (50|40) frames can take \(at most (816|656)\)"
+    with pytest.raises(FormatError, match=r"states 2147483647 bytes, " + most):
+        read_codes(bytes(bad), tables)
+    # a file really cut inside a group: said to be cut short (or its field corrupt: the reader cannot tell)
+    with pytest.raises(TruncatedError, match=f"truncated .hfc file: frame group {group + 1} of 3 states"):
+        read_codes(data[: at + 20], tables)
+
+
+def test_a_corrupt_header_length_is_not_called_a_cut(tables):
+    h = header(140, tables=tables)
+    data = write_codes(np.stack(markov_codes(3, utterances=1, frames=140)), h, tables)[:200]  # header + a bit
+    bad = bytearray(data)
+    bad[6:8] = (300).to_bytes(2, "little")
+    with pytest.raises(FormatError, match="length field of the header states 300 bytes.* the field is corrupt"):
+        read_codes(bytes(bad))
+    bad[6:8] = b"\xff\xff"
+    with pytest.raises(FormatError, match="header's length field states 65535 bytes, more than a header holds"):
+        read_codes(bytes(bad))
 
 
 def test_a_group_claiming_millions_of_frames_is_refused(tables):

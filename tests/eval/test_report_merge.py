@@ -54,7 +54,8 @@ def eval_folder(path: Path, scores: dict[str, tuple[str, dict[str, float]]], cli
 def keys_by_file(html: str) -> dict[str, dict[str, str]]:
     """file -> {system: the key of its row} as the page's listening section gives them."""
     out = {}
-    for file, body in re.findall(r'<article class="item" id="file-\d+" data-file="([^"]+)">(.*?)</article>', html, re.S):
+    articles = re.findall(r'<article class="item" id="file-\d+" data-file="([^"]+)">(.*?)</article>', html, re.S)
+    for file, body in articles:
         rows = re.findall(r'data-system="([^"]+)">\s*<td class="ab"><button type="button" class="switch" '
                           r'data-k="(\d+)"', body)  # fmt: skip
         out[file] = dict(rows)
