@@ -349,6 +349,8 @@ class _GroupWriter:
     entropy: GroupCoder | None
     _pending: list[np.ndarray]
     _pending_frames: int
+    #: bytes of coded codes written so far (no header, group lengths or checksums), as `HfcReader` counts
+    payload_bytes: int = 0
 
     def _take_group(self, frames: int) -> bytes:
         """The payload of the next `frames` pending frames (entropy-coded with its length, or packed)."""
@@ -358,8 +360,11 @@ class _GroupWriter:
         self._pending_frames -= frames
         if self.entropy is not None:
             coded = self.entropy.encode(group)
+            self.payload_bytes += len(coded)
             return _U32.pack(len(coded)) + coded
-        return pack_codes(group, self.header.bits_per_code)
+        packed = pack_codes(group, self.header.bits_per_code)
+        self.payload_bytes += len(packed)
+        return packed
 
 
 class HfcWriter(_GroupWriter):
@@ -376,6 +381,7 @@ class HfcWriter(_GroupWriter):
         self._pending: list[np.ndarray] = []
         self._pending_frames = 0
         self.frames_written = 0
+        self.bytes_written = len(head)
 
     def write(self, codes: np.ndarray) -> None:
         h = self.header
@@ -393,6 +399,7 @@ class HfcWriter(_GroupWriter):
         self.f.write(data)
         self.f.write(_U32.pack(self._crc))
         self.frames_written += frames
+        self.bytes_written += len(data) + 4
 
     def close(self) -> None:
         if self._pending_frames:
@@ -641,12 +648,15 @@ def read_header(path: str | os.PathLike) -> HfcHeader:
 
 
 @contextmanager
-def naming_file(path: str | os.PathLike) -> Iterator[None]:
-    """Prefix the messages of FormatErrors raised inside with the file's name (several files may be
-    read in one command, and the reader itself only sees a stream)."""
+def naming_file(
+    path: str | os.PathLike, kinds: tuple[type[HificodecError], ...] = (FormatError,)
+) -> Iterator[None]:
+    """Prefix the messages of errors of `kinds` (FormatErrors: what is wrong with a file) raised inside
+    with the file's name (several files may be read in one command, and the reader itself only sees a
+    stream)."""
     try:
         yield
-    except FormatError as e:
+    except kinds as e:
         raise type(e)(f"{os.fspath(path)}: {e}") from None
 
 

@@ -19,6 +19,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
@@ -26,15 +27,15 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from ..bitstream import MID_SIDE, FormatError, HfcReader, HfcStreamWriter
+from ..bitstream import MID_SIDE, FormatError, HfcReader, HfcStreamWriter, naming_file
 from ..compress import (
+    NAMED_ERRORS,
     Resampler,
     check_not_input,
     check_output_path,
-    entropy_tables,
     from_coded_channels,
-    make_header,
-    model_for,
+    reading,
+    resolve,
 )
 from ..errors import AudioError, HificodecError, HificodecWarning
 from ..models.base import CodecModel
@@ -243,8 +244,9 @@ def _stream_header(model: CodecModel, rate: int, args: argparse.Namespace):
     choice = _entropy_choice(args)
     if args.group_frames < ENTROPY_MIN_GROUP and not args.entropy:
         choice = None
-    tables = entropy_tables(model, choice)
-    header = make_header(model, channels=1, source_rate=rate, source_samples=rate, entropy=tables)
+    identity = resolve(model, choice)
+    tables = identity.encoding_tables()
+    header = identity.header(channels=1, source_rate=rate, source_samples=rate)  # lengths: in the end record
     return replace(header, group_frames=args.group_frames), tables
 
 
@@ -300,10 +302,9 @@ def run_decode(args: argparse.Namespace) -> int:
     source = _open_in(args.input)
     reader = HfcReader(source)
     h = reader.header
-    model = model_for(h, load_model(args.model) if args.model else None)
-    if h.payload_coding != 0:
-        choice = _entropy_choice(args)
-        reader.use_entropy(entropy_tables(model, choice))
+    with naming_file(args.input, NAMED_ERRORS) if args.input != "-" else nullcontext():
+        model, tables = reading(h, load_model(args.model) if args.model else None, _entropy_choice(args))
+    reader.use_entropy(tables)
     out = _open_out(args.output, args.force, args.input)
     wav = WavWriter(out, model.sample_rate, h.channels, raw=args.raw)
     decoder = model.streaming_decoder()
