@@ -247,6 +247,8 @@ class HfcHeader:
     def read_from(cls, f: BinaryIO) -> tuple[HfcHeader, int]:
         """Parse and check the header at the current position; return (header, header_crc)."""
         prefix = f.read(_PREFIX.size)
+        if not prefix:  # said apart from a cut header: nothing at all was written (an empty pipe, say)
+            raise TruncatedError("truncated .hfc file: it is empty (no header)")
         if len(prefix) >= 4 and prefix[:4] != MAGIC:
             raise BadMagicError("not a .hfc file (wrong magic bytes)")
         if len(prefix) < _PREFIX.size:

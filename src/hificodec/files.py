@@ -8,7 +8,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,11 +18,16 @@ PARTIAL_SUFFIX = ".part"  # `.NAME.XXXX.part`: an `atomic_output` temp file
 
 
 class atomic_output:
-    """Context manager yielding a temp path next to `path`; renamed onto `path` only on success."""
+    """Context manager yielding a temp path next to `path`; renamed onto `path` only on success.
 
-    def __init__(self, path: str | os.PathLike):
+    `keep`: asked when the block fails; True renames what was written all the same. For outputs that
+    are valid whenever they are cut (a stream written group by group: `stream encode`/`decode` keep
+    what they coded of an input that was cut short), and only once they hold something."""
+
+    def __init__(self, path: str | os.PathLike, keep: Callable[[], bool] | None = None):
         self.path = Path(path)
         self.tmp: str | None = None
+        self.keep = keep
 
     def __enter__(self) -> str:
         parent = self.path.parent if str(self.path.parent) else Path(".")
@@ -47,7 +52,7 @@ class atomic_output:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self.tmp is not None
-        if exc_type is None:
+        if exc_type is None or (self.keep is not None and self.keep()):
             # mkstemp creates 0600 files; give the result the usual permissions (0666 minus umask).
             os.chmod(self.tmp, 0o666 & ~_umask())
             os.replace(self.tmp, self.path)
