@@ -276,3 +276,22 @@ def test_a_stream_of_a_header_alone_writes_nothing(setup, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "ended before its end record" in err and "nothing decoded, no output written" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["head.hfc"]
+
+
+@pytest.mark.parametrize("given, refused", [
+    (["--rate", "8000"], "not --rate 8000"),
+    (["--channels", "2"], "not --channels 2"),
+    (["--rate", "8000", "--channels", "2"], "not --rate 8000 and --channels 2"),
+    (["--rate", "16000", "--channels", "1"], None),  # what the WAV states: nothing to refuse
+])  # fmt: skip
+def test_rate_and_channels_are_for_raw_pcm_not_wav(setup, tmp_path, capsys, given, refused):
+    """--rate and --channels were silently ignored for a WAV input (its header wins)."""
+    out = tmp_path / "out.hfc"
+    code = main(["stream", "encode", str(setup / "clip.wav"), "-o", str(out), "--model", str(setup / "tiny"), "-q",
+                 *given])  # fmt: skip
+    err = capsys.readouterr().err
+    if refused is None:
+        assert code == 0 and out.is_file()
+        return
+    assert code == 2 and refused in err and "describe raw PCM input" in err and len(err.strip().splitlines()) == 1
+    assert "16000 Hz with 1 channel(s)" in err and not out.exists()

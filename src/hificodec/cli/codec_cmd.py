@@ -91,7 +91,8 @@ def with_backend(model: CodecModel, args: argparse.Namespace) -> CodecModel:
     def note(folder: Path) -> None:
         print(f"exporting {model.release or model.name} to ONNX graphs in {folder} (once per model)", file=sys.stderr)
 
-    return onnx_backend.load(model, args.onnx_dir, on_export=note)
+    # --threads: onnxruntime's threads as well as torch's (the session would otherwise take torch's count)
+    return onnx_backend.load(model, args.onnx_dir, threads=getattr(args, "threads", None), on_export=note)
 
 
 def output_paths(inputs: list[str], output: str | None, out_dir: str | None, suffix: str) -> list[Path]:

@@ -86,11 +86,14 @@ MIN_RATE, MAX_RATE = MIN_SAMPLE_RATE, MAX_SAMPLE_RATE
 
 
 class PcmSource:
-    """Float32 mono blocks from raw s16le PCM or a WAV stream (PCM 16/24/32-bit or float32)."""
+    """Float32 mono blocks from raw s16le PCM or a WAV stream (PCM 16/24/32-bit or float32).
 
-    def __init__(self, f: BinaryIO, rate: int, channels: int) -> None:
+    `rate` and `channels` describe raw PCM (default: `default_rate`, one channel). A WAV states its own;
+    given ones that differ are refused rather than ignored (the user expected them to apply)."""
+
+    def __init__(self, f: BinaryIO, rate: int | None, channels: int | None, default_rate: int) -> None:
         self.f = f
-        self.rate, self.channels = rate, channels
+        self.rate, self.channels = rate or default_rate, channels or 1
         self.width, self.kind = 2, "pcm"
         self.remaining: int | None = None  # data bytes left when the WAV states its length
         self.stated = 0
@@ -98,6 +101,12 @@ class PcmSource:
         head = _read_exactly(f, 4)
         if head == b"RIFF":
             self._wav_header()
+            given = [f"--{name} {value}" for name, value, stated in (("rate", rate, self.rate),
+                     ("channels", channels, self.channels)) if value is not None and value != stated]  # fmt: skip
+            if given:
+                raise UsageError(f"the input is a WAV stream of {self.rate} Hz with {self.channels} channel(s), "
+                                 f"not {' and '.join(given)}: --rate and --channels describe raw PCM input; "
+                                 "drop them for a WAV")  # fmt: skip
         elif head == b"RIFX":
             raise AudioError("the input is a big-endian WAV (RIFX), which is not supported: convert it to a "
                              "little-endian WAV first, e.g. `ffmpeg -i IN -f wav -`")  # fmt: skip
@@ -380,7 +389,7 @@ def run_encode(args: argparse.Namespace) -> int:
     if args.output != "-":  # before any work, as `encode` does
         check_output_path(args.output, [args.input], args.force)
     model = load_model(args.model, args.bandwidth, args.n_q, "cpu")
-    source = PcmSource(_open_in(args.input), args.rate or model.sample_rate, args.channels)
+    source = PcmSource(_open_in(args.input), args.rate, args.channels, default_rate=model.sample_rate)
     header, tables = _stream_header(model, source.rate, args)
     blocks = source.blocks()
     first = next(blocks, None)  # the output is opened when audio arrives: an empty input writes nothing
@@ -547,8 +556,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "frames complete.")  # fmt: skip
     e.add_argument("input", nargs="?", default="-", metavar="IN", help="audio input (default -: stdin)")
     e.add_argument("-o", "--output", default="-", help=".hfc output (default -: stdout)")
-    e.add_argument("--rate", type=sample_rate, help="raw PCM input's sample rate (default: the model's)")
-    e.add_argument("--channels", type=positive_int, default=1, help="raw PCM input's channels (default 1)")
+    e.add_argument("--rate", type=sample_rate, help="raw PCM input's sample rate (default: the model's; a WAV "
+                   "input states its own, and another value is refused)")  # fmt: skip
+    e.add_argument("--channels", type=positive_int, help="raw PCM input's channels (default 1; a WAV input states "
+                   "its own, and another value is refused)")  # fmt: skip
     e.add_argument("--group-frames", type=group_frames, default=DEFAULT_STREAM_GROUP, metavar="N",
                    help=f"frames per .hfc group (default {DEFAULT_STREAM_GROUP}): a group is written when "
                    "complete, so N frames of delay against 6-10 bytes per group")  # fmt: skip
