@@ -26,7 +26,7 @@ from ..compress import (
 )
 from ..errors import CheckpointError, HificodecError, UsageError
 from ..models.base import CodecModel
-from .numbers import positive_int, positive_kbps, sample_rate
+from .numbers import add_threads_arg, positive_int, positive_kbps, sample_rate
 
 
 def load_model(
@@ -66,7 +66,9 @@ def load_model(
     return model
 
 
-def add_backend_args(p: argparse.ArgumentParser) -> None:
+def add_backend_args(p: argparse.ArgumentParser, **threads: str) -> None:
+    """--threads (`threads`: its help's `what` and `default`), --backend and --onnx-dir."""
+    add_threads_arg(p, **threads)
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="run the model with PyTorch (default) or with onnxruntime on the CPU (graphs exported on "
                    "first use into $HIFICODEC_CACHE or ~/.cache/hificodec, or read from --onnx-dir)")  # fmt: skip
@@ -373,6 +375,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder for the graphs (created)")
     p.add_argument("--force", action="store_true", help="replace an earlier export in OUT_DIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    add_threads_arg(p, "the export's (and its comparison with PyTorch's)")
     p.set_defaults(func=run_export_onnx)
 
     p = subparsers.add_parser(

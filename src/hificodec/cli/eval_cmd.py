@@ -7,7 +7,7 @@ import os
 import sys
 
 from ..errors import HificodecError
-from .numbers import non_negative_float, non_negative_int, positive_int, positive_kbps
+from .numbers import add_threads_arg, non_negative_float, non_negative_int, positive_int, positive_kbps
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -85,6 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-html", action="store_true", help="skip index.html (`hificodec report DIR` can build it later)")
     p.add_argument("--no-plots", action="store_true", help="skip the matplotlib figures (and the clips' spectrograms)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_arg(p, "the models' (run in this process; the metric workers use one thread each)")
     p.set_defaults(func=run)
 
 

@@ -8,6 +8,7 @@ from .. import DEFAULT_MODEL
 from ..checkpoint import build, list_models, load
 from ..config import list_presets
 from ..releases import Release, read_index, split_id
+from .numbers import add_threads_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--model", default=None, help=f"shipped model name or checkpoint dir (default: {DEFAULT_MODEL})")
     d.add_argument("--input", default=None, help="audio file to use instead of the bundled clip")
     d.add_argument("-o", "--output", default="hificodec-demo.wav", help="where to write the reconstruction")
+    add_threads_arg(d)
     d.set_defaults(func=run_demo_cmd)
 
 

@@ -46,7 +46,7 @@ from ..errors import AudioError, HificodecError, HificodecWarning, UsageError
 from ..files import atomic_output
 from ..models.base import CodecModel
 from .codec_cmd import _add_entropy_args, _add_model_args, _entropy_choice, load_model
-from .numbers import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, group_frames, positive_int, sample_rate
+from .numbers import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, add_threads_arg, group_frames, positive_int, sample_rate
 
 #: bytes read from the input per step (smaller reads give codes sooner; a read returns what has arrived)
 READ_BYTES = 4096
@@ -568,6 +568,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "TABLES is given: the coder's flush per group costs more than it saves")
     e.add_argument("--force", action="store_true", help="overwrite an existing output file")
     e.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    add_threads_arg(e)
     e.set_defaults(func=run_encode)
 
     d = sub.add_parser("decode", help=".hfc stream -> audio (WAV or raw s16le)",
@@ -580,6 +581,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_entropy_args(d, encoding=False)
     d.add_argument("--force", action="store_true", help="overwrite an existing output file")
     d.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    add_threads_arg(d)
     d.set_defaults(func=run_decode)
 
     m = sub.add_parser("demo", help="stream the bundled clip in real time, printing compute time and bitrate",
@@ -589,7 +591,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("-o", "--output", help="write the decoded audio here")
     m.add_argument("--fast", action="store_true", help="do not wait for the clock")
     m.add_argument("--every", type=positive_int, default=10, metavar="N", help="print every N frames (default 10)")
-    m.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    m.add_argument("--threads", type=positive_int, default=1, metavar="N",
+                   help="torch threads (default 1: the demo times one core)")  # fmt: skip
     m.add_argument("--group-frames", type=group_frames, default=DEFAULT_STREAM_GROUP, metavar="N",
                    help="frames per .hfc group")  # fmt: skip
     _add_model_args(m)
