@@ -166,14 +166,14 @@ def test_page_in_a_real_browser(eval_dir):
             name = a["src"].split("/")[1].split("_", 1)[1] + ".wav"
             assert abs(a["duration"] - DURATIONS[name]) < 0.1, a
 
-        # sorting: PESQ-WB (3rd column) first sorts best first, a second click reverses
+        # sorting: PESQ-WB (4th column, after kbps and coded kbps) first sorts best first, a second click reverses
         assert page.eval(FIRST_COLUMN) == [MODEL, "opus-8k"]
-        page.click("#summary-table th:nth-child(3)")
+        page.click("#summary-table th:nth-child(4)")
         assert page.eval(FIRST_COLUMN) == ["opus-8k", MODEL]
-        assert page.eval("document.querySelector('#summary-table th:nth-child(3)').getAttribute('aria-sort')") == (
+        assert page.eval("document.querySelector('#summary-table th:nth-child(4)').getAttribute('aria-sort')") == (
             "descending"
         )
-        page.click("#summary-table th:nth-child(3)")
+        page.click("#summary-table th:nth-child(4)")
         assert page.eval(FIRST_COLUMN) == [MODEL, "opus-8k"]
         page.click("#summary-table th:nth-child(1)")
         assert page.eval(FIRST_COLUMN) == ["opus-8k", MODEL]

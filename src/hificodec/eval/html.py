@@ -25,7 +25,9 @@ RATE_QUALITY = "rate_quality.png"
 
 #: summary table columns: (key, label, digits, better: "higher" | "lower" | None, tooltip)
 COLUMNS: list[tuple[str, str, int, str | None, str]] = [
-    ("kbps", "kbps", 2, "lower", "measured bitrate (the cost: lowest is marked)"),
+    ("kbps", "kbps", 2, "lower", "measured bitrate (the cost: lowest is marked); neural codecs: the raw code rate"),
+    ("coded_kbps", "coded kbps", 2, "lower", "neural codecs: the codes entropy-coded with the model's tables, what "
+     "its .hfc files cost (– without tables)"),
     ("pesq_wb", "PESQ-WB", 2, "higher", "PESQ wide-band MOS-LQO"),
     ("pesq_nb", "PESQ-NB", 2, "higher", "PESQ narrow-band MOS-LQO"),
     ("stoi", "STOI", 3, "higher", "short-time objective intelligibility"),

@@ -58,14 +58,15 @@ def summary_markdown(summary: dict) -> str:
         + (f", split {summary['split']}" if summary.get("split") else "")
         + f"; hificodec {summary['hificodec_version']}; {summary['created']}",
         "",
-        "| system | kbps | PESQ-WB | PESQ-NB | STOI | ESTOI | mel dist. | FFE | SI-SDR (dB) | RTF | delay (ms) "
-        "| scored |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| system | kbps | coded kbps | PESQ-WB | PESQ-NB | STOI | ESTOI | mel dist. | FFE | SI-SDR (dB) | RTF "
+        "| delay (ms) | scored |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary["systems"]:
         m = {k: v["mean"] for k, v in s["metrics"].items()}
         lines.append(
-            f"| {s['system']} | {_fmt(s['kbps'])} | {_fmt(m['pesq_wb'])} | {_fmt(m['pesq_nb'])} "
+            f"| {s['system']} | {_fmt(s['kbps'])} | {_fmt(s.get('coded_kbps'))} | {_fmt(m['pesq_wb'])} "
+            f"| {_fmt(m['pesq_nb'])} "
             f"| {_fmt(m['stoi'], 3)} | {_fmt(m['estoi'], 3)} | {_fmt(m['mel_distance'], 3)} "
             f"| {_fmt(m['f0_frame_error'], 3)} "
             f"| {_fmt(m['si_sdr'], 1)} | {_fmt(s.get('rtf'), 1)} | {_fmt(s['delay_ms_median'], 1)} "
@@ -89,7 +90,8 @@ def summary_markdown(summary: dict) -> str:
     lines += [
         f"- alignment: {summary['alignment']}",
         "- kbps: measured (neural: code bits at the model's frame rate; classical: encoded file size, "
-        "container included); RTF = audio seconds per wall second (baselines: ffmpeg process time)",
+        "container included); coded kbps: a neural codec's codes entropy-coded with its tables, what its .hfc "
+        "files cost (– without tables); RTF = audio seconds per wall second (baselines: ffmpeg process time)",
     ]
     if summary["skipped"]:
         lines += ["", "Skipped:", ""] + [f"- {n}" for n in summary["skipped"]]

@@ -180,6 +180,7 @@ def _code_with_models(
                         s.sample_rate,
                         degraded_path=str(path),
                         bits=run.bits,
+                        coded_bits=run.coded_bits,
                         encode_s=run.encode_seconds,
                         decode_s=run.decode_seconds,
                         max_delay_ms=config.max_delay_ms,
