@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
-import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -41,7 +39,7 @@ from .checkpoint import load, resolve_model_dir
 from .chunked import ChunkedDecoder, ChunkedEncoder, decode_chunked, encode_chunked
 from .entropy import EntropyTables
 from .errors import AudioError, CheckpointError, HificodecError, HificodecWarning
-from .files import atomic_output
+from .files import atomic_output, check_output_folder, is_same_file
 from .identity import (
     AUTO,
     EntropyChoice,
@@ -56,8 +54,9 @@ from .identity import (
 from .models.base import CodecModel
 from .pcm import as_audio
 
-__all__ = [  # the identity names are part of this module's API too (callers import them from here)
-    "AUTO", "EntropyChoice", "ModelIdentity", "channel_coding_for", "identify", "resampled_length", "resolve",
+__all__ = [  # these names are part of this module's API too (callers import them from here)
+    "AUTO", "EntropyChoice", "ModelIdentity", "channel_coding_for", "check_output_folder", "identify",
+    "resampled_length", "resolve",
 ]  # fmt: skip
 
 #: frames read from an input file per step when streaming
@@ -282,20 +281,6 @@ class AudioProgress(tqdm):
         super().__exit__(exc_type, exc, tb)
 
 
-def _is_same_file(src: str | os.PathLike, out: Path) -> bool:
-    """Whether input `src` ("-": standard input, when it is a regular file) is the file `out`."""
-    try:
-        if str(src) == "-":
-            got = os.fstat(sys.stdin.fileno())
-            if not stat.S_ISREG(got.st_mode):
-                return False
-            there = os.stat(out)
-            return (got.st_dev, got.st_ino) == (there.st_dev, there.st_ino)
-        return Path(src).exists() and os.path.samefile(src, out)
-    except (OSError, ValueError, AttributeError):  # stdin closed or replaced in-process: not a file
-        return False
-
-
 def check_not_input(dst: str | os.PathLike, inputs: Sequence[str | os.PathLike]) -> None:
     """Refuse an output that is one of the inputs (the same file under any name, a link to it, or
     standard input redirected from it), whatever `--force` says: the input would be gone."""
@@ -303,7 +288,7 @@ def check_not_input(dst: str | os.PathLike, inputs: Sequence[str | os.PathLike])
     if not out.exists():
         return
     for src in inputs:
-        if _is_same_file(src, out):
+        if is_same_file(src, out):
             raise HificodecError(
                 f"{out}: would overwrite its input (refused even with --force: write the output elsewhere)"
             )

@@ -92,8 +92,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import DEFAULT_MODEL
     from ..eval import EvalConfig, evaluate, write_report
-    from ..eval.report import summary_markdown
+    from ..eval.report import check_report_folder, summary_markdown
 
+    check_report_folder(args.out, args.source)  # before the evaluation (minutes), not when writing
     models = list(args.model)
     if args.no_model and (models or args.preset):
         raise HificodecError("--no-model contradicts --model/--preset")

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from ..errors import HificodecError
-from ..files import atomic_output
+from ..files import atomic_output, check_output_folder
 from .runner import EvalReport
 from .scoring import ROW_FIELDS
 
@@ -104,6 +104,17 @@ def summary_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: what `write_report` writes into its folder (spectrogram_NN_*.png besides)
+REPORT_FILES = ["results.csv", "summary.json", "summary.md", "rate_quality.png", "listening.json", "listen",
+                "index.html"]  # fmt: skip
+
+
+def check_report_folder(out_dir: str | os.PathLike, source: str | os.PathLike) -> None:
+    """Refuse a report folder that would overwrite the evaluated data (the data folder itself, or a
+    manifest or file list named as a report file), before any work starts."""
+    check_output_folder(out_dir, [source], writes=REPORT_FILES)
+
+
 def write_report(
     report: EvalReport, out_dir: str | os.PathLike, plots: bool = True, html: bool = True, ffmpeg: str | None = None
 ) -> list[Path]:
@@ -112,6 +123,7 @@ def write_report(
     Besides the tables and figures: the listening clips of `report.listen_files` (listening.json,
     listen/; `ffmpeg` compresses them) and, with `html`, the page index.html built from the folder
     as `hificodec report` would build it."""
+    check_report_folder(out_dir, report.summary["source"])
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import yaml
 
 from ..checkpoint import build, save_weights, verify_digest, write_digest, write_model_files
 from ..errors import CheckpointError
-from ..files import atomic_directory
+from ..files import atomic_directory, check_output_folder
 from ..models import CodecModel
 from . import checkpoints as ckpt
 from .discriminators import build_discriminator
@@ -36,6 +36,8 @@ def pick_checkpoint(run_dir: Path, which: str = "best") -> Path:
 
 def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, which: str = "best") -> Path:
     run = Path(run_dir)
+    # the export replaces OUT_DIR whole: the run (or a folder holding it) would be gone
+    check_output_folder(out_dir, [run], replaced=True)
     source = pick_checkpoint(run, which)
     verify_digest(source, [source / ckpt.RECIPE_FILE])
     recipe_file = source / ckpt.RECIPE_FILE
