@@ -19,11 +19,12 @@ import torch
 
 from .audio import resample, save_audio
 from .bitstream import ModelMismatchError
-from .checkpoint import accepted_hashes, load, model_hash
+from .checkpoint import load, model_hash
 from .chunked import decode_chunked
 from .compress import OutputCheck, check_output_path, check_sample_rate, output_format
 from .data.tokens import find_token_info, load_codes, read_token_info
 from .errors import CheckpointError, HificodecError
+from .identity import identify
 from .models.base import CodecModel
 from .releases import describe_hash
 
@@ -53,7 +54,7 @@ def tokens_model(
         except CheckpointError as e:
             raise CheckpointError(f"{info_path} names model {reference}, which cannot be loaded ({e})") from None
     chosen = model if isinstance(model, CodecModel) else load(model, device=device)
-    if info.get("model_hash") not in accepted_hashes(chosen):
+    if info.get("model_hash") not in identify(chosen).accepted_hashes:
         loaded = chosen.release or f"'{chosen.name}' (model hash {model_hash(chosen)[:12]})"
         made_by = describe_hash(str(info.get("model_hash")), str(info.get("model_name") or info.get("model")))
         raise ModelMismatchError(

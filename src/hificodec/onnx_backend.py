@@ -441,6 +441,7 @@ class OnnxCodec(CodecModel):
         self.decode_alignment = codec.decode_alignment
         self.config, self.release, self.model_dir = codec.config, codec.release, codec.model_dir
         self._model_hash = own
+        self._model_dir = getattr(codec, "_model_dir", None)  # its own files (entropy tables) are there
         if getattr(codec, "_weights_hash", None) is not None:
             self._weights_hash = codec._weights_hash
         self._carries_phase = codec.decoder_uses_excitation

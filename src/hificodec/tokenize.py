@@ -47,7 +47,7 @@ from .compress import resampled_length
 from .data.manifest import ManifestEntry, read_entries, write_manifest
 from .data.tokens import INFO_FILE
 from .errors import HificodecError
-from .files import atomic_output, remove_partial_outputs
+from .files import atomic_output, check_output_folder, remove_partial_outputs
 from .models.base import CodecModel
 
 CODES_DIR = "codes"
@@ -252,11 +252,14 @@ def tokenize(
     if not (world >= 1 and 0 <= rank < world):
         raise HificodecError(f"invalid shard: rank {rank} of world size {world}")
     src = Path(source)
-    entries = sorted(read_entries(src, split=split), key=lambda e: e.path)
-    root = (src if src.is_dir() else src.parent).resolve()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise HificodecError(f"{out}: exists and is not a folder")
+    name = "manifest.jsonl" if world == 1 else f"manifest.rank{rank}-of-{world}.jsonl"
+    # codes/, tokens.json and the manifest go into OUT: never over the input (a folder, or a manifest there)
+    check_output_folder(out, [src], writes=[CODES_DIR, INFO_FILE, name])
+    entries = sorted(read_entries(src, split=split), key=lambda e: e.path)
+    root = (src if src.is_dir() else src.parent).resolve()
     info = _model_info(model)
     had_info = (out / INFO_FILE).is_file()
     info_current = out.is_dir() and _check_info(out, info)
@@ -309,7 +312,6 @@ def tokenize(
                 out.rmdir()
         raise
 
-    name = "manifest.jsonl" if world == 1 else f"manifest.rank{rank}-of-{world}.jsonl"
     write_manifest(out / name, [_manifest_entry(it, out, model) for it in sorted(done, key=lambda i: i.key)])
     stats.wall_seconds = time.perf_counter() - start
     return stats

@@ -51,18 +51,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=16, help="utterances per model call (default 16)")
     p.add_argument(
         "--workers", type=non_negative_int,
-        help="processes that load and encode, each with --threads threads (a GPU model: processes that load "
-        "audio for it); 0: everything in this process (default: one per CPU core)",
+        help="processes that load and encode, each with --threads threads (a GPU model, or --backend onnx: "
+        "processes that load audio for the one encoder in this process); 0: everything in this process "
+        "(default: one per CPU core)",
     )  # fmt: skip
-    p.add_argument(
-        "--threads", type=positive_int,
-        help="torch threads per encoding process (default: this machine's threads shared out, at least 1)",
-    )
     p.add_argument("--split", help="only entries of this split (manifests)")
     p.add_argument("--skip-errors", action="store_true", help="report unreadable files and go on")
     p.add_argument("--rank", type=non_negative_int, help="this shard (default: $RANK or 0)")
     p.add_argument("--world-size", type=positive_int, help="number of shards (default: $WORLD_SIZE or 1)")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    add_backend_args(p)
+    add_backend_args(p, what="each encoding process's", default="this machine's threads shared out among the "
+                     "--workers, at least 1 each; torch's default when this process encodes")  # fmt: skip
     p.set_defaults(func=run)

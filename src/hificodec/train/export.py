@@ -12,7 +12,7 @@ import yaml
 
 from ..checkpoint import build, has_weights, save_weights, verify_digest, write_digest, write_model_files
 from ..errors import CheckpointError
-from ..files import atomic_directory
+from ..files import atomic_directory, check_output_folder
 from ..models import CodecModel
 from . import checkpoints as ckpt
 from .discriminators import build_discriminator
@@ -40,6 +40,8 @@ def export_run(
     """Export checkpoint `which` of a run. The generator written is its EMA (`train.ema_decay`) where the
     checkpoint holds one, unless `ema=False`; `ema=True` requires it."""
     run = Path(run_dir)
+    # the export replaces OUT_DIR whole: the run (or a folder holding it) would be gone
+    check_output_folder(out_dir, [run], replaced=True)
     source = pick_checkpoint(run, which)
     has_ema = has_weights(source / ckpt.EMA_FILE)
     if ema and not has_ema:
