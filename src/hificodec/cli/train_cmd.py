@@ -81,8 +81,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from ..files import check_output_folder
     from ..train.export import export_run, pick_checkpoint
 
+    check_output_folder(args.out_dir, [Path(args.run_dir)], replaced=True)  # before anything is read
     # name the checkpoint taken: "best" falls back to the last one when the run had no validation
     source = pick_checkpoint(Path(args.run_dir), args.checkpoint)
     out = export_run(args.run_dir, args.out_dir, source.name, ema=False if args.live_weights else None)
