@@ -375,8 +375,8 @@ def finish(args: argparse.Namespace) -> int:
             scores={"valid": {"files": args.clips, **{k: round(v, 4) for k, v in after.items()}}},
         )  # fmt: skip
         print(f"installed as release {release.id} in {install} (better on PESQ-WB and STOI). Next: pin it "
-              "(`PYTHONPATH=src python tests/test_pretrained.py`) and score the test split into the release "
-              "index (docs/gpu.md)")
+              f"(`PYTHONPATH=src python tests/test_pretrained.py {model.name}`) and score the test split into "
+              "the release index (docs/gpu.md)")
     else:
         print("not installed: the leg's model does not beat the shipped one on PESQ-WB and STOI")
     audio_rate = train.get("audio_s_per_s")

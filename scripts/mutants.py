@@ -105,7 +105,7 @@ MUTATIONS: list[Mutation] = [
       ("tests/test_compress.py::test_stereo_is_coded_as_mid_and_side",)),
     # ---- training ----
     M("discriminator-gradients-not-cleared", "src/hificodec/train/trainer.py",
-      "            self.opt_d.zero_grad(set_to_none=True)\n", "",
+      "        self.opt_d.zero_grad(set_to_none=True)\n", "",
       ("tests/train/test_trainer.py::test_discriminator_gradients_are_cleared_before_each_update",)),
     M("warm-up-off-by-one-step", "src/hificodec/train/optim.py",
       "min(1.0, (step + 1) / schedule.warmup_steps)", "min(1.0, step / schedule.warmup_steps)",
@@ -115,7 +115,8 @@ MUTATIONS: list[Mutation] = [
       "        guarded_step(self.opt_g, finite)\n", "        self.opt_g.step()\n",
       ("tests/train/test_trainer.py::test_nonfinite_gradient_skips_the_update_on_the_device",)),
     M("nan-batch-not-checked", "src/hificodec/train/trainer.py",
-      'bad_input = real.device.type == "cpu" and not bool(torch.isfinite(real).all())', "bad_input = False",
+      'bad_input = any(b["audio"].device.type == "cpu" and not bool(torch.isfinite(b["audio"]).all()) for b in micro)',
+      "bad_input = False",
       ("tests/train/test_trainer.py::test_nan_batch_is_skipped_not_propagated",)),
     # ---- storage ----
     M("weights-digest-unchecked", "src/hificodec/checkpoint.py",

@@ -3,6 +3,8 @@ speakers against unseen ones.
 
     python scripts/rate_ladder.py MODEL [MODEL ...] --manifest corpus/16k/test.jsonl [--clips 300]
     python scripts/rate_ladder.py MODEL --manifest corpus/16k/train.jsonl --clips 300   # training speakers
+    python scripts/rate_ladder.py runs/snap-* --manifest corpus/16k/test.jsonl --clips 60 --codebooks 4 \
+        --no-unquantized    # one rate over a run's periodic exports: quality against training time
 
 For each model, the same clips (spread over the manifest, at least --min-seconds long) are coded at
 every bandwidth the model has, and once more with the decoder fed the encoder's continuous latent
@@ -69,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--manifest", required=True)
     p.add_argument("--clips", type=int, default=300)
     p.add_argument("--min-seconds", type=float, default=0.5)
+    p.add_argument("--codebooks", type=int, nargs="+", default=None,
+                   help="only these codebook counts (default: every count the model has)")
+    p.add_argument("--no-unquantized", action="store_true", help="skip the un-snapped row")
     p.add_argument("--label", default=None, help="the clip set's name in the table (default: the manifest's)")
     args = p.parse_args(argv)
     torch.manual_seed(0)
@@ -83,9 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models:
         model = hificodec.load(name)
         clips = [load_audio(e.path, sample_rate=model.sample_rate, mono=True)[0][0] for e in picked]
-        variants: list[tuple[str, float | None, int | None]] = [("unquantized", None, None)]
+        variants: list[tuple[str, float | None, int | None]] = [] if args.no_unquantized else [
+            ("unquantized", None, None)]
         step = model.codebook_step
-        for n_q in range(step, model.max_codebooks + 1, step):
+        counts = range(step, model.max_codebooks + 1, step)
+        unknown = sorted(set(args.codebooks or []) - set(counts))
+        if unknown:
+            print(f"rate_ladder: {name} codes {list(counts)} codebooks, not {unknown}", file=sys.stderr)
+            return 1
+        for n_q in args.codebooks or counts:
             variants.append((f"{n_q} codebooks", n_q * model.bits_per_code * model.frame_rate / 1000, n_q))
         for what, kbps, n_q in variants:
             pesqs, stois = [], []

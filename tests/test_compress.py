@@ -169,7 +169,7 @@ def write_wav(path, x: np.ndarray, sr: int) -> str:
 def test_file_roundtrip_streams_and_matches_memory_api(model, tmp_path):
     x = tone(16000, 5 * 16000 + 77, channels=2)  # longer than one 65536-frame read block
     src = write_wav(tmp_path / "a.wav", x, 16000)
-    header = encode_file(model, src, tmp_path / "a.hfc", chunk_frames=20)
+    header = encode_file(model, src, tmp_path / "a.hfc", chunk_frames=20).header
     assert read_header(tmp_path / "a.hfc") == header
     streamed = read_codes((tmp_path / "a.hfc").read_bytes())[1]
     assert_codes_vary(streamed, min_distinct=16)

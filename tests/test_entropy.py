@@ -13,6 +13,7 @@ from hificodec.bitstream import (
     FormatError,
     HfcHeader,
     HfcReader,
+    TruncatedError,
     read_codes,
     write_codes,
 )
@@ -158,6 +159,51 @@ def test_mutated_or_truncated_version_3_files_fail_cleanly(tables):
     assert outcomes["error"] >= 290, outcomes
 
 
+def _groups(data: bytes, h: HfcHeader) -> list[int]:
+    """Offsets of the length fields of a version-3 file's groups."""
+    pos, out = len(h.to_bytes()), []
+    for _ in range(h.num_groups):
+        out.append(pos)
+        pos += 4 + int.from_bytes(data[pos : pos + 4], "little") + 4
+    assert pos == len(data)
+    return out
+
+
+@pytest.mark.parametrize("group", [0, 2])
+def test_a_corrupt_length_field_is_not_called_a_cut(tables, group):
+    """A group's length field rewritten to run past the end of a complete file was reported as
+    "truncated .hfc file"; the chained checksum covers the field, so the reader can tell."""
+    codes = np.stack(markov_codes(3, utterances=1, frames=140))
+    h = header(140, tables=tables)
+    data = write_codes(codes, h, tables)
+    at = _groups(data, h)[group]
+    bad = bytearray(data)
+    bad[at : at + 4] = (len(data) - at).to_bytes(4, "little")  # more than is left, yet plausible for 50 frames
+    with pytest.raises(FormatError, match=f"the length field of frame group {group + 1} of 3 states .* the field is "
+                                          "corrupt, the file is not cut short") as e:  # fmt: skip
+        read_codes(bytes(bad), tables)
+    assert "truncated" not in str(e.value)
+    bad[at : at + 4] = b"\xff\xff\xff\x7f"  # more than any group of 50 frames takes
+    most = r"more than (50|40) frames can take \(at most (816|656)\)"
+    with pytest.raises(FormatError, match=r"states 2147483647 bytes, " + most):
+        read_codes(bytes(bad), tables)
+    # a file really cut inside a group: said to be cut short (or its field corrupt: the reader cannot tell)
+    with pytest.raises(TruncatedError, match=f"truncated .hfc file: frame group {group + 1} of 3 states"):
+        read_codes(data[: at + 20], tables)
+
+
+def test_a_corrupt_header_length_is_not_called_a_cut(tables):
+    h = header(140, tables=tables)
+    data = write_codes(np.stack(markov_codes(3, utterances=1, frames=140)), h, tables)[:200]  # header + a bit
+    bad = bytearray(data)
+    bad[6:8] = (300).to_bytes(2, "little")
+    with pytest.raises(FormatError, match="length field of the header states 300 bytes.* the field is corrupt"):
+        read_codes(bytes(bad))
+    bad[6:8] = b"\xff\xff"
+    with pytest.raises(FormatError, match="header's length field states 65535 bytes, more than a header holds"):
+        read_codes(bytes(bad))
+
+
 def test_a_group_claiming_millions_of_frames_is_refused(tables):
     with pytest.raises(FormatError, match="implausibly large"):
         header(100, tables=tables, group_frames=1 << 20).validate()
@@ -248,3 +294,108 @@ def test_a_prefix_of_the_codebooks_is_coded_with_the_same_tables(tables):
     h, back = read_codes(data, tables)
     assert h.num_codebooks == 2 and np.array_equal(back, codes)
     assert len(tables.encode(codes)) < len(tables.encode(np.stack(markov_codes(4, utterances=1, frames=90))))
+
+
+def _copy_without_tables(folder, to, listed: bool):
+    """The model folder without its entropy tables; `listed`: its digest still names them."""
+    import shutil
+
+    import hificodec
+    from hificodec.checkpoint import read_digest, write_digest
+
+    copy = shutil.copytree(folder, to)
+    hificodec.save(hificodec.load(copy), copy)  # the digest now covers the tables too
+    assert "entropy.safetensors" in (read_digest(copy) or {})
+    (copy / "entropy.safetensors").unlink()
+    if not listed:  # as after editing checksums.sha256 by hand
+        write_digest(copy, [copy / name for name in read_digest(copy) or {} if name != "entropy.safetensors"])
+    return copy
+
+
+def test_a_model_folder_without_its_tables_loads_and_says_so_when_they_are_needed(coded_model, tmp_path, capsys):
+    """A folder whose digest lists entropy.safetensors but lacks it would not load even with --no-entropy."""
+    import soundfile as sf
+
+    import hificodec
+    from hificodec.cli import main
+
+    _, folder, _ = coded_model
+    bare = _copy_without_tables(folder, tmp_path / "bare", listed=True)
+    assert hificodec.load(bare).num_codebooks > 0
+    wav = tmp_path / "in.wav"
+    sf.write(wav, _speech(1.0), 16000)
+    argv = ["encode", str(wav), "--model", str(bare), "-q", "-o"]
+    assert main([*argv, str(tmp_path / "packed.hfc"), "--no-entropy"]) == 0
+    assert main(["decode", str(tmp_path / "packed.hfc"), "--model", str(bare), "-q"]) == 0  # tables not needed
+    capsys.readouterr()
+    assert main([*argv, str(tmp_path / "x.hfc")]) == 1  # the default codes with the folder's own tables
+    err = capsys.readouterr().err
+    assert f"the model folder {bare} lists entropy.safetensors in checksums.sha256, but it is missing" in err
+    assert "--no-entropy" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "x.hfc").exists()
+    assert main(["encode", str(wav), "--model", str(folder), "-q", "-o", str(tmp_path / "coded.hfc")]) == 0
+    assert main(["decode", str(tmp_path / "coded.hfc"), "--model", str(bare), "-o", str(tmp_path / "y.wav")]) == 1
+    err = capsys.readouterr().err
+    assert "coded.hfc: the codes are entropy-coded with tables" in err and "lists entropy.safetensors" in err
+
+
+def test_decoding_without_tables_says_what_happened(coded_model, tmp_path, capsys):
+    """After checksums.sha256 was edited (the tables taken out of the folder and the digest), decoding
+    said "no entropy tables are at hand (the tables given)", though no tables were given."""
+    import soundfile as sf
+
+    from hificodec.cli import main
+
+    _, folder, tables = coded_model
+    bare = _copy_without_tables(folder, tmp_path / "bare", listed=False)
+    wav = tmp_path / "in.wav"
+    sf.write(wav, _speech(1.0), 16000)
+    assert main(["encode", str(wav), "--model", str(folder), "-q", "-o", str(tmp_path / "a.hfc")]) == 0
+    assert main(["decode", str(tmp_path / "a.hfc"), "--model", str(bare), "-o", str(tmp_path / "a.wav")]) == 1
+    err = capsys.readouterr().err
+    assert (f"a.hfc: the codes are entropy-coded with tables {tables.id}, and the model folder {bare} holds no "
+            "entropy.safetensors; pass the tables they were coded with (--entropy TABLES)") in err, err  # fmt: skip
+    assert "the tables given" not in err
+    other = tmp_path / "other.safetensors"
+    fit(list(np.stack(markov_codes(9, utterances=4))), tables.codebook_size, tables.model_hash,
+        previous_classes=4, parent_classes=4).save(other)  # fmt: skip
+    assert main(["decode", str(tmp_path / "a.hfc"), "--model", str(bare), "--entropy", str(other), "-o",
+                 str(tmp_path / "a.wav")]) == 1  # fmt: skip
+    assert f"not with tables {load_tables(other).id} (the tables in {other})" in capsys.readouterr().err
+
+
+def test_encode_and_reconstruct_print_rates_without_reading_the_file_back(coded_model, tmp_path, capsys,
+                                                                          monkeypatch):  # fmt: skip
+    """The rates were computed by reading the .hfc just written back from disk; they come from what was
+    written now, and agree with what `info` reads from the file."""
+    import os
+    import re
+
+    import soundfile as sf
+
+    from hificodec.cli import codec_cmd, main
+    from hificodec.compress import encode_file
+
+    model, folder, _ = coded_model
+    wav = tmp_path / "in.wav"
+    sf.write(wav, _speech(2.0), 16000)
+    done = encode_file(model, wav, tmp_path / "api.hfc")
+    with open(tmp_path / "api.hfc", "rb") as f:
+        reader = HfcReader(f)
+        assert sum(1 for _ in reader.checked_groups()) == done.header.num_groups
+    assert (done.payload_bytes, done.file_bytes) == (reader.payload_bytes, os.path.getsize(tmp_path / "api.hfc"))
+
+    def read_back(path):
+        raise AssertionError(f"{path} read back")
+
+    hfc = tmp_path / "a.hfc"
+    with monkeypatch.context() as m:
+        m.setattr(codec_cmd, "open_hfc", read_back)
+        assert main(["encode", str(wav), "--model", str(folder), "-o", str(hfc)]) == 0
+        encoded = capsys.readouterr().out
+        assert main(["reconstruct", str(wav), "--model", str(folder), "-o", str(tmp_path / "r.wav")]) == 0
+        reconstructed = capsys.readouterr().out
+    assert main(["info", str(hfc)]) == 0
+    info = capsys.readouterr().out
+    rate = re.search(r"[\d.]+ kbps per channel entropy-coded", info)
+    assert rate and rate.group() in encoded and rate.group() in reconstructed
+    assert f"{os.path.getsize(hfc)} bytes" in encoded and f"{os.path.getsize(hfc)} bytes" in reconstructed

@@ -7,7 +7,7 @@ Layers, lowest first (a module belongs to the layer whose prefix matches it):
     2  networks       modules, quantization        nn building blocks
     3  models         models                       codecs: tensors -> codes -> tensors
     4  storage        audio, bitstream, checkpoint, chunked, data, entropy, onnx_backend, releases
-    5  codec API      compress, tokenize, hificodec (the package's __init__)
+    5  codec API      compress, identity, tokenize, detokenize, hificodec (the package's __init__)
     6  evaluation     eval
     7  training       train
     8  applications   cli, demo, __main__
@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("networks", ("modules", "quantization")),
     ("models", ("models",)),
     ("storage", ("audio", "bitstream", "checkpoint", "chunked", "data", "entropy", "onnx_backend", "releases")),
-    ("codec API", ("compress", "tokenize", "")),  # "": the package's own __init__
+    ("codec API", ("compress", "identity", "tokenize", "detokenize", "")),  # "": the package's own __init__
     ("evaluation", ("eval",)),
     ("training", ("train",)),
     ("applications", ("cli", "demo", "__main__")),

@@ -334,3 +334,27 @@ def test_the_cache_exports_once_and_says_so(tmp_path, monkeypatch):
     wav = 0.1 * torch.randn(1, 1, 3200)
     with torch.inference_mode():
         assert torch.equal(again.encode(wav), model.encode(wav))
+
+
+def test_tokenize_with_the_onnx_backend_takes_threads_and_workers(shipped, tmp_path, monkeypatch):
+    """`tokenize --backend onnx` ignored --threads (the sessions took torch's thread count); --workers
+    are the processes that load audio for its encoder, and give the same codes."""
+    from hificodec.cli import tokenize_cmd
+
+    _, backend = shipped
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        sf.write(str(data / f"u{i}.wav"), _tones(1, 8000 + 1600 * i, seed=i)[0, 0].numpy(), 16000)
+    used: list = []
+    real = tokenize_cmd.tokenize
+    monkeypatch.setattr(tokenize_cmd, "tokenize", lambda model, *a, **k: used.append(model) or real(model, *a, **k))
+    argv = ["tokenize", str(data), "--model", "hificodec-16k", "--backend", "onnx", "--onnx-dir", str(backend.folder),
+            "-q", "--threads", "2"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "a"), "--workers", "0"]) == 0
+    assert main([*argv, "--out", str(tmp_path / "b"), "--workers", "2"]) == 0
+    for model in used:
+        assert model._encoder.get_session_options().intra_op_num_threads == 2
+    for i in range(3):
+        assert np.array_equal(np.load(tmp_path / "a" / "codes" / f"u{i}.npy"), np.load(tmp_path / "b" / "codes" /
+                                                                                          f"u{i}.npy"))  # fmt: skip

@@ -14,7 +14,8 @@ from hificodec.errors import CheckpointError
 from hificodec.releases import add_release, find, read_index, split_id
 from tiny_codecs import coding_model, tiny_preset
 
-SHIPPED = hificodec.DEFAULT_MODEL
+#: the installed line with a release history (@1-@5, legacy hashes), whichever model is the default
+SHIPPED = "hificodec-16k"
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +127,52 @@ def test_models_command_lists_every_release_with_its_scores(capsys):
         line = next(x for x in out.splitlines() if x.strip().startswith(r.id + " "))
         assert r.date in line and f"{r.scores['test']['pesq_wb']:g}" in line
     assert sum("installed" in x for x in out.splitlines() if x.strip().startswith(SHIPPED + "@")) == 1
+
+
+def _earlier_release_file(shipped, path):
+    """A file as release N-1 (not installed) would have made it."""
+    earlier = read_index()[SHIPPED][-2]
+    as_earlier = hificodec.load(SHIPPED)
+    setattr(as_earlier, "_model_hash", earlier.model_hash)  # noqa: B010
+    as_earlier.release = earlier.id
+    path.write_bytes(compress(as_earlier, _speechlike(0.5), 16000))
+    return earlier
+
+
+@pytest.mark.parametrize("command", [["decode"], ["stream", "decode"]])
+def test_a_file_of_an_uninstalled_release_is_one_sentence_naming_the_file(shipped, tmp_path, capsys, command):
+    """It read "this file was made by release X, which is not installed (release X (...) is not installed:
+    ... (--model DIR)); pass its model folder (--model DIR)", and did not say which file."""
+    path = tmp_path / "old.hfc"
+    earlier = _earlier_release_file(shipped, path)
+    assert main([*command, str(path), "-o", str(tmp_path / "out.wav")]) == 1
+    err = capsys.readouterr().err
+    said = err.strip().split("error: ", 1)[1]
+    assert said == (f"{path}: this file was made by release {earlier.id}, which is not installed (this hificodec "
+                    f"ships {shipped.release}); pass that release's model folder (--model DIR)"), err  # fmt: skip
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_encoding_and_decoding_work_out_the_identity_once(shipped, monkeypatch):
+    """The model hash, the release and the entropy tables are resolved once per encode and per decode
+    (into a ModelIdentity), not looked up again by each step that needs one of them."""
+    import hificodec.releases as releases
+    from hificodec.identity import resolve
+
+    lookups = []
+    real = releases.read_index
+    monkeypatch.setattr(releases, "read_index", lambda *a, **k: lookups.append(1) or real(*a, **k))
+    data = compress(shipped, _speechlike(0.5), 16000)
+    assert len(lookups) == 1
+    lookups.clear()
+    decompress(data, shipped)
+    assert len(lookups) == 1
+
+    identity = resolve(shipped)
+    assert (identity.name, identity.release, identity.folder) == (shipped.release, installed_release(SHIPPED),
+                                                                  pretrained_dir() / SHIPPED)  # fmt: skip
+    assert identity.tables is not None and identity.tables.model_hash in identity.accepted_hashes
+    header = identity.header(1, 16000, 8000)
+    assert header.entropy_id == identity.tables.id and header.model_name == shipped.release
+    identity.check(header)
+    assert identity.tables_for(header) is identity.tables

@@ -532,8 +532,8 @@ def test_a_failed_tokenize_leaves_no_output(tiny_dir, tmp_path, capsys):
 # ---- eval -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "extra, models, note",
-    [([], ["hificodec-16k"], "scoring the shipped model hificodec-16k"), (["--no-model"], [], None),
-     (["--model", "m1"], ["m1"], None)],
+    [([], [hificodec.DEFAULT_MODEL], f"scoring the shipped model {hificodec.DEFAULT_MODEL}"),
+     (["--no-model"], [], None), (["--model", "m1"], ["m1"], None)],
 )  # fmt: skip
 def test_eval_with_baselines_only_scores_the_shipped_model(extra, models, note, tmp_path, capsys, monkeypatch):
     """`eval DATA --baselines opus:6,8` without --model silently scored no codec."""

@@ -82,6 +82,8 @@ def test_codes_equal_model_encode_and_manifest(dataset, tmp_path):
     assert_codes_vary(np.concatenate([np.load(tmp_path / "out" / e.extra["codes"]) for e in entries], axis=-1))
     info = json.loads((tmp_path / "out" / "tokens.json").read_text())
     assert info["model_hash"] == model_hash(model) and info["num_codebooks"] == 4
+    # built in memory: nothing hificodec.load could open is recorded; one group of 4 residual stages
+    assert info["model"] is None and (info["groups"], info["stages"]) == (1, 4)
     for e in entries:
         codes = np.load(tmp_path / "out" / e.extra["codes"])
         assert codes.shape == (4, e.extra["num_frames"])

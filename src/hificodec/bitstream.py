@@ -31,7 +31,7 @@ import io
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import BinaryIO, Protocol
@@ -71,6 +71,8 @@ _U32 = struct.Struct("<I")
 # Sanity limits: a corrupt header must never make the reader allocate gigabytes.
 MAX_GROUP_BYTES = 64 * 1024 * 1024
 MAX_TEXT_BYTES = 1024
+#: the largest header body: the fixed fields, three texts with their u16 lengths, two u16 codings
+MAX_HEADER_BYTES = HEADER_STRUCT.size + 3 * (2 + MAX_TEXT_BYTES) + 4
 
 
 class FormatError(HificodecError):
@@ -245,6 +247,8 @@ class HfcHeader:
     def read_from(cls, f: BinaryIO) -> tuple[HfcHeader, int]:
         """Parse and check the header at the current position; return (header, header_crc)."""
         prefix = f.read(_PREFIX.size)
+        if not prefix:  # said apart from a cut header: nothing at all was written (an empty pipe, say)
+            raise TruncatedError("truncated .hfc file: it is empty (no header)")
         if len(prefix) >= 4 and prefix[:4] != MAGIC:
             raise BadMagicError("not a .hfc file (wrong magic bytes)")
         if len(prefix) < _PREFIX.size:
@@ -255,8 +259,13 @@ class HfcHeader:
                 f"unsupported .hfc format version {version} (this hificodec reads versions "
                 f"{', '.join(map(str, READ_VERSIONS))})"
             )
-        body = _read_exact(f, size, "the header")
-        crc_bytes = _read_exact(f, 4, "the header")
+        if size > MAX_HEADER_BYTES:
+            raise FormatError(f"corrupt .hfc file: the header's length field states {size} bytes, more than a "
+                              f"header holds (at most {MAX_HEADER_BYTES})")  # fmt: skip
+        rest = f.read(size + 4)
+        if len(rest) < size + 4:
+            raise _length_error("the header", size, rest, lambda n: zlib.crc32(_PREFIX.pack(MAGIC, version, n)))
+        body, crc_bytes = rest[:size], rest[size:]
         crc = zlib.crc32(prefix + body)
         if _U32.unpack(crc_bytes)[0] != crc:
             raise ChecksumError("corrupt .hfc file: header checksum mismatch")
@@ -342,6 +351,8 @@ class _GroupWriter:
     entropy: GroupCoder | None
     _pending: list[np.ndarray]
     _pending_frames: int
+    #: bytes of coded codes written so far (no header, group lengths or checksums), as `HfcReader` counts
+    payload_bytes: int = 0
 
     def _take_group(self, frames: int) -> bytes:
         """The payload of the next `frames` pending frames (entropy-coded with its length, or packed)."""
@@ -351,8 +362,11 @@ class _GroupWriter:
         self._pending_frames -= frames
         if self.entropy is not None:
             coded = self.entropy.encode(group)
+            self.payload_bytes += len(coded)
             return _U32.pack(len(coded)) + coded
-        return pack_codes(group, self.header.bits_per_code)
+        packed = pack_codes(group, self.header.bits_per_code)
+        self.payload_bytes += len(packed)
+        return packed
 
 
 class HfcWriter(_GroupWriter):
@@ -369,6 +383,7 @@ class HfcWriter(_GroupWriter):
         self._pending: list[np.ndarray] = []
         self._pending_frames = 0
         self.frames_written = 0
+        self.bytes_written = len(head)
 
     def write(self, codes: np.ndarray) -> None:
         h = self.header
@@ -386,6 +401,7 @@ class HfcWriter(_GroupWriter):
         self.f.write(data)
         self.f.write(_U32.pack(self._crc))
         self.frames_written += frames
+        self.bytes_written += len(data) + 4
 
     def close(self) -> None:
         if self._pending_frames:
@@ -429,12 +445,10 @@ class HfcReader:
             if h.payload_coding == ENTROPY:
                 prefix = _read_exact(self.f, 4, where)
                 (length,) = _U32.unpack(prefix)
-                if length > MAX_GROUP_BYTES:
-                    raise FormatError(f"corrupt .hfc file: frame group {g + 1} claims {length} bytes")
-                data = prefix + _read_exact(self.f, length, where)
+                data, stored = self._stated_group(where, b"", length, frames, crc)
             else:
                 data = _read_exact(self.f, h.group_bytes(frames), where)
-            stored = _U32.unpack(_read_exact(self.f, 4, where))[0]
+                stored = _U32.unpack(_read_exact(self.f, 4, where))[0]
             crc = zlib.crc32(data, crc)
             if stored != crc:
                 raise ChecksumError(f"corrupt .hfc file: checksum mismatch in frame group {g + 1}")
@@ -480,16 +494,13 @@ class HfcReader:
             if frames > h.group_frames:
                 raise FormatError(f"corrupt .hfc stream: {where} claims {frames} frames (groups hold {h.group_frames})")
             if h.payload_coding == ENTROPY:
-                size = _read_exact(self.f, 4, where)
-                (length,) = _U32.unpack(size)
-                if length > MAX_GROUP_BYTES:
-                    raise FormatError(f"corrupt .hfc stream: {where} claims {length} bytes")
-                payload = _read_exact(self.f, length, where)
-                data = prefix + size + payload
+                (length,) = _U32.unpack(_read_exact(self.f, 4, where))
+                data, stored = self._stated_group(where, prefix, length, frames, crc)
+                payload = data[len(prefix) + 4 :]
             else:
                 payload = _read_exact(self.f, h.group_bytes(frames), where)
                 data = prefix + payload
-            stored = _U32.unpack(_read_exact(self.f, 4, where))[0]
+                stored = _U32.unpack(_read_exact(self.f, 4, where))[0]
             crc = zlib.crc32(data, crc)
             if stored != crc:
                 raise ChecksumError(f"corrupt .hfc stream: checksum mismatch in {where}")
@@ -497,6 +508,19 @@ class HfcReader:
             self.frames_read += frames
             yield g, frames, payload
             g += 1
+
+    def _stated_group(self, where: str, head: bytes, length: int, frames: int, crc: int) -> tuple[bytes, int]:
+        """An entropy-coded group whose length field (after `head`: a stream group's frame count) states
+        `length` bytes: (head + length field + coded bytes, the stored CRC). A length no group of `frames`
+        frames can have, or one that runs past the end of the data, is reported as what it is."""
+        most = max_entropy_group_bytes(self.header.group_codes(frames))
+        if length > most:
+            raise FormatError(f"corrupt .hfc file: the length field of {where} states {length} bytes, more than "
+                              f"{frames} frames can take (at most {most})")  # fmt: skip
+        rest = self.f.read(length + 4)
+        if len(rest) < length + 4:
+            raise _length_error(where, length, rest, lambda n: zlib.crc32(head + _U32.pack(n), crc))
+        return head + _U32.pack(length) + rest[:length], _U32.unpack(rest[length:])[0]
 
     def groups(self) -> Iterator[np.ndarray]:
         """Verified codes[channels, n_q, frames] (int64), one group at a time."""
@@ -626,12 +650,15 @@ def read_header(path: str | os.PathLike) -> HfcHeader:
 
 
 @contextmanager
-def naming_file(path: str | os.PathLike) -> Iterator[None]:
-    """Prefix the messages of FormatErrors raised inside with the file's name (several files may be
-    read in one command, and the reader itself only sees a stream)."""
+def naming_file(
+    path: str | os.PathLike, kinds: tuple[type[HificodecError], ...] = (FormatError,)
+) -> Iterator[None]:
+    """Prefix the messages of errors of `kinds` (FormatErrors: what is wrong with a file) raised inside
+    with the file's name (several files may be read in one command, and the reader itself only sees a
+    stream)."""
     try:
         yield
-    except FormatError as e:
+    except kinds as e:
         raise type(e)(f"{os.fspath(path)}: {e}") from None
 
 
@@ -646,6 +673,31 @@ def open_hfc(path: str | os.PathLike) -> BinaryIO:
         return open(p, "rb")
     except OSError as e:
         raise HificodecError(f"{p}: cannot open ({e.strerror})") from None
+
+
+def max_entropy_group_bytes(codes: int) -> int:
+    """The most bytes an entropy-coded group of `codes` codes takes: the range coder spends at most 24
+    bits on a code (its probabilities are quantised to 24 bits, none to zero) plus two 32-bit words
+    when it flushes; 4 bytes a code and 16 more leave a margin."""
+    return 4 * codes + 16
+
+
+def _length_error(where: str, stated: int, rest: bytes, crc_of_head: Callable[[int], int]) -> FormatError:
+    """A length field states more bytes than the data holds after it: the data was cut short, or the
+    field is corrupt. `crc_of_head(n)` is the chained CRC up to and including the field had it said n:
+    when the stored CRC after n of the bytes that follow matches it, the field is what is wrong (the
+    checksum covers the field), and the message says so rather than blaming a cut."""
+    for n in range(max(0, len(rest) - 3)):
+        if zlib.crc32(rest[:n], crc_of_head(n)) == _U32.unpack_from(rest, n)[0]:
+            return FormatError(
+                f"corrupt .hfc file: the length field of {where} states {stated} bytes, but the file holds "
+                f"{len(rest)} after it and the checksum fits a length of {n}: the field is corrupt, the file is "
+                "not cut short"
+            )
+    return TruncatedError(
+        f"truncated .hfc file: {where} states {stated} bytes, but the file ends {len(rest)} bytes after its length "
+        "field (cut short, or the length field is corrupt)"
+    )
 
 
 def _read_exact(f: BinaryIO, n: int, where: str) -> bytes:

@@ -157,14 +157,19 @@ def verify_digest(folder: Path, needed: Sequence[Path]) -> bool:
     """Check the files `folder/checksums.sha256` lists, and that it lists every file in `needed`.
 
     Returns False (nothing checked) when the folder has no digest; raises CheckpointError naming the
-    folder and the file when one is missing, unlisted or changed since the digest was written.
+    folder and the file when a needed one is missing or unlisted, or one is changed since the digest
+    was written. A listed file that is not needed may be missing (a model folder without its entropy
+    tables still loads; whoever needs the tables says they are missing).
     """
     digest = read_digest(folder)
     if digest is None:
         return False
+    needed_names = {path.name for path in needed}
     for name, value in digest.items():
         path = folder / name
         if not path.is_file():
+            if name not in needed_names:
+                continue
             raise CheckpointError(f"{folder}: {name} is listed in {DIGEST_FILE} but missing")
         if _sha256(path) != value:
             raise CheckpointError(
@@ -409,9 +414,11 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
     load_state_into(model, tensors, str(directory))
     model.eval()
     setattr(model, "_model_hash", stored_hash)  # noqa: B010 - nn.Module attribute, not a field
+    setattr(model, "_model_dir", directory)  # noqa: B010 - where its own files (entropy tables) are
     release = releases.find(stored_hash)
     # a folder is a release when its files are, wherever it lives (a copy of the shipped folder included)
     model.release = release.id if release is not None and release.model == model.name else None
+    model.model_dir = str(directory.resolve())  # what records of its output (tokens.json) point back to
     return model.to(device)
 
 
@@ -424,10 +431,10 @@ def model_hash(model: torch.nn.Module) -> str:
     return releases.content_hash(getattr(model, "config", {}), model.state_dict())
 
 
-def accepted_hashes(model: CodecModel) -> tuple[str, ...]:
-    """The digests of files this model decodes: its own, and its release's digest from before release ids."""
-    release = releases.find(model_hash(model)) if model.release is not None else None
-    return release.hashes() if release is not None else (model_hash(model),)
+def model_dir(model: torch.nn.Module) -> Path | None:
+    """The folder a model from `load` was read from (None for one built or trained in memory)."""
+    folder = getattr(model, "_model_dir", None)
+    return Path(folder) if folder is not None else None
 
 
 def weights_hash(model: torch.nn.Module) -> str:

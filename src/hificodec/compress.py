@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import io
 import os
-import stat
-import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,47 +24,45 @@ from tqdm import tqdm
 
 from .audio import audio_info, check_finite, declared_frames, resample
 from .bitstream import (
-    DEFAULT_GROUP_FRAMES,
     ENTROPY,
-    INDEPENDENT,
     MID_SIDE,
-    PACKED,
-    EntropyTablesError,
     FormatError,
     HfcHeader,
     HfcReader,
     HfcWriter,
-    ModelMismatchError,
     naming_file,
     open_hfc,
     read_codes,
     write_codes,
 )
-from .checkpoint import accepted_hashes, load, model_hash, pretrained_dir
+from .checkpoint import load, resolve_model_dir
 from .chunked import ChunkedDecoder, ChunkedEncoder, decode_chunked, encode_chunked
-from .entropy import TABLES_FILE, EntropyError, EntropyTables, load_tables
+from .entropy import EntropyTables
 from .errors import AudioError, CheckpointError, HificodecError, HificodecWarning
-from .files import atomic_output
+from .files import atomic_output, check_output_folder, is_same_file
+from .identity import (
+    AUTO,
+    EntropyChoice,
+    ModelIdentity,
+    ModelNotInstalledError,
+    channel_coding_for,
+    identify,
+    not_installed,
+    resampled_length,
+    resolve,
+)
 from .models.base import CodecModel
 from .pcm import as_audio
-from .releases import describe_hash, split_id
 
-#: `entropy=AUTO` (the default): code with the entropy tables shipped with the model's release, if any
-AUTO = "auto"
-EntropyChoice = EntropyTables | str | None
+__all__ = [  # these names are part of this module's API too (callers import them from here)
+    "AUTO", "EntropyChoice", "ModelIdentity", "channel_coding_for", "check_output_folder", "identify",
+    "resampled_length", "resolve",
+]  # fmt: skip
 
 #: frames read from an input file per step when streaming
 READ_BLOCK = 1 << 16
-
-
-def resampled_length(num_samples: int, sr_in: int, sr_out: int) -> int:
-    """Length of `num_samples` at `sr_in` once resampled to `sr_out` (rounded, at least 1)."""
-    return max(1, (num_samples * sr_out + sr_in // 2) // sr_in)
-
-
-def channel_coding_for(channels: int) -> int:
-    """The policy: stereo as mid/side, anything else channel by channel."""
-    return MID_SIDE if channels == 2 else INDEPENDENT
+#: errors about a file that name it: a damaged file, or one whose model is not installed
+NAMED_ERRORS = (FormatError, ModelNotInstalledError)
 
 
 def to_coded_channels(audio: np.ndarray, coding: int) -> np.ndarray:
@@ -86,102 +82,56 @@ def from_coded_channels(audio: np.ndarray, coding: int) -> np.ndarray:
 def make_header(
     model: CodecModel, channels: int, source_rate: int, source_samples: int, entropy: EntropyTables | None = None
 ) -> HfcHeader:
-    n = resampled_length(source_samples, source_rate, model.sample_rate)
-    return HfcHeader(
-        model_name=model.release or model.name, model_hash=model_hash(model), sample_rate=model.sample_rate,
-        hop_length=model.hop_length, num_samples=n, num_frames=model.num_frames(n), channels=channels,
-        num_codebooks=model.num_codebooks, codebook_size=model.codebook_size,
-        source_sample_rate=source_rate, source_num_samples=source_samples, group_frames=DEFAULT_GROUP_FRAMES,
-        channel_coding=channel_coding_for(channels), payload_coding=PACKED if entropy is None else ENTROPY,
-        entropy_id="" if entropy is None else entropy.id,
-    )  # fmt: skip
+    """The header `model` writes for audio of `source_samples` samples at `source_rate` (packed codes, or
+    coded with the tables `entropy`): `resolve(model, entropy).header(...)`."""
+    return resolve(model, entropy).header(channels, source_rate, source_samples)
 
 
 def entropy_tables(model: CodecModel, choice: EntropyChoice = AUTO) -> EntropyTables | None:
     """The entropy tables to code `model`'s codes with: `choice` itself (tables, or a path to a tables
-    file), none (`None`: packed codes), or with AUTO the tables shipped next to the model's release (none
-    if it has none). Tables fitted for another model are refused."""
-    if choice is None:
-        return None
-    if isinstance(choice, str) and choice == AUTO:
-        return _release_tables(model)
-    tables = choice if isinstance(choice, EntropyTables) else _read_tables(Path(choice))
-    if tables.model_hash not in accepted_hashes(model):
-        raise EntropyError(
-            f"these entropy tables were fitted for {describe_hash(tables.model_hash, '?')}, not for "
-            f"{model.release or repr(model.name)}"
-        )
-    return tables
-
-
-def tables_next_to(model_dir: str | os.PathLike) -> Path | None:
-    """The entropy tables file in a model folder, if it has one."""
-    path = Path(model_dir) / TABLES_FILE
-    return path if path.is_file() else None
-
-
-def _release_tables(model: CodecModel) -> EntropyTables | None:
-    """The tables installed with `model`'s release; None for a release that ships none (an earlier
-    release of the installed model's name has none: the folder's tables belong to the installed one)."""
-    if model.release is None:
-        return None
-    path = tables_next_to(pretrained_dir() / split_id(model.release)[0])
-    tables = _read_tables(path) if path is not None else None
-    return tables if tables is not None and tables.model_hash in accepted_hashes(model) else None
-
-
-@contextmanager
-def _tables_hint(choice: EntropyChoice) -> Iterator[None]:
-    """Say where the tables that did not fit came from, and how to give the right ones."""
-    try:
-        yield
-    except EntropyTablesError as e:
-        source = "the model's own tables" if isinstance(choice, str) and choice == AUTO else "the tables given"
-        raise EntropyTablesError(f"{e} ({source}); pass the tables it was coded with (--entropy TABLES)") from None
-
-
-_TABLES_CACHE: dict[tuple[str, float], EntropyTables] = {}
-
-
-def _read_tables(path: Path) -> EntropyTables:
-    """Tables from a file, kept once read (their row cache takes a moment to build)."""
-    key = (str(path.resolve()), path.stat().st_mtime if path.is_file() else 0.0)
-    if key not in _TABLES_CACHE:
-        _TABLES_CACHE[key] = load_tables(path)
-    return _TABLES_CACHE[key]
+    file), none (`None`: packed codes), or with AUTO the model's own (none if it has none). Tables
+    fitted for another model are refused."""
+    return resolve(model, choice).encoding_tables()
 
 
 def model_for(
     header: HfcHeader, model: CodecModel | str | os.PathLike | None = None, device: str = "cpu"
 ) -> CodecModel:
-    """The model to decode `header` with: the given one (checked) or the shipped model named in the file."""
-    if model is None:
-        try:
-            model = load(header.model_name, device=device)
-        except CheckpointError as e:
-            raise CheckpointError(
-                f"this file was made by {describe_hash(header.model_hash, header.model_name)}, which is not "
-                f"installed ({e}); pass its model folder (--model DIR)"
-            ) from None
-    elif not isinstance(model, CodecModel):
-        model = load(model, device=device)
-    check_model(header, model)
-    if header.sample_rate != model.sample_rate or header.hop_length != model.hop_length:
-        raise ModelMismatchError(
-            f"made at {header.sample_rate} Hz with hop {header.hop_length}, but model '{model.name}' runs at "
-            f"{model.sample_rate} Hz with hop {model.hop_length}"
-        )
+    """The model to decode `header` with: the given one (checked) or the installed model the file names."""
+    model = _model_named(header, model, device)
+    identify(model).check(header)
     return model
 
 
 def check_model(header: HfcHeader, model: CodecModel) -> None:
     """Raise ModelMismatchError, naming the release the file needs, unless `model` made the file."""
-    if header.model_hash not in accepted_hashes(model):
-        loaded = model.release or f"'{model.name}' (model hash {model_hash(model)[:12]})"
-        raise ModelMismatchError(
-            f"this file was made by {describe_hash(header.model_hash, header.model_name)}, not by {loaded}: "
-            "decoding it with another model would give noise; decode it with the model that made it (--model DIR)"
-        )
+    identify(model).check(header)
+
+
+def reading(
+    header: HfcHeader, model: CodecModel | str | os.PathLike | None = None, entropy: EntropyChoice = AUTO,
+    device: str = "cpu",
+) -> tuple[CodecModel, EntropyTables | None]:
+    """The model that decodes `header` (`model_for`) and the tables its groups decode with (None for
+    packed codes; otherwise `entropy`'s, with an error that says what was at hand if they do not fit)."""
+    model = _model_named(header, model, device)
+    identity = identify(model)
+    identity.check(header)  # before the tables: another model's file is the thing to say
+    if header.payload_coding != ENTROPY:
+        return model, None
+    return model, identity.with_entropy(entropy).tables_for(header)
+
+
+def _model_named(header: HfcHeader, model: CodecModel | str | os.PathLike | None, device: str) -> CodecModel:
+    if isinstance(model, CodecModel):
+        return model
+    if model is not None:
+        return load(model, device=device)
+    try:
+        folder = resolve_model_dir(header.model_name)
+    except CheckpointError:
+        raise not_installed(header) from None
+    return load(folder, device=device)
 
 
 # ---- in memory --------------------------------------------------------------------------------
@@ -220,8 +170,9 @@ def compress(
     release tables by default; see `entropy_tables` for `entropy`)."""
     sample_rate = check_sample_rate(sample_rate)
     audio = _as_channels(wav)
-    tables = entropy_tables(model, entropy)
-    header = make_header(model, audio.shape[0], sample_rate, audio.shape[1], tables)
+    identity = resolve(model, entropy)
+    tables = identity.encoding_tables()
+    header = identity.header(audio.shape[0], sample_rate, audio.shape[1])
     x = _fit_length(resample(to_coded_channels(audio, header.channel_coding), sample_rate, model.sample_rate),
                     header.num_samples)  # fmt: skip
     codes = encode_chunked(model, torch.from_numpy(np.ascontiguousarray(x)))
@@ -266,10 +217,8 @@ def decompress(
     if sample_rate is not None:
         check_sample_rate(sample_rate, "the output sample rate")
     header, _ = HfcHeader.read_from(io.BytesIO(data))
-    model = model_for(header, model)
-    tables = entropy_tables(model, entropy) if header.payload_coding == ENTROPY else None
-    with _tables_hint(entropy):
-        header, codes = read_codes(data, tables)
+    model, tables = reading(header, model, entropy)
+    header, codes = read_codes(data, tables)
     if header.unterminated:
         raise FormatError("an unterminated .hfc stream cut short (no end record): it states no length")
     wav = decode_chunked(model, torch.from_numpy(codes), length=header.num_samples)[:, 0].numpy()
@@ -332,20 +281,6 @@ class AudioProgress(tqdm):
         super().__exit__(exc_type, exc, tb)
 
 
-def _is_same_file(src: str | os.PathLike, out: Path) -> bool:
-    """Whether input `src` ("-": standard input, when it is a regular file) is the file `out`."""
-    try:
-        if str(src) == "-":
-            got = os.fstat(sys.stdin.fileno())
-            if not stat.S_ISREG(got.st_mode):
-                return False
-            there = os.stat(out)
-            return (got.st_dev, got.st_ino) == (there.st_dev, there.st_ino)
-        return Path(src).exists() and os.path.samefile(src, out)
-    except (OSError, ValueError, AttributeError):  # stdin closed or replaced in-process: not a file
-        return False
-
-
 def check_not_input(dst: str | os.PathLike, inputs: Sequence[str | os.PathLike]) -> None:
     """Refuse an output that is one of the inputs (the same file under any name, a link to it, or
     standard input redirected from it), whatever `--force` says: the input would be gone."""
@@ -353,7 +288,7 @@ def check_not_input(dst: str | os.PathLike, inputs: Sequence[str | os.PathLike])
     if not out.exists():
         return
     for src in inputs:
-        if _is_same_file(src, out):
+        if is_same_file(src, out):
             raise HificodecError(
                 f"{out}: would overwrite its input (refused even with --force: write the output elsewhere)"
             )
@@ -418,6 +353,28 @@ def _read_blocks(path: Path, channels: int) -> Iterator[np.ndarray]:
         raise AudioError(f"{path}: cannot read audio ({e})") from None
 
 
+@dataclass(frozen=True)
+class EncodedFile:
+    """What `encode_file` wrote, counted as it was written (nothing is read back)."""
+
+    header: HfcHeader
+    #: bytes of coded codes (no header, group lengths or checksums): what the codes cost
+    payload_bytes: int
+    #: bytes of the whole file
+    file_bytes: int
+
+    @property
+    def payload_kbps(self) -> float:
+        """The codes' rate per channel as written: entropy-coded, or packed."""
+        h = self.header
+        return self.payload_bytes * 8 / h.duration / h.channels / 1000
+
+    @property
+    def file_kbps(self) -> float:
+        """The file's rate, header and checksums included (all channels)."""
+        return self.file_bytes * 8 / self.header.duration / 1000
+
+
 def encode_file(
     model: CodecModel,
     src: str | os.PathLike,
@@ -427,15 +384,16 @@ def encode_file(
     progress: bool = False,
     chunk_frames: int | None = None,
     entropy: EntropyChoice = AUTO,
-) -> HfcHeader:
+) -> EncodedFile:
     """Encode an audio file to a .hfc file in bounded memory (one chunk of audio at a time)."""
     src = Path(src)
     sr_in, channels, frames = audio_info(src)
     if frames <= 0:
         raise AudioError(f"{src}: the file holds no audio samples")
     out = check_output_path(dst, [src], force)
-    tables = entropy_tables(model, entropy)
-    header = make_header(model, channels, sr_in, frames, tables)
+    identity = resolve(model, entropy)
+    tables = identity.encoding_tables()
+    header = identity.header(channels, sr_in, frames)
     bar = AudioProgress(header.duration, src.name, progress)
     with atomic_output(out) as tmp, open(tmp, "wb") as f, bar:
         writer = HfcWriter(f, header, tables)
@@ -460,7 +418,7 @@ def encode_file(
             HificodecWarning,
             stacklevel=2,
         )
-    return header
+    return EncodedFile(header, writer.payload_bytes, writer.bytes_written)
 
 
 def _write_pieces(writer: HfcWriter, pieces: list[torch.Tensor], bar: tqdm, model: CodecModel) -> list:
@@ -499,15 +457,13 @@ def decode_file(
         check_sample_rate(sample_rate, "the output sample rate")
     out = check_output_path(dst, [src], force)
     fmt = output_format(out)
-    with naming_file(src), open_hfc(src) as f:
+    with naming_file(src, NAMED_ERRORS), open_hfc(src) as f:
         reader = HfcReader(f)
         header = reader.header
         if header.unterminated:
             header = stream_length(f, reader)
-        model = model_for(header, model, device)
-        if header.payload_coding == ENTROPY:
-            with _tables_hint(entropy):
-                reader.use_entropy(entropy_tables(model, entropy))
+        model, tables = reading(header, model, entropy, device)
+        reader.use_entropy(tables)
         sr_out = sample_rate or header.source_sample_rate
         to_out_rate = Resampler(header.sample_rate, sr_out, header.channels, _output_length(header, sr_out))
         decoder = ChunkedDecoder(model, header.num_frames, chunk_frames)

@@ -1,14 +1,17 @@
 """Writing outputs atomically: a file or a folder appears whole or not at all (a crash, a kill or an
 error leaves the previous content, or nothing, plus at most a hidden temp name that
-`remove_partial_outputs` clears), with the permissions plain open/mkdir would have given it."""
+`remove_partial_outputs` clears), with the permissions plain open/mkdir would have given it; and
+never over an input (`is_same_file`, `check_output_folder`)."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import shutil
+import stat
+import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,11 +21,16 @@ PARTIAL_SUFFIX = ".part"  # `.NAME.XXXX.part`: an `atomic_output` temp file
 
 
 class atomic_output:
-    """Context manager yielding a temp path next to `path`; renamed onto `path` only on success."""
+    """Context manager yielding a temp path next to `path`; renamed onto `path` only on success.
 
-    def __init__(self, path: str | os.PathLike):
+    `keep`: asked when the block fails; True renames what was written all the same. For outputs that
+    are valid whenever they are cut (a stream written group by group: `stream encode`/`decode` keep
+    what they coded of an input that was cut short), and only once they hold something."""
+
+    def __init__(self, path: str | os.PathLike, keep: Callable[[], bool] | None = None):
         self.path = Path(path)
         self.tmp: str | None = None
+        self.keep = keep
 
     def __enter__(self) -> str:
         parent = self.path.parent if str(self.path.parent) else Path(".")
@@ -47,7 +55,7 @@ class atomic_output:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self.tmp is not None
-        if exc_type is None:
+        if exc_type is None or (self.keep is not None and self.keep()):
             # mkstemp creates 0600 files; give the result the usual permissions (0666 minus umask).
             os.chmod(self.tmp, 0o666 & ~_umask())
             os.replace(self.tmp, self.path)
@@ -107,3 +115,47 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def is_same_file(src: str | os.PathLike, out: str | os.PathLike) -> bool:
+    """Whether input `src` ("-": standard input, when it is a regular file) is the file or folder `out`
+    (under any name: a link, a relative path)."""
+    try:
+        if str(src) == "-":
+            got = os.fstat(sys.stdin.fileno())
+            if not stat.S_ISREG(got.st_mode):
+                return False
+            there = os.stat(out)
+            return (got.st_dev, got.st_ino) == (there.st_dev, there.st_ino)
+        return Path(src).exists() and Path(out).exists() and os.path.samefile(src, out)
+    except (OSError, ValueError, AttributeError):  # stdin closed or replaced in-process: not a file
+        return False
+
+
+def _within(src: str | os.PathLike, folder: Path) -> bool:
+    """Whether input `src` is `folder` or lies anywhere under it."""
+    if str(src) == "-" or not Path(src).exists() or not folder.is_dir():
+        return False
+    inner = Path(src).resolve()
+    return any(is_same_file(p, folder) for p in (inner, *inner.parents))
+
+
+def check_output_folder(
+    folder: str | os.PathLike, inputs: Sequence[str | os.PathLike], *, writes: Iterable[str] = (),
+    replaced: bool = False,
+) -> Path:
+    """Refuse an output folder that would overwrite an input, whatever --force says (as files do, in
+    `compress.check_output_path`): the folder is an input folder itself, a file or folder the command
+    writes in it (`writes`: names in the folder) is or holds an input, or the folder is `replaced` as a
+    whole (written elsewhere, then swapped in) while it holds an input. Checked before any work starts."""
+    out = Path(folder)
+    refused = "refused even with --force: write the output elsewhere"
+    for src in inputs:
+        if is_same_file(src, out):
+            raise HificodecError(f"{out}: would overwrite its input: it is the input folder {src} ({refused})")
+        if replaced and _within(src, out):
+            raise HificodecError(f"{out}: would overwrite its input {src}: the folder is replaced whole ({refused})")
+        for name in writes:
+            if _within(src, out / name) or is_same_file(src, out / name):
+                raise HificodecError(f"{out / name}: would overwrite its input {src} ({refused})")
+    return out

@@ -439,8 +439,9 @@ class OnnxCodec(CodecModel):
         self.codebook_size, self.max_codebooks = codec.codebook_size, codec.max_codebooks
         self.codebook_step, self.causal = codec.codebook_step, codec.causal
         self.decode_alignment = codec.decode_alignment
-        self.config, self.release = codec.config, codec.release
+        self.config, self.release, self.model_dir = codec.config, codec.release, codec.model_dir
         self._model_hash = own
+        self._model_dir = getattr(codec, "_model_dir", None)  # its own files (entropy tables) are there
         if getattr(codec, "_weights_hash", None) is not None:
             self._weights_hash = codec._weights_hash
         self._carries_phase = codec.decoder_uses_excitation

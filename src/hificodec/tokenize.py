@@ -16,6 +16,11 @@
 - Shardable: rank r of W (torchrun's RANK / WORLD_SIZE, or arguments) takes every W-th file of the
   path-sorted list and writes `manifest.rank{r}-of-{W}.jsonl` (`manifest.jsonl` when W == 1).
 - Audio is downmixed to mono and resampled (soxr) to the model's rate.
+- `tokens.json` records the model (`model`: a reference `hificodec.load` opens, its release id or the
+  folder it was loaded from) and the code layout (groups, stages, codebook size, frame rate; row k of
+  codes is stage k // groups of group k % groups); the manifest keeps each entry's fields, `text`
+  and `speaker` included. `hificodec.data.tokens` reads them back (TokenDataset), and
+  `hificodec decode x.npy` turns codes into audio (hificodec.detokenize).
 """
 
 from __future__ import annotations
@@ -40,8 +45,9 @@ from .checkpoint import model_hash
 from .chunked import encode_chunked
 from .compress import resampled_length
 from .data.manifest import ManifestEntry, read_entries, write_manifest
+from .data.tokens import INFO_FILE
 from .errors import HificodecError
-from .files import atomic_output, remove_partial_outputs
+from .files import atomic_output, check_output_folder, remove_partial_outputs
 from .models.base import CodecModel
 
 CODES_DIR = "codes"
@@ -50,7 +56,6 @@ CODES_DIR = "codes"
 #: 17x for 16 x 10 s), so only short clips are batched, up to about this much; a GPU wants big batches
 CPU_BATCH_SECONDS = 2.0
 GPU_BATCH_SECONDS = 300.0
-INFO_FILE = "tokens.json"
 
 
 @dataclass
@@ -91,16 +96,31 @@ def codes_dtype(codebook_size: int) -> np.dtype:
     return np.dtype(np.int16) if codebook_size <= np.iinfo(np.int16).max + 1 else np.dtype(np.int32)
 
 
+#: what makes two token folders the same tokens (a resumed run must match them; the other fields of
+#: tokens.json, e.g. where the model folder now lives, are brought up to date)
+IDENTITY = ("model_hash", "sample_rate", "hop_length", "num_codebooks", "codebook_size", "dtype")
+CODE_ORDER = "stage-major: row k of codes is stage k // groups of group k % groups (k = stage * groups + group)"
+
+
+def model_reference(model: CodecModel) -> str | None:
+    """What `hificodec.load` opens this model by: its release id, else the folder it was loaded from
+    (absolute); None for a model built in memory."""
+    return model.release or model.model_dir
+
+
 def _model_info(model: CodecModel) -> dict[str, Any]:
+    groups = model.codebook_step  # GRVQ groups (1 for a plain residual VQ): codebooks come in whole stages
     return {
-        "model": model.release or model.name, "model_hash": model_hash(model), "sample_rate": model.sample_rate,
-        "hop_length": model.hop_length, "frame_rate": model.frame_rate, "num_codebooks": model.num_codebooks,
-        "codebook_size": model.codebook_size, "dtype": codes_dtype(model.codebook_size).name,
+        "model": model_reference(model), "model_name": model.name, "model_hash": model_hash(model),
+        "sample_rate": model.sample_rate, "hop_length": model.hop_length, "frame_rate": model.frame_rate,
+        "num_codebooks": model.num_codebooks, "codebook_size": model.codebook_size,
+        "dtype": codes_dtype(model.codebook_size).name, "groups": groups, "stages": model.num_codebooks // groups,
+        "code_order": CODE_ORDER, "codes_shape": "[num_codebooks, frames]",
     }  # fmt: skip
 
 
 def _check_info(out_dir: Path, info: dict[str, Any]) -> bool:
-    """True when `out_dir` already holds tokens of this model and setting, False when it holds none."""
+    """Whether `out_dir`'s tokens.json is `info` as it stands; raises when it holds other tokens."""
     path = out_dir / INFO_FILE
     if not path.is_file():
         return False
@@ -108,9 +128,9 @@ def _check_info(out_dir: Path, info: dict[str, Any]) -> bool:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         old = None
-    if old != info:
+    if not isinstance(old, dict) or any(old.get(k) != info[k] for k in IDENTITY):
         raise HificodecError(f"{out_dir} holds tokens from another model or setting ({path}); use a new output folder")
-    return True
+    return bool(old == info)
 
 
 def _write_info(out_dir: Path, info: dict[str, Any]) -> None:
@@ -232,13 +252,17 @@ def tokenize(
     if not (world >= 1 and 0 <= rank < world):
         raise HificodecError(f"invalid shard: rank {rank} of world size {world}")
     src = Path(source)
-    entries = sorted(read_entries(src, split=split), key=lambda e: e.path)
-    root = (src if src.is_dir() else src.parent).resolve()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise HificodecError(f"{out}: exists and is not a folder")
+    name = "manifest.jsonl" if world == 1 else f"manifest.rank{rank}-of-{world}.jsonl"
+    # codes/, tokens.json and the manifest go into OUT: never over the input (a folder, or a manifest there)
+    check_output_folder(out, [src], writes=[CODES_DIR, INFO_FILE, name])
+    entries = sorted(read_entries(src, split=split), key=lambda e: e.path)
+    root = (src if src.is_dir() else src.parent).resolve()
     info = _model_info(model)
-    had_info = out.is_dir() and _check_info(out, info)
+    had_info = (out / INFO_FILE).is_file()
+    info_current = out.is_dir() and _check_info(out, info)
 
     dtype = codes_dtype(model.codebook_size)
     items = [
@@ -276,7 +300,7 @@ def tokenize(
 
     made_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    if not had_info:
+    if not info_current:
         _write_info(out, info)
     try:
         _encode_pending(model, pending, done, stats, dtype, workers, skip_errors, batch_size, max_batch_seconds,
@@ -288,7 +312,6 @@ def tokenize(
                 out.rmdir()
         raise
 
-    name = "manifest.jsonl" if world == 1 else f"manifest.rank{rank}-of-{world}.jsonl"
     write_manifest(out / name, [_manifest_entry(it, out, model) for it in sorted(done, key=lambda i: i.key)])
     stats.wall_seconds = time.perf_counter() - start
     return stats

@@ -11,7 +11,8 @@ from tiny_codecs import tiny_preset
 def test_models_lists_presets(capsys):
     assert main(["models", "--presets"]) == 0
     out = capsys.readouterr().out
-    assert "hificodec-16k-320d" in out and "2 x 1024" not in out.split("Presets")[0]
+    trained, presets = out.split("Presets", 1)
+    assert "hificodec-16k-320d" in presets and "hificodec-16k-320d" not in trained  # presets listed once
     assert "encodec-24k-32d" in out and "7.5, 15" in out
 
 
@@ -40,3 +41,30 @@ def test_demo_missing_input_is_a_clear_error(tmp_path, capsys):
     model_dir = hificodec.save(hificodec.build(tiny_preset("tiny-hificodec")), tmp_path / "tiny")
     assert main(["demo", "--model", str(model_dir), "--input", str(tmp_path / "nope.wav")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def _column_starts(line: str) -> list[int]:
+    """Where each cell of a table line starts: after the indent, and after every run of 2+ spaces."""
+    import re
+
+    return [m.end() for m in re.finditer(r"(^ +| {2,})(?=\S)", line)]
+
+
+def test_models_tables_line_up(capsys):
+    """Every section is a table: its columns start at the same place in every row, whatever the widths
+    of the names, scores and rates (a 750 Hz preset or an unscored metric used to push rows out of line)."""
+    assert main(["models", "--presets"]) == 0
+    sections = capsys.readouterr().out.split("\n\n")
+    assert len(sections) == 3
+    for section in sections:
+        rows = [line for line in section.splitlines()[1:] if line.strip()]
+        assert rows
+        starts = [_column_starts(line) for line in rows]
+        width = min(map(len, starts))  # the last column (summaries) may hold double spaces of its own
+        assert width >= 4 and all(s[:width] == starts[0][:width] for s in starts), section
+
+
+def test_table_pads_each_column_to_its_widest_cell():
+    from hificodec.cli.models_cmd import table
+
+    assert table([["a", "bbb", "c"], ["dddd", "e", ""]], indent="") == ["a     bbb  c", "dddd  e"]

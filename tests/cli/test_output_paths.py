@@ -106,3 +106,39 @@ def test_entropy_fit_refuses_an_existing_file_without_force(setup, tmp_path, cap
     # the fit's own inputs are never its output
     _refused(["entropy", "fit", str(tokens), "-o", str(tokens / "tokens.json"), "--force"], tokens / "tokens.json",
              capsys)  # fmt: skip
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _folder_refused(argv: list[str], folder: Path, capsys) -> str:
+    """The command exits 1 with one line saying so, and `folder` holds exactly what it held."""
+    before = _tree(folder)
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 1 and "would overwrite its input" in err and len(err.strip().splitlines()) == 1, err
+    assert _tree(folder) == before
+    return err
+
+
+def test_folder_outputs_are_never_their_inputs(setup, tmp_path, capsys):
+    """Outputs that are folders (`tokenize --out`, `eval --out`, `export`) lacked the check files have:
+    `tokenize data --out data` wrote its codes and manifest into the data, `tokenize data/manifest.jsonl
+    --out data` replaced the manifest it read, and `export RUN RUN` replaced the run with the export."""
+    data = tmp_path / "data"
+    data.mkdir()
+    sf.write(data / "a.wav", calibration_audio(16000, seed=1, clips=1).reshape(-1).numpy()[:8000], 16000)
+    (data / "manifest.jsonl").write_text(f'{{"path": "{data / "a.wav"}"}}\n')
+    model = ["--model", str(setup / "tiny")]
+    _folder_refused(["tokenize", str(data), "--out", str(data), *model, "-q"], data, capsys)
+    err = _folder_refused(["tokenize", str(data / "manifest.jsonl"), "--out", str(data), *model, "-q"], data, capsys)
+    assert f"{data / 'manifest.jsonl'}: would overwrite its input" in err
+    (tmp_path / "link").symlink_to(data)
+    _folder_refused(["eval", str(data), "--out", str(tmp_path / "link"), *model, "--quiet"], data, capsys)
+    run = tmp_path / "runs" / "r1"
+    (run / "checkpoints").mkdir(parents=True)
+    for out in (run, tmp_path / "runs"):
+        _folder_refused(["export", str(run), str(out)], tmp_path / "runs", capsys)
+    # a folder next to the input, or inside it, is fine
+    assert main(["tokenize", str(data), "--out", str(data / "tokens"), *model, "--workers", "0", "-q"]) == 0

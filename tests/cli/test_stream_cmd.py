@@ -85,7 +85,11 @@ def test_killed_encoder_mid_stream(setup):
     enc.stdin.write(pcm[: len(pcm) // 2])
     enc.stdin.flush()
     deadline = 120
-    while deadline > 0 and (not out.exists() or out.stat().st_size < 44 + 2 * 16000):  # a second decoded
+
+    def decoded_bytes() -> int:  # the output is written under a temp name until the decoder ends
+        return max((p.stat().st_size for p in root.glob(".killed.wav.*.part")), default=0)
+
+    while deadline > 0 and decoded_bytes() < 44 + 2 * 16000:  # a second decoded
         try:
             dec.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
@@ -198,3 +202,96 @@ def test_encode_help_states_what_it_writes(capsys):
         main(["stream", "encode", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "version 1/2" not in out and "groups under 50 frames are packed unless TABLES is given" in out
+
+
+@pytest.mark.parametrize("ext, fmt", [("flac", "FLAC"), ("mp3", "MP3"), ("ogg", "OGG"), ("wav", "WAV")])
+def test_decode_writes_the_format_the_extension_names(setup, tmp_path, ext, fmt):
+    """`stream decode -o out.flac` wrote WAV bytes under that name (exit 0); it now writes what the
+    extension names, as `decode` does."""
+    root = setup
+    hfc = tmp_path / "s.hfc"
+    assert main(["stream", "encode", str(root / "clip.wav"), "-o", str(hfc), "--model", str(root / "tiny"), "-q"]) == 0
+    out = tmp_path / f"out.{ext}"
+    assert main(["stream", "decode", str(hfc), "-o", str(out), "--model", str(root / "tiny"), "-q"]) == 0
+    info = sf.info(str(out))
+    assert (info.format, info.samplerate, info.channels) == (fmt, 16000, 1)
+    if fmt != "MP3":  # an MP3 decoder adds its own padding
+        assert info.frames == 40000
+    assert not list(tmp_path.glob(".*.part"))
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["-o", "{tmp}/out.txt"], 1, "unsupported output extension '.txt'"),
+    (["-o", "{tmp}/out"], 1, "unsupported output extension ''"),
+    (["-o", "{tmp}/out.flac", "--raw"], 2, "--raw writes headerless PCM, but the name says FLAC"),
+])  # fmt: skip
+def test_decode_refuses_a_format_it_cannot_write_before_reading(setup, tmp_path, capsys, argv, code, message):
+    hfc = tmp_path / "s.hfc"
+    assert main(["stream", "encode", str(setup / "clip.wav"), "-o", str(hfc), "--model", str(setup / "tiny"),
+                 "-q"]) == 0  # fmt: skip
+    before = sorted(p.name for p in tmp_path.iterdir())
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(["stream", "decode", str(hfc), *argv, "--model", str(setup / "tiny")]) == code
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_raw_named_output_is_raw(setup, tmp_path):
+    hfc = tmp_path / "s.hfc"
+    assert main(["stream", "encode", str(setup / "clip.wav"), "-o", str(hfc), "--model", str(setup / "tiny"),
+                 "-q"]) == 0  # fmt: skip
+    assert main(["stream", "decode", str(hfc), "-o", str(tmp_path / "out.pcm"), "--model", str(setup / "tiny"),
+                 "-q"]) == 0  # fmt: skip
+    assert (tmp_path / "out.pcm").stat().st_size == 2 * 40000
+
+
+def test_an_empty_input_leaves_no_output_anywhere(setup, tmp_path):
+    """`stream encode - </dev/null | stream decode - -o x.wav` left a header-only WAV (and the encoder
+    had sent a header down the pipe): both now say so in one line, and no file appears."""
+    out = tmp_path / "x.wav"
+    with open(os.devnull, "rb") as empty:
+        enc = _cli("stream", "encode", "-", "--model", str(setup / "tiny"), stdin=empty)
+        dec = _cli("stream", "decode", "-", "-o", str(out), "--model", str(setup / "tiny"), stdin=enc.stdout)
+        assert enc.stdout is not None
+        enc.stdout.close()
+        _, dec_err = dec.communicate(timeout=300)
+        enc_err = enc.stderr.read().decode() if enc.stderr else ""
+        assert enc.wait(timeout=60) == 1 and dec.returncode == 1
+    for err in (enc_err, dec_err.decode()):
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "the input holds no samples" in enc_err and "it is empty" in dec_err.decode()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stream_of_a_header_alone_writes_nothing(setup, tmp_path, capsys):
+    from hificodec.bitstream import HfcStreamWriter
+    from hificodec.compress import make_header
+
+    model = hificodec.load(setup / "tiny")
+    hfc = tmp_path / "head.hfc"
+    with open(hfc, "wb") as f:
+        HfcStreamWriter(f, make_header(model, 1, 16000, 16000))
+    assert main(["stream", "decode", str(hfc), "-o", str(tmp_path / "x.wav"), "--model", str(setup / "tiny")]) == 1
+    err = capsys.readouterr().err
+    assert "ended before its end record" in err and "nothing decoded, no output written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["head.hfc"]
+
+
+@pytest.mark.parametrize("given, refused", [
+    (["--rate", "8000"], "not --rate 8000"),
+    (["--channels", "2"], "not --channels 2"),
+    (["--rate", "8000", "--channels", "2"], "not --rate 8000 and --channels 2"),
+    (["--rate", "16000", "--channels", "1"], None),  # what the WAV states: nothing to refuse
+])  # fmt: skip
+def test_rate_and_channels_are_for_raw_pcm_not_wav(setup, tmp_path, capsys, given, refused):
+    """--rate and --channels were silently ignored for a WAV input (its header wins)."""
+    out = tmp_path / "out.hfc"
+    code = main(["stream", "encode", str(setup / "clip.wav"), "-o", str(out), "--model", str(setup / "tiny"), "-q",
+                 *given])  # fmt: skip
+    err = capsys.readouterr().err
+    if refused is None:
+        assert code == 0 and out.is_file()
+        return
+    assert code == 2 and refused in err and "describe raw PCM input" in err and len(err.strip().splitlines()) == 1
+    assert "16000 Hz with 1 channel(s)" in err and not out.exists()

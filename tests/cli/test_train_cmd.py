@@ -16,22 +16,32 @@ def _clips(folder: Path) -> Path:
     return folder
 
 
-def test_train_resume_and_export_through_the_cli(tmp_path, capsys):
+def test_train_resume_and_export_through_the_cli(tmp_path, capsys, caplog):
     data = _clips(tmp_path / "data")
     run, out = tmp_path / "run", tmp_path / "model"
     recipe = str(TINY_RECIPES / "tiny-hificodec.yaml")
     args = ["train", recipe, "--data", str(data), "--out", str(run), "train.max_steps=2"]
     assert main(args) == 0
     assert "trained to step 2" in capsys.readouterr().out
+    # no validation data: said once, at the start
+    assert [r.message for r in caplog.records].count(
+        "training without validation: no validation clips (give --valid, or split=valid entries in the data); no "
+        "best checkpoint will be kept, and export takes the last one") == 1
     # the run directory is not silently overwritten ...
     assert main(args) == 1
     assert "--resume" in capsys.readouterr().err
-    # ... but continues with --resume (overrides may follow options)
+    # ... but continues with --resume (overrides may follow options; here a generator EMA from now on)
     assert main(["train", str(TINY_RECIPES / "tiny-hificodec.yaml"), "--data", str(data), "--out", str(run),
-                 "--resume", "train.max_steps=3"]) == 0
+                 "--resume", "train.max_steps=3", "train.ema_decay=0.5"]) == 0
     assert "trained to step 3" in capsys.readouterr().out
     assert main(["export", str(run), str(out)]) == 0
+    # the checkpoint taken is named: there is no best one without validation
+    assert f"exported {run} checkpoint step-00000003 (no best checkpoint: no validation ran) to {out}" in (
+        capsys.readouterr().out)
     assert hificodec.load(out).sample_rate == 16000
+    # the export is the EMA; --live-weights exports the trained weights
+    assert main(["export", str(run), str(tmp_path / "live"), "--live-weights"]) == 0
+    assert hificodec.weights_hash(hificodec.load(out)) != hificodec.weights_hash(hificodec.load(tmp_path / "live"))
 
 
 def test_bad_recipe_and_data_give_clear_errors(tmp_path, capsys):

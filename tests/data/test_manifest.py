@@ -21,8 +21,8 @@ def _wav(path, seconds=0.1, sr=16000):
 def test_round_trip_keeps_fields_and_extra(tmp_path):
     audio = _wav(tmp_path / "a" / "x.wav")
     e = ManifestEntry(path=str(audio), duration=0.1, split="train", speaker="s1", language="en",
-                      source="pkg", license="GPL-2+", synthetic=False, sample_rate=44100, channels=2,
-                      extra={"sha1": "abc", "text": "hé"})
+                      source="pkg", license="GPL-2+", synthetic=False, sample_rate=44100, channels=2, text="hé",
+                      extra={"sha1": "abc"})
     out = tmp_path / "m" / "manifest.jsonl"
     out.parent.mkdir()
     write_manifest(out, [e])
@@ -32,7 +32,7 @@ def test_round_trip_keeps_fields_and_extra(tmp_path):
     [back] = read_manifest(out)
     assert back.path == str(tmp_path / "m" / "../a/x.wav")
     assert (back.duration, back.split, back.speaker, back.synthetic, back.channels) == (0.1, "train", "s1", False, 2)
-    assert back.extra == {"sha1": "abc", "text": "hé"}
+    assert back.text == "hé" and back.extra == {"sha1": "abc"}
 
 
 def test_none_fields_are_left_out(tmp_path):

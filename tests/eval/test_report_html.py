@@ -80,7 +80,7 @@ def test_report_merges_folders_and_keeps_shared_baselines_once(eval_dir, tmp_pat
     assert "report page:" in capsys.readouterr().err
     html = (out / "index.html").read_text()
     assert html.count("<audio") == 12  # reference, model, opus-8k once, release-2 per file
-    assert "opus-8k is in eval and v2" in html
+    assert "opus-8k has the same results in eval and v2: shown once" in html
     links = re.findall(r'src="([^"]+)"', html)
     assert any(link.startswith("merged/v2/listen/") for link in links)
     assert all((out / link).is_file() for link in links)
@@ -109,10 +109,21 @@ def test_report_rejects_what_is_not_an_eval_folder(eval_dir, tmp_path, capsys):
     (tmp_path / "bad" / "summary.json").write_text("{")
     assert main(["report", str(tmp_path / "bad")]) == 1
     assert "cannot read" in capsys.readouterr().err
-    assert main(["report", str(eval_dir), str(eval_dir)]) == 1
+    assert main(["report", str(eval_dir), str(tmp_path / "bad")]) == 1
     assert "give --out" in capsys.readouterr().err
-    assert main(["report", str(eval_dir), str(eval_dir), "--out", str(eval_dir)]) == 1
+    shutil.copytree(eval_dir, tmp_path / "other")
+    assert main(["report", str(eval_dir), str(tmp_path / "other"), "--out", str(eval_dir)]) == 1
     assert "new folder" in capsys.readouterr().err
+
+
+def test_report_refuses_a_folder_given_twice(eval_dir, tmp_path, capsys):
+    """`report r1 r1` used to merge the folder with itself: every system twice, the copy renamed."""
+    (tmp_path / "link").symlink_to(eval_dir)
+    for argv in ([str(eval_dir), str(eval_dir)], [str(eval_dir), str(tmp_path / "link"), "--out", str(tmp_path / "o")]):
+        assert main(["report", *argv]) == 1
+        err = capsys.readouterr().err
+        assert "is given twice" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
 
 
 def test_no_html_and_no_listening(tmp_path, speech):
@@ -155,14 +166,14 @@ def test_page_in_a_real_browser(eval_dir):
             name = a["src"].split("/")[1].split("_", 1)[1] + ".wav"
             assert abs(a["duration"] - DURATIONS[name]) < 0.1, a
 
-        # sorting: PESQ-WB (3rd column) first sorts best first, a second click reverses
+        # sorting: PESQ-WB (4th column, after kbps and coded kbps) first sorts best first, a second click reverses
         assert page.eval(FIRST_COLUMN) == [MODEL, "opus-8k"]
-        page.click("#summary-table th:nth-child(3)")
+        page.click("#summary-table th:nth-child(4)")
         assert page.eval(FIRST_COLUMN) == ["opus-8k", MODEL]
-        assert page.eval("document.querySelector('#summary-table th:nth-child(3)').getAttribute('aria-sort')") == (
+        assert page.eval("document.querySelector('#summary-table th:nth-child(4)').getAttribute('aria-sort')") == (
             "descending"
         )
-        page.click("#summary-table th:nth-child(3)")
+        page.click("#summary-table th:nth-child(4)")
         assert page.eval(FIRST_COLUMN) == [MODEL, "opus-8k"]
         page.click("#summary-table th:nth-child(1)")
         assert page.eval(FIRST_COLUMN) == ["opus-8k", MODEL]

@@ -1,4 +1,5 @@
-"""Manifests for LibriTTS, VCTK and plain folders: layout detection, speakers, splits, duration cache."""
+"""Manifests for LibriTTS, VCTK and plain folders: layout detection, speakers, splits, transcripts,
+folders holding several trees, duration cache."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import soundfile as sf
 
 from hificodec.cli import data_cmd
 from hificodec.data.manifest import read_manifest
-from hificodec.errors import HificodecError
+from hificodec.errors import HificodecError, HificodecWarning
 from hificodec_tools import layouts
-from hificodec_tools.layouts import detect_layout, folder_manifest, vctk_split_of, write_folder_manifest
+from hificodec_tools.corpus.splits import write_split_manifests
+from hificodec_tools.layouts import detect_layout, folder_manifest, vctk_split_of
+from tiny_corpora import make_libritts, make_vctk
 
 
 def _audio(path, seconds, sr=24000, channels=1):
@@ -40,8 +43,13 @@ def libritts(tmp_path):
 
 def test_libritts_layout_speakers_and_splits(libritts):
     assert detect_layout(libritts) == "libritts"
-    entries, layout = folder_manifest(libritts)
-    assert layout == "libritts" and len(entries) == 8
+    scan = folder_manifest(libritts)
+    entries = scan.entries
+    assert scan.layout == "libritts" and len(entries) == 8
+    stray = libritts / "LibriTTS" / "train-clean-100" / "stray.wav"
+    assert scan.left_out == [
+        f"1 audio file(s) outside the libritts speaker folders, e.g. {stray} (--layout folder takes every file)"
+    ]
     by_split = {s: {e.speaker for e in entries if e.split == s} for s in ("train", "valid", "test")}
     assert by_split == {"train": {"libritts-19", "libritts-20"}, "valid": {"libritts-84"},
                         "test": {"libritts-1089"}}
@@ -49,7 +57,7 @@ def test_libritts_layout_speakers_and_splits(libritts):
     assert e.duration == pytest.approx(0.45) and e.sample_rate == 24000 and e.channels == 1
     assert (e.language, e.source, e.extra) == ("en", "libritts", {"subset": "train-clean-100", "chapter": "198"})
     # a single subset folder is recognised too
-    sub, _ = folder_manifest(libritts / "LibriTTS" / "dev-clean")
+    sub = folder_manifest(libritts / "LibriTTS" / "dev-clean").entries
     assert [e.split for e in sub] == ["valid", "valid"]
 
 
@@ -61,8 +69,10 @@ def test_vctk_keeps_mic1_and_holds_out_speakers(tmp_path):
             _audio(root / "wav48_silence_trimmed" / spk / f"{spk}_001_{mic}.flac", 0.2, sr=48000)
     (root / "txt" / "p225").mkdir(parents=True)
     assert detect_layout(root) == "vctk"
-    entries, _ = folder_manifest(root)
+    scan = folder_manifest(root)
+    entries = scan.entries
     assert len(entries) == len(speakers) and all("_mic1." in e.path for e in entries)
+    assert scan.left_out == [] and any("left out 9 _mic2 files" in n for n in scan.notes)
     split = {e.speaker: e.split for e in entries}
     assert {s for s, v in split.items() if v == "test"} == {"vctk-p360", "vctk-p376", "vctk-s5"}
     assert {s for s, v in split.items() if v == "valid"} == {"vctk-p227", "vctk-p228", "vctk-p229", "vctk-p230"}
@@ -75,9 +85,11 @@ def test_plain_folder_and_cache(tmp_path, monkeypatch):
     _audio(root / "sub" / "b.flac", 1.0)
     assert detect_layout(root) == "folder"
     out = tmp_path / "out" / "m.jsonl"
-    entries, layout = write_folder_manifest(root, out)
-    assert layout == "folder"
-    back = read_manifest(out)
+    scan = folder_manifest(root)
+    assert scan.layout == "folder"
+    out.parent.mkdir()
+    write_split_manifests(out.parent, scan.entries)
+    back = read_manifest(out.parent / "manifest.jsonl")
     assert [(os.path.basename(e.path), e.duration, e.channels) for e in back] == [("a.wav", 0.5, 2), ("b.flac", 1.0, 1)]
     assert back[0].split is None and back[0].speaker is None
 
@@ -85,12 +97,12 @@ def test_plain_folder_and_cache(tmp_path, monkeypatch):
         raise AssertionError(f"{path} read again despite the cache")
 
     monkeypatch.setattr(layouts, "audio_info", no_reading)
-    again, _ = folder_manifest(root)
+    again = folder_manifest(root).entries
     assert [e.duration for e in again] == [0.5, 1.0]
     monkeypatch.undo()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     _audio(root / "a.wav", 0.75, sr=16000)  # changed file: the cache entry is stale
-    changed, _ = folder_manifest(root)
+    changed = folder_manifest(root).entries
     assert changed[0].duration == 0.75
 
 
@@ -111,8 +123,58 @@ def test_errors(tmp_path):
 def test_cli_manifest(libritts, capsys):
     parser = argparse.ArgumentParser()
     data_cmd.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["data", "manifest", str(libritts), "-o", str(libritts / "m.jsonl"), "--no-progress"])
-    assert args.func(args) == 0
+    args = parser.parse_args(["data", "manifest", str(libritts), "-o", str(libritts / "m"), "--no-progress"])
+    with pytest.warns(HificodecWarning, match="left out 1 audio file.*stray.wav"):
+        assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "8 files" in out and "layout libritts" in out
-    assert len(read_manifest(libritts / "m.jsonl")) == 8
+    assert len(read_manifest(libritts / "m" / "manifest.jsonl")) == 8
+    assert [len(read_manifest(libritts / "m" / f"{s}.jsonl")) for s in ("train", "valid", "test")] == [4, 2, 2]
+
+
+def test_transcripts_are_kept(tmp_path):
+    libri = folder_manifest(make_libritts(tmp_path / "LibriTTS")).entries
+    texts19 = {e.text for e in libri if e.speaker == "libritts-19"}
+    assert texts19 == {"Speaker 19 says line 0.", "Speaker 19 says line 1."}
+    vctk_root = make_vctk(tmp_path / "VCTK", speakers=("p225", "p315"))
+    (vctk_root / "txt" / "p315" / "p315_001.txt").unlink()  # as in VCTK itself: some have no transcript
+    scan = folder_manifest(vctk_root)
+    texts = {e.path.rsplit("/", 1)[-1]: e.text for e in scan.entries}
+    assert texts["p225_002_mic1.flac"] == "Please call Stella, p225 number 2."
+    assert texts["p315_001_mic1.flac"] is None
+    assert f"vctk tree {vctk_root}: 1 of 4 files have no transcript" in scan.notes
+    back = tmp_path / "m"
+    back.mkdir()
+    write_split_manifests(back, scan.entries)
+    assert {e.text for e in read_manifest(back / "manifest.jsonl")} == {t for t in texts.values()}
+
+
+def test_a_folder_with_several_trees_keeps_every_tree(tmp_path, monkeypatch):
+    """LibriTTS and VCTK side by side: both read with their own layout; stray audio is reported."""
+    root = tmp_path / "data"
+    make_libritts(root / "LibriTTS")
+    make_vctk(root / "VCTK-Corpus-0.92")
+    _audio(root / "notes" / "memo.wav", 0.1)
+    assert detect_layout(root) == "libritts+vctk"
+    scan = folder_manifest(root)
+    assert scan.layout == "libritts+vctk" and [t.layout for t in scan.trees] == ["libritts", "vctk"]
+    assert {e.source for e in scan.entries} == {"libritts", "vctk"}
+    assert len(scan.entries) == 12 + 14 and sum(len(t.entries) for t in scan.trees) == len(scan.entries)
+    assert len(scan.left_out) == 1 and "memo.wav" in scan.left_out[0]
+    monkeypatch.chdir(root)  # a relative folder finds the same files
+    assert len(folder_manifest(".").entries) == len(scan.entries)
+    # each tree's files are there whatever the order they were found in
+    assert len(folder_manifest(root, layout="vctk").entries) == 14
+    only_libri = folder_manifest(root, layout="libritts")
+    assert len(only_libri.entries) == 12 and "29 audio file(s) outside the libritts" in only_libri.left_out[0]
+    # LibriTTS and LibriTTS-R in one folder are two trees
+    make_libritts(root / "LibriTTS_R")
+    assert [str(t.root.name) for t in folder_manifest(root).trees] == ["LibriTTS", "LibriTTS_R", "VCTK-Corpus-0.92"]
+
+
+def test_two_vctk_releases_use_the_newer_and_say_so(tmp_path):
+    root = make_vctk(tmp_path / "VCTK", speakers=("p225",))
+    _audio(root / "wav48" / "p225" / "p225_001.wav", 0.1, sr=48000)
+    scan = folder_manifest(root)
+    assert all("wav48_silence_trimmed" in e.path for e in scan.entries) and scan.left_out == []
+    assert any("left out 1 files in wav48 (another VCTK release" in n for n in scan.notes)

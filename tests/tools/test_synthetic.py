@@ -63,13 +63,13 @@ def test_synthesize_is_reproducible_and_resumable(tts_env, tmp_path):
         info = sf.info(e.path)
         assert e.synthetic is True and info.samplerate == 16000 and info.channels == 1
         assert (e.sample_rate, e.channels) == (16000, 1)
-        assert e.language == ("de" if e.speaker == "mbrola-de1" else "en") and e.extra["text"]
+        assert e.language == ("de" if e.speaker == "mbrola-de1" else "en") and e.text
         assert 130 <= e.extra["rate"] <= 200 and 30 <= e.extra["pitch"] <= 70
     files = sorted(Path(tmp_path / "a").rglob("*.flac"))
     assert len(files) == len(entries)  # nothing left over beyond the target
     again = synthesize_mbrola(hours=20 / 3600, out_dir=tmp_path / "a", sample_rate=16000, seed=1,
                               progress=False, **tts_env)
-    assert [(e.path, e.extra["text"]) for e in again] == [(e.path, e.extra["text"]) for e in entries]
+    assert [(e.path, e.text) for e in again] == [(e.path, e.text) for e in entries]
 
 
 def test_missing_voices_give_setup_instructions(tts_env, tmp_path):

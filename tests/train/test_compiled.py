@@ -157,3 +157,18 @@ def test_a_leg_compiles_only_when_the_time_left_can_pay_for_it(tmp_path):
     assert not report["used"] and report["reason"].startswith("not tried: would save ~120 s of the 240 s left")
     assert _compile_phase(trainer, torch.device("cpu"), leg, "off", best, 2, left_s=1e6)["reason"] == "not tried: off"
     assert trainer.state.step == 0  # nothing ran
+
+
+def test_the_way_back_restores_the_moving_average_too(tmp_path):
+    """With a generator EMA, a failed attempt leaves the average as it was before the attempt."""
+    torch._dynamo.reset()
+    raw = tiny_recipes()["hificodec"]
+    trainer = Trainer(load_recipe(raw, ["train.device=cpu", "train.ema_decay=0.9"]), _pool(), tmp_path)
+    assert trainer.ema_model is not None
+    batches = trainer._batches()
+    trainer.train_step(next(batches))
+    before = {k: v.clone() for k, v in trainer.ema_model.state_dict().items()}
+    compiled, report = try_compiled(trainer, batches, device=torch.device("cpu"), steps=1, eager_steps_per_s=None,
+                                    backend="eager", parts=("losses",), tolerance=-1.0)
+    assert compiled is None and "CompiledStepMismatch" in report["reason"]
+    assert all(torch.equal(before[k], v) for k, v in trainer.ema_model.state_dict().items())

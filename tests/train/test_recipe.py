@@ -81,6 +81,18 @@ def test_overrides_and_validation():
         load_recipe(TINY_RECIPES / "tiny-hificodec.yaml", ["losses.mel.resolutions=[]"])
 
 
+@pytest.mark.parametrize("override, message", [
+    ("train.amp=fp32", "train.amp is 'fp32'; use one of bf16, fp16, none"),
+    ("train.grad_accum_steps=0", "grad_accum_steps must be an integer >= 1"),
+    ("train.ema_decay=1.0", "ema_decay must be between 0 and 1"),
+    ("train.keep_optimizer_last=0", "keep_optimizer_last must be an integer >= 1"),
+    ("train.optimizer_state_dtype=float16", "optimizer_state_dtype must be float32 or bfloat16"),
+])
+def test_training_options_refuse_bad_values(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_recipe(TINY_RECIPES / "tiny-hificodec.yaml", [override])
+
+
 def test_a_retired_setting_is_named_as_retired():
     with pytest.raises(ConfigError, match=r"losses.stft.log_offset was retired; .*docs/results.md"):
         load_recipe(TINY_RECIPES / "tiny-hificodec.yaml", ["losses.stft.log_offset=0.1"])

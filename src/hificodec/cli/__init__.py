@@ -83,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    threads = getattr(args, "threads", None)
+    if threads is not None:  # --threads of a command that computes (cli.numbers.add_threads_arg)
+        import torch
+
+        torch.set_num_threads(threads)
     try:
         with terminate_as_exception(), warnings.catch_warnings():
             warnings.simplefilter("always", HificodecWarning)

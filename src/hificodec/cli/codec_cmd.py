@@ -15,17 +15,18 @@ import torch
 from ..bitstream import CHANNEL_CODINGS, ENTROPY, PAYLOAD_CODINGS, HfcHeader, HfcReader, naming_file, open_hfc
 from ..compress import (
     AUTO,
+    NAMED_ERRORS,
+    EncodedFile,
     EntropyChoice,
     check_output_path,
     decode_file,
     encode_file,
     model_for,
     output_format,
-    tables_next_to,
 )
 from ..errors import CheckpointError, HificodecError, UsageError
 from ..models.base import CodecModel
-from .numbers import positive_int, positive_kbps, sample_rate
+from .numbers import add_threads_arg, positive_int, positive_kbps, sample_rate
 
 
 def load_model(
@@ -65,7 +66,9 @@ def load_model(
     return model
 
 
-def add_backend_args(p: argparse.ArgumentParser) -> None:
+def add_backend_args(p: argparse.ArgumentParser, **threads: str) -> None:
+    """--threads (`threads`: its help's `what` and `default`), --backend and --onnx-dir."""
+    add_threads_arg(p, **threads)
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="run the model with PyTorch (default) or with onnxruntime on the CPU (graphs exported on "
                    "first use into $HIFICODEC_CACHE or ~/.cache/hificodec, or read from --onnx-dir)")  # fmt: skip
@@ -90,7 +93,8 @@ def with_backend(model: CodecModel, args: argparse.Namespace) -> CodecModel:
     def note(folder: Path) -> None:
         print(f"exporting {model.release or model.name} to ONNX graphs in {folder} (once per model)", file=sys.stderr)
 
-    return onnx_backend.load(model, args.onnx_dir, on_export=note)
+    # --threads: onnxruntime's threads as well as torch's (the session would otherwise take torch's count)
+    return onnx_backend.load(model, args.onnx_dir, threads=getattr(args, "threads", None), on_export=note)
 
 
 def output_paths(inputs: list[str], output: str | None, out_dir: str | None, suffix: str) -> list[Path]:
@@ -177,14 +181,11 @@ def _add_entropy_args(p: argparse.ArgumentParser, encoding: bool, default_note: 
 
 
 def _entropy_choice(args: argparse.Namespace) -> EntropyChoice:
-    """--no-entropy / --entropy TABLES / the tables next to --model DIR / the release's (AUTO)."""
+    """--no-entropy / --entropy TABLES / the model's own tables (AUTO: those in its folder, if any)."""
     if getattr(args, "no_entropy", False):
         return None
     if args.entropy:
         return str(args.entropy)
-    if args.model and Path(args.model).is_dir():
-        found = tables_next_to(args.model)
-        return str(found) if found is not None else None
     return AUTO
 
 
@@ -206,10 +207,10 @@ def run_encode(args: argparse.Namespace) -> int:
     entropy = _entropy_choice(args)
 
     def encode(src: str, dst: Path) -> None:
-        h = encode_file(model, src, dst, force=args.force, progress=not args.quiet, entropy=entropy)
-        size = os.path.getsize(dst)
-        _say(args, f"{src} -> {dst}: {h.duration:.2f} s, {h.channels} ch, {_rates(h, _payload_bytes(dst))}, "
-                   f"{size} bytes")  # fmt: skip
+        done = encode_file(model, src, dst, force=args.force, progress=not args.quiet, entropy=entropy)
+        h = done.header  # the rates as written: the file is not read back
+        _say(args, f"{src} -> {dst}: {h.duration:.2f} s, {h.channels} ch, {_rates(h, done.payload_bytes)}, "
+                   f"{done.file_bytes} bytes")  # fmt: skip
 
     return _for_each(args, list(zip(args.inputs, outputs)), encode)
 
@@ -225,14 +226,32 @@ def run_decode(args: argparse.Namespace) -> int:
     model = with_backend(load_model(args.model, device=device), args) if args.model else None
     entropy = _entropy_choice(args)
     by_hash: dict[str, CodecModel] = {}  # --backend onnx without --model: each file's model, run by onnxruntime
+    by_tokens: dict[str, CodecModel] = {}  # .npy codes without --model: the model of each tokens.json
+
+    def decode_tokens(src: str, dst: Path) -> None:
+        from ..data.tokens import find_token_info
+        from ..detokenize import decode_tokens_file, tokens_model
+
+        chosen = model
+        if chosen is None:
+            key = str(find_token_info(src))
+            if key not in by_tokens:
+                by_tokens[key] = with_backend(tokens_model(src, None, device)[0], args)
+            chosen = by_tokens[key]
+        seconds, rate = decode_tokens_file(src, dst, model=chosen, sample_rate=args.sample_rate, force=args.force,
+                                           device=device)  # fmt: skip
+        _say(args, f"{src} -> {dst}: {seconds:.2f} s of tokens, {rate} Hz")
 
     def decode(src: str, dst: Path) -> None:
+        if Path(src).suffix.lower() == ".npy":  # codes from `hificodec tokenize`, not a bitstream
+            return decode_tokens(src, dst)
         chosen = model
         if chosen is None and onnx:
-            with naming_file(src), open_hfc(src) as f:
-                header = HfcReader(f).header
-            if header.model_hash not in by_hash:
-                by_hash[header.model_hash] = with_backend(model_for(header, None, device), args)
+            with naming_file(src, NAMED_ERRORS):
+                with open_hfc(src) as f:
+                    header = HfcReader(f).header
+                if header.model_hash not in by_hash:
+                    by_hash[header.model_hash] = with_backend(model_for(header, None, device), args)
             chosen = by_hash[header.model_hash]
         h = decode_file(
             src, dst, model=chosen, sample_rate=args.sample_rate, force=args.force, progress=not args.quiet,
@@ -255,26 +274,18 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     def reconstruct(src: str, dst: Path) -> None:
         with tempfile.TemporaryDirectory(prefix="hificodec-") as tmp:
             hfc = Path(tmp) / "codes.hfc"
-            h = encode_file(model, src, hfc, progress=not args.quiet, entropy=entropy)
-            size, payload = os.path.getsize(hfc), _payload_bytes(hfc)
+            done: EncodedFile = encode_file(model, src, hfc, progress=not args.quiet, entropy=entropy)
             decode_file(hfc, dst, model=model, sample_rate=args.sample_rate, force=args.force, progress=not args.quiet,
                         entropy=entropy)  # fmt: skip
+        h = done.header
         _say(
             args,
-            f"{src} -> {dst}: {_rates(h, payload)} ({h.num_codebooks} codebooks x {h.bits_per_code} bits x "
-            f"{h.sample_rate / h.hop_length:g} Hz), {h.channels} ch; the .hfc file is {size} bytes = "
-            f"{size * 8 / h.duration / 1000:.3f} kbps with header and checksums",
+            f"{src} -> {dst}: {_rates(h, done.payload_bytes)} ({h.num_codebooks} codebooks x {h.bits_per_code} "
+            f"bits x {h.sample_rate / h.hop_length:g} Hz), {h.channels} ch; the .hfc file is {done.file_bytes} bytes "
+            f"= {done.file_kbps:.3f} kbps with header and checksums",
         )
 
     return _for_each(args, list(zip(args.inputs, outputs)), reconstruct)
-
-
-def _payload_bytes(path: Path) -> int:
-    with open_hfc(path) as f:
-        reader = HfcReader(f)
-        for _ in reader.checked_groups():
-            pass
-    return reader.payload_bytes
 
 
 # ---- export-onnx ---------------------------------------------------------------------------------
@@ -346,13 +357,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_encode)
 
     p = subparsers.add_parser(
-        "decode", help="decode .hfc bitstreams to audio",
+        "decode", help="decode .hfc bitstreams (or .npy tokens) to audio",
         description="Decode .hfc files to audio (format from the extension: .wav, .flac, ...), at the original "
         "sample rate and length unless --sample-rate is given; writes IN.decoded.wav by default. The model "
-        "named in the file is used unless --model is given; a file made by other weights is refused.",
+        "named in the file is used unless --model is given; a file made by other weights is refused. "
+        "A .npy file of codes [codebooks, frames] from `hificodec tokenize` is decoded with the model its "
+        "folder's tokens.json names (or --model, checked against it), at the model's rate.",
     )  # fmt: skip
-    p.add_argument("inputs", nargs="+", metavar="IN.hfc", help=".hfc files")
-    p.add_argument("--model", help="shipped model name or checkpoint directory (default: the one in the file)")
+    p.add_argument("inputs", nargs="+", metavar="IN.hfc", help=".hfc files, or .npy codes from `hificodec tokenize`")
+    p.add_argument("--model", help="shipped model name or checkpoint directory (default: the one in the file, or "
+                   "in tokens.json for .npy codes)")  # fmt: skip
     p.add_argument("--sample-rate", type=sample_rate, metavar="SR", help="output sample rate (default: the original)")
     _add_entropy_args(p, encoding=False)
     _add_io(p, "audio file")
@@ -381,6 +395,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder for the graphs (created)")
     p.add_argument("--force", action="store_true", help="replace an earlier export in OUT_DIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    add_threads_arg(p, "the export's (and its comparison with PyTorch's)")
     p.set_defaults(func=run_export_onnx)
 
     p = subparsers.add_parser(

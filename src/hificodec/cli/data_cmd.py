@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
-from .numbers import non_negative_float, non_negative_int, positive_float, positive_int
+from ..errors import HificodecError, HificodecWarning, UsageError
+from .numbers import non_negative_float, non_negative_int, number, positive_float, positive_int
+
+#: --valid-share / --test-share (hificodec_tools.holdout.MAX_SHARE)
+share = number(float, low=0, high=0.4)
 
 
 def register(subparsers) -> None:
@@ -40,14 +45,28 @@ def register(subparsers) -> None:
 
     m = sub.add_parser(
         "manifest",
-        help="write a manifest for a folder of audio (LibriTTS and VCTK layouts recognised)",
-        description="Scan DIR for audio and write a JSONL manifest. LibriTTS (train-clean-100/...) and "
-        "VCTK (wav48*/pXXX/...) layouts get speakers and their standard splits.",
+        help="write train/valid/test manifests for a folder of audio (LibriTTS and VCTK layouts recognised)",
+        description="Scan DIR for audio and write OUT_DIR/manifest.jsonl (every file, with its split) and "
+        "train.jsonl, valid.jsonl, test.jsonl, held out by speaker. LibriTTS (train-clean-100/...) and VCTK "
+        "(wav48*/pXXX/...) trees get speakers, transcripts (the `text` field) and their standard splits; a "
+        "folder holding several trees gets each. A tree without standard valid or test speakers (e.g. only "
+        "train-clean-100) has some of its train speakers held out (--valid-share, --test-share) or the ones "
+        "named (--valid-speakers, --test-speakers). Audio files no tree takes are counted on stderr.",
     )
     m.add_argument("dir", metavar="DIR")
-    m.add_argument("-o", "--output", default=None, metavar="OUT.jsonl",
-                   help="output manifest (default DIR/manifest.jsonl)")
+    m.add_argument("-o", "--out-dir", "--output", dest="output", default=None, metavar="OUT_DIR",
+                   help="folder for the four manifests (default DIR)")
     m.add_argument("--layout", choices=("auto", "libritts", "vctk", "folder"), default="auto")
+    m.add_argument("--valid-share", type=share, default=0.05, metavar="F",
+                   help="for trees without standard valid speakers: hold out speakers with about this share of "
+                   "the tree's audio (default 0.05; 0: none)")
+    m.add_argument("--test-share", type=share, default=0.05, metavar="F",
+                   help="the same for test (default 0.05)")
+    m.add_argument("--valid-speakers", type=_names, action="extend", default=[], metavar="A,B",
+                   help="speakers (e.g. libritts-19 or 19, p225) held out for valid, whatever their tree says")
+    m.add_argument("--test-speakers", type=_names, action="extend", default=[], metavar="A,B",
+                   help="speakers held out for test")
+    m.add_argument("--seed", type=non_negative_int, default=0, help="which speakers a share picks (default 0)")
     m.add_argument("--no-progress", action="store_true")
     m.set_defaults(func=_manifest)
 
@@ -81,13 +100,40 @@ def _build_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
-def _manifest(args: argparse.Namespace) -> int:
-    from hificodec_tools.layouts import write_folder_manifest  # tooling, not the library
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
-    out = Path(args.output) if args.output else Path(args.dir) / "manifest.jsonl"
-    entries, layout = write_folder_manifest(args.dir, out, layout=args.layout, progress=not args.no_progress)
-    hours = sum(e.duration or 0.0 for e in entries) / 3600
-    print(f"wrote {out}: {len(entries)} files, {hours:.2f} h, layout {layout}")
+
+def _manifest(args: argparse.Namespace) -> int:
+    # tooling, not the library
+    from hificodec_tools.corpus.splits import SPLITS, write_split_manifests
+    from hificodec_tools.holdout import HoldoutOptions, hold_out
+    from hificodec_tools.layouts import folder_manifest
+
+    out = Path(args.output) if args.output else Path(args.dir)
+    if out.suffix == ".jsonl":
+        raise UsageError("-o takes a folder: it receives manifest.jsonl, train.jsonl, valid.jsonl and test.jsonl")
+    if out.exists() and not out.is_dir():
+        raise HificodecError(f"{out}: exists and is not a folder")
+    scan = folder_manifest(args.dir, layout=args.layout, progress=not args.no_progress)
+    notes = hold_out(scan.trees, HoldoutOptions(
+        valid_share=args.valid_share, test_share=args.test_share, valid_speakers=tuple(args.valid_speakers),
+        test_speakers=tuple(args.test_speakers), seed=args.seed,
+    ))  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    paths = write_split_manifests(out, scan.entries)
+    for line in scan.left_out:
+        warnings.warn(f"left out {line}", HificodecWarning, stacklevel=1)
+    for note in scan.notes + notes:
+        print(f"note: {note}")
+    hours = sum(e.duration or 0.0 for e in scan.entries) / 3600
+    print(f"wrote {paths['manifest']}: {len(scan.entries)} files, {hours:.2f} h, layout {scan.layout}")
+    for name in SPLITS:
+        chosen = [e for e in scan.entries if e.split == name]
+        speakers = len({e.speaker for e in chosen if e.speaker})
+        texts = sum(e.text is not None for e in chosen)
+        print(f"  {paths[name].name:<12} {len(chosen):>7} files {sum(e.duration or 0.0 for e in chosen) / 3600:8.2f} h "
+              f"{speakers:>5} speakers {texts:>7} with text")
     return 0
 
 

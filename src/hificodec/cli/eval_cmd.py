@@ -7,7 +7,7 @@ import os
 import sys
 
 from ..errors import HificodecError
-from .numbers import non_negative_float, non_negative_int, positive_int, positive_kbps
+from .numbers import add_threads_arg, non_negative_float, non_negative_int, positive_int, positive_kbps
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -85,14 +85,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-html", action="store_true", help="skip index.html (`hificodec report DIR` can build it later)")
     p.add_argument("--no-plots", action="store_true", help="skip the matplotlib figures (and the clips' spectrograms)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_arg(p, "the models' (run in this process; the metric workers use one thread each)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import DEFAULT_MODEL
     from ..eval import EvalConfig, evaluate, write_report
-    from ..eval.report import summary_markdown
+    from ..eval.report import check_report_folder, summary_markdown
 
+    check_report_folder(args.out, args.source)  # before the evaluation (minutes), not when writing
     models = list(args.model)
     if args.no_model and (models or args.preset):
         raise HificodecError("--no-model contradicts --model/--preset")

@@ -8,6 +8,7 @@ from .. import DEFAULT_MODEL
 from ..checkpoint import build, list_models, load
 from ..config import list_presets
 from ..releases import Release, read_index, split_id
+from .numbers import add_threads_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,16 +22,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--model", default=None, help=f"shipped model name or checkpoint dir (default: {DEFAULT_MODEL})")
     d.add_argument("--input", default=None, help="audio file to use instead of the bundled clip")
     d.add_argument("-o", "--output", default="hificodec-demo.wav", help="where to write the reconstruction")
+    add_threads_arg(d)
     d.set_defaults(func=run_demo_cmd)
 
 
-def _describe(model) -> str:
+def _describe(model) -> list[str]:
+    """A model's architecture as table cells: family, rate, hop, frame rate, codebooks, bitrates."""
     bw = model.bandwidths
     kbps = ", ".join(f"{b:g}" for b in bw) if len(bw) <= 6 else f"{bw[0]:g} to {bw[-1]:g} in steps of {bw[0]:g}"
-    return (
-        f"{model.family:11s} {model.sample_rate / 1000:g} kHz  hop {model.hop_length:4d}  "
-        f"{model.frame_rate:g} Hz  {model.max_codebooks} x {model.codebook_size}  kbps: {kbps}"
-    )
+    return [
+        model.family, f"{model.sample_rate / 1000:g} kHz", f"hop {model.hop_length}", f"{model.frame_rate:g} Hz",
+        f"{model.max_codebooks} x {model.codebook_size}", f"kbps: {kbps}",
+    ]  # fmt: skip
 
 
 def _scores(release: Release) -> str:
@@ -39,29 +42,39 @@ def _scores(release: Release) -> str:
     return " / ".join(cells)
 
 
+def table(rows: list[list[str]], indent: str = "  ", gap: str = "  ") -> list[str]:
+    """Rows of cells as lines whose columns line up: each column as wide as its widest cell (the
+    widths come from the cells, so a longer name or score never pushes one row out of line)."""
+    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(max(map(len, rows), default=0))]
+    return [indent + gap.join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+
+
 def run_models(args: argparse.Namespace) -> int:
     shipped = list_models()
     print("Trained models (hificodec.load(NAME), --model NAME; NAME@N names release N):")
     if not shipped:
         print("  none installed")
     installed: dict[str, int] = {}
+    rows = []
     for name in shipped:
         model = load(name)
         if model.release is not None:
             installed[name] = split_id(model.release)[1] or 0
-        label = model.release or name
-        print(f"  {label:18s} " + _describe(model) + ("   [default]" if name == DEFAULT_MODEL else ""))
+        rows.append([model.release or name, *_describe(model), "[default]" if name == DEFAULT_MODEL else ""])
+    if rows:
+        print("\n".join(table(rows)))
     index = read_index()
     if index:
         print("\nReleases (newest first; test split PESQ-WB / STOI / mel distance / FFE):")
-        for name, releases in index.items():
-            for r in reversed(releases):
-                state = "installed" if installed.get(name) == r.number else "-"
-                print(f"  {r.id:18s} {r.date}  {state:9s}  {_scores(r):26s}  {r.summary}")
+        rows = [
+            [r.id, r.date, "installed" if installed.get(name) == r.number else "-", _scores(r), r.summary]
+            for name, releases in index.items()
+            for r in reversed(releases)
+        ]
+        print("\n".join(table(rows)))
     if args.presets:
         print("\nPresets (untrained architectures; hificodec.build(NAME), training recipes):")
-        for name in list_presets():
-            print(f"  {name:24s} " + _describe(build(name)))
+        print("\n".join(table([[name, *_describe(build(name))] for name in list_presets()])))
     return 0
 
 

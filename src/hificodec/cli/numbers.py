@@ -1,5 +1,6 @@
 """argparse `type=` checkers for every number the CLI takes: finite, in range, with a message that says
-what is allowed (argparse prints it with the option's name and exits with status 2)."""
+what is allowed (argparse prints it with the option's name and exits with status 2); and the options
+several commands share that are numbers (--threads)."""
 
 from __future__ import annotations
 
@@ -55,3 +56,13 @@ non_negative_int = number(int, low=0)
 non_negative_float = number(float, low=0)
 positive_float = number(float, low=0, above=True)
 sample_rate = number(int, low=MIN_SAMPLE_RATE, high=MAX_SAMPLE_RATE, unit="Hz")
+
+
+def add_threads_arg(
+    p: argparse.ArgumentParser, what: str = "the model's", default: str = "torch's default, one per core"
+) -> None:
+    """--threads N for a command that computes: `hificodec.cli.main` sets torch's thread count (and so the
+    --backend onnx sessions') before the command runs; without it torch's default stays."""
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help=f"threads for {what} computation (torch.set_num_threads; with --backend onnx, onnxruntime's "
+                   f"too); default: {default}")  # fmt: skip

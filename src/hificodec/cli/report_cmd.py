@@ -16,8 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Read eval folders (summary.json, results.csv, listening.json and its clips) and write index.html: "
             "the summary table of every system, the rate-quality plot, the listening section and the errors. "
-            "Systems of several folders are merged (a baseline present in several folders is shown once; "
-            "files are matched by name)."
+            "Systems of several folders are merged (a baseline run found in several folders is shown once "
+            "when its results are the same in each, else once per folder, named after it; files are matched "
+            "by name)."
         ),
     )
     p.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="folders written by `hificodec eval --out`")
@@ -32,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..eval.html import INDEX, write_page
+    from ..eval.html import INDEX, check_distinct, write_page
 
+    check_distinct(args.results)  # before asking for --out: `report A A` is one folder, not a comparison
     out = args.out
     if out is None:
         if len(args.results) > 1:

@@ -5,20 +5,25 @@
 `encode` reads raw PCM (s16le, --rate/--channels) or WAV (detected by its RIFF header; a streamed WAV
 may state no length) and writes an unterminated .hfc stream (format version 4) group by group as frames
 complete; `decode` reads one and writes audio as it comes. A stream cut short still decodes to what it
-holds (the WAV header is kept valid as the file grows), with an error message and exit status 1.
+holds, with an error message and exit status 1. Outputs to files are written under a temp name and
+renamed into place at the end (kept when a cut input still gave something, never empty); `decode`
+writes the format the output's extension names (WAV as it grows, raw PCM, or anything soundfile writes
+block by block: FLAC, Ogg, MP3 ...), as `hificodec decode` does.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import math
 import os
 import struct
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
@@ -26,20 +31,22 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from ..bitstream import MID_SIDE, FormatError, HfcReader, HfcStreamWriter
+from ..bitstream import MID_SIDE, FormatError, HfcReader, HfcStreamWriter, naming_file
 from ..compress import (
+    NAMED_ERRORS,
     Resampler,
     check_not_input,
     check_output_path,
-    entropy_tables,
     from_coded_channels,
-    make_header,
-    model_for,
+    output_format,
+    reading,
+    resolve,
 )
-from ..errors import AudioError, HificodecError, HificodecWarning
+from ..errors import AudioError, HificodecError, HificodecWarning, UsageError
+from ..files import atomic_output
 from ..models.base import CodecModel
 from .codec_cmd import _add_entropy_args, _add_model_args, _entropy_choice, load_model
-from .numbers import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, group_frames, positive_int, sample_rate
+from .numbers import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, add_threads_arg, group_frames, positive_int, sample_rate
 
 #: bytes read from the input per step (smaller reads give codes sooner; a read returns what has arrived)
 READ_BYTES = 4096
@@ -79,11 +86,14 @@ MIN_RATE, MAX_RATE = MIN_SAMPLE_RATE, MAX_SAMPLE_RATE
 
 
 class PcmSource:
-    """Float32 mono blocks from raw s16le PCM or a WAV stream (PCM 16/24/32-bit or float32)."""
+    """Float32 mono blocks from raw s16le PCM or a WAV stream (PCM 16/24/32-bit or float32).
 
-    def __init__(self, f: BinaryIO, rate: int, channels: int) -> None:
+    `rate` and `channels` describe raw PCM (default: `default_rate`, one channel). A WAV states its own;
+    given ones that differ are refused rather than ignored (the user expected them to apply)."""
+
+    def __init__(self, f: BinaryIO, rate: int | None, channels: int | None, default_rate: int) -> None:
         self.f = f
-        self.rate, self.channels = rate, channels
+        self.rate, self.channels = rate or default_rate, channels or 1
         self.width, self.kind = 2, "pcm"
         self.remaining: int | None = None  # data bytes left when the WAV states its length
         self.stated = 0
@@ -91,6 +101,12 @@ class PcmSource:
         head = _read_exactly(f, 4)
         if head == b"RIFF":
             self._wav_header()
+            given = [f"--{name} {value}" for name, value, stated in (("rate", rate, self.rate),
+                     ("channels", channels, self.channels)) if value is not None and value != stated]  # fmt: skip
+            if given:
+                raise UsageError(f"the input is a WAV stream of {self.rate} Hz with {self.channels} channel(s), "
+                                 f"not {' and '.join(given)}: --rate and --channels describe raw PCM input; "
+                                 "drop them for a WAV")  # fmt: skip
         elif head == b"RIFX":
             raise AudioError("the input is a big-endian WAV (RIFX), which is not supported: convert it to a "
                              "little-endian WAV first, e.g. `ffmpeg -i IN -f wav -`")  # fmt: skip
@@ -184,12 +200,31 @@ class PcmSource:
 
 
 # ---- output --------------------------------------------------------------------------------------
-def _open_out(path: str | None, force: bool, source: str) -> BinaryIO:
-    if path in (None, "-"):
-        if sys.stdout.isatty():
-            raise HificodecError("refusing to write binary output to a terminal: use -o FILE or a pipe")
-        return sys.stdout.buffer
-    return open(check_output_path(path, [source], force), "wb")
+class Output:
+    """Where a stream command writes: standard output, or a file written under a temp name and renamed
+    into place when the run ends. A run that fails keeps what it wrote when `keep()` says it holds
+    something (a stream cut short is valid up to its last group: what arrived is decoded), and leaves
+    no file when it holds nothing (an empty input gives an error, not a header-only file)."""
+
+    def __init__(self, path: str, keep: Callable[[], bool]) -> None:
+        self.path, self.keep = path, keep
+        self._atomic: atomic_output | None = None
+        self._file: BinaryIO | None = None
+
+    def __enter__(self) -> BinaryIO:
+        if self.path == "-":
+            if sys.stdout.isatty():
+                raise HificodecError("refusing to write binary output to a terminal: use -o FILE or a pipe")
+            return sys.stdout.buffer
+        self._atomic = atomic_output(self.path, keep=self.keep)
+        self._file = open(self._atomic.__enter__(), "w+b")  # w+: soundfile reads back what it completes
+        return self._file
+
+    def __exit__(self, *exc: object) -> None:
+        if self._atomic is not None:
+            assert self._file is not None
+            self._file.close()
+            self._atomic.__exit__(*exc)
 
 
 class WavWriter:
@@ -227,9 +262,110 @@ class WavWriter:
             self.f.seek(0, os.SEEK_END)
         self.f.flush()
 
+    def close(self) -> None:
+        pass  # every write left a whole file
+
+    @property
+    def samples(self) -> int:
+        return self.bytes // (2 * self.channels)
+
+
+class SoundFileWriter:
+    """Any other format soundfile writes block by block (FLAC, Ogg Vorbis, MP3 ...), into a seekable file:
+    these formats complete their headers when closed."""
+
+    def __init__(self, f: BinaryIO, rate: int, channels: int, fmt: str) -> None:
+        import soundfile as sf
+
+        self.sink = sf.SoundFile(f, "w", samplerate=rate, channels=channels, format=fmt)
+        self.samples = 0
+
+    def write(self, audio: np.ndarray) -> None:
+        if audio.shape[-1]:
+            self.sink.write(np.clip(audio.T, -1.0, 1.0))
+            self.samples += audio.shape[-1]
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+#: `stream decode` formats besides soundfile's: a WAV written as it grows, headerless s16le PCM
+WAV, RAW = "WAV", "RAW"
+
+
+def decode_format(output: str, raw: bool) -> str:
+    """What `stream decode -o OUTPUT` writes, chosen by the extension as `decode` chooses it: WAV, RAW
+    (--raw, or a .raw/.pcm name) or another format soundfile can write as audio comes; anything else is
+    refused before any work. Standard output gets WAV, or RAW with --raw."""
+    if output == "-":
+        return RAW if raw else WAV
+    path = Path(output)
+    if path.suffix.lower() in (".raw", ".pcm"):
+        return RAW
+    if raw:
+        named = path.suffix.lstrip(".").upper()
+        if named in _soundfile_formats():
+            raise UsageError(f"{output}: --raw writes headerless PCM, but the name says {named}: drop --raw, or "
+                             "name the output .raw or .pcm")  # fmt: skip
+        return RAW
+    fmt = output_format(path)  # the same refusal as `decode` for an extension no writer knows
+    if fmt != WAV and _default_subtype(fmt) is None:
+        raise HificodecError(f"{output}: cannot write {fmt} as the audio is decoded (try .wav or .flac)")
+    return fmt
+
+
+def _soundfile_formats() -> dict[str, str]:
+    import soundfile as sf
+
+    return sf.available_formats()
+
+
+def _default_subtype(fmt: str) -> str | None:
+    import soundfile as sf
+
+    return sf.default_subtype(fmt)
+
+
+class AudioOut:
+    """`stream decode`'s output in `fmt` (`decode_format`): its writer is made at the first audio, so a
+    stream with none writes nothing (and leaves no file)."""
+
+    def __init__(self, path: str, fmt: str, rate: int, channels: int) -> None:
+        self.fmt, self.rate, self.channels = fmt, rate, channels
+        self.output = Output(path, keep=lambda: self.samples > 0)
+        self.writer: WavWriter | SoundFileWriter | None = None
+        self._f: BinaryIO | None = None
+
+    def __enter__(self) -> AudioOut:
+        self._f = self.output.__enter__()
+        return self
+
+    def write(self, audio: np.ndarray) -> None:
+        """audio [channels, n] float."""
+        if audio.shape[-1] == 0:
+            return
+        if self.writer is None:
+            assert self._f is not None
+            if self.fmt in (WAV, RAW):
+                self.writer = WavWriter(self._f, self.rate, self.channels, raw=self.fmt == RAW)
+            else:
+                self.writer = SoundFileWriter(self._f, self.rate, self.channels, self.fmt)
+        self.writer.write(audio)
+
+    @property
+    def samples(self) -> int:
+        return 0 if self.writer is None else self.writer.samples
+
     @property
     def seconds(self) -> float:
-        return self.bytes / (2 * self.channels * self.rate)
+        return self.samples / self.rate
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        finally:
+            self.output.__exit__(*exc)
 
 
 # ---- encode --------------------------------------------------------------------------------------
@@ -243,29 +379,33 @@ def _stream_header(model: CodecModel, rate: int, args: argparse.Namespace):
     choice = _entropy_choice(args)
     if args.group_frames < ENTROPY_MIN_GROUP and not args.entropy:
         choice = None
-    tables = entropy_tables(model, choice)
-    header = make_header(model, channels=1, source_rate=rate, source_samples=rate, entropy=tables)
+    identity = resolve(model, choice)
+    tables = identity.encoding_tables()
+    header = identity.header(channels=1, source_rate=rate, source_samples=rate)  # lengths: in the end record
     return replace(header, group_frames=args.group_frames), tables
 
 
 def run_encode(args: argparse.Namespace) -> int:
+    if args.output != "-":  # before any work, as `encode` does
+        check_output_path(args.output, [args.input], args.force)
     model = load_model(args.model, args.bandwidth, args.n_q, "cpu")
-    source = PcmSource(_open_in(args.input), args.rate or model.sample_rate, args.channels)
+    source = PcmSource(_open_in(args.input), args.rate, args.channels, default_rate=model.sample_rate)
     header, tables = _stream_header(model, source.rate, args)
-    out = _open_out(args.output, args.force, args.input)
-    writer = HfcStreamWriter(out, header, tables)
-    try:
-        return _encode_stream(args, model, source, writer)
-    except BaseException:
-        if args.output not in (None, "-") and writer.frames_written == 0:  # only a header: leave nothing
-            out.close()
-            Path(args.output).unlink(missing_ok=True)
-        raise
+    blocks = source.blocks()
+    first = next(blocks, None)  # the output is opened when audio arrives: an empty input writes nothing
+    if first is None:
+        raise AudioError("the input holds no samples")
+    writer: HfcStreamWriter | None = None
+    with Output(args.output, keep=lambda: writer is not None and writer.frames_written > 0) as out:
+        writer = HfcStreamWriter(out, header, tables)
+        return _encode_stream(args, model, source.rate, itertools.chain([first], blocks), writer)
 
 
-def _encode_stream(args: argparse.Namespace, model: CodecModel, source: PcmSource, writer: HfcStreamWriter) -> int:
+def _encode_stream(
+    args: argparse.Namespace, model: CodecModel, rate: int, blocks: Iterator[np.ndarray], writer: HfcStreamWriter
+) -> int:
     encoder = model.streaming_encoder()
-    to_model_rate = Resampler(source.rate, model.sample_rate, channels=1)
+    to_model_rate = Resampler(rate, model.sample_rate, channels=1)
 
     def resample(block: np.ndarray, last: bool = False) -> np.ndarray:
         return to_model_rate(block[None], last)[0]
@@ -279,7 +419,7 @@ def _encode_stream(args: argparse.Namespace, model: CodecModel, source: PcmSourc
             codes = encoder.push(torch.from_numpy(np.ascontiguousarray(x)).view(1, 1, -1))
             writer.write(codes.numpy())
 
-    for block in source.blocks():
+    for block in blocks:
         source_samples += block.size
         push(resample(block))
     push(resample(np.zeros(0, np.float32), last=True))
@@ -297,43 +437,46 @@ def _encode_stream(args: argparse.Namespace, model: CodecModel, source: PcmSourc
 
 # ---- decode --------------------------------------------------------------------------------------
 def run_decode(args: argparse.Namespace) -> int:
+    if args.output != "-":  # before any work: not the input, not an existing file without --force
+        check_output_path(args.output, [args.input], args.force)
+    fmt = decode_format(args.output, args.raw)
     source = _open_in(args.input)
-    reader = HfcReader(source)
-    h = reader.header
-    model = model_for(h, load_model(args.model) if args.model else None)
-    if h.payload_coding != 0:
-        choice = _entropy_choice(args)
-        reader.use_entropy(entropy_tables(model, choice))
-    out = _open_out(args.output, args.force, args.input)
-    wav = WavWriter(out, model.sample_rate, h.channels, raw=args.raw)
+    with naming_file(args.input, NAMED_ERRORS) if args.input != "-" else nullcontext():
+        reader = HfcReader(source)
+        h = reader.header
+        model, tables = reading(h, load_model(args.model) if args.model else None, _entropy_choice(args))
+    reader.use_entropy(tables)
     decoder = model.streaming_decoder()
     written = 0
     limit: int | None = None if h.unterminated else h.num_samples
+    with AudioOut(args.output, fmt, model.sample_rate, h.channels) as sink:
 
-    def emit(audio: torch.Tensor) -> None:
-        nonlocal written
-        x = audio[:, 0].numpy()
-        if limit is not None:
-            x = x[:, : max(0, limit - written)]
-        written += x.shape[-1]
-        wav.write(from_coded_channels(x, h.channel_coding) if h.channel_coding == MID_SIDE else x)
+        def emit(audio: torch.Tensor) -> None:
+            nonlocal written
+            x = audio[:, 0].numpy()
+            if limit is not None:
+                x = x[:, : max(0, limit - written)]
+            written += x.shape[-1]
+            sink.write(from_coded_channels(x, h.channel_coding) if h.channel_coding == MID_SIDE else x)
 
-    error: HificodecError | None = None
-    try:
-        for codes in reader.groups():
-            emit(decoder.push(torch.from_numpy(codes)))
-    except FormatError as e:
-        error = e
-    if reader.complete and reader.end_header is not None:
-        limit = reader.end_header.num_samples
-    if decoder.frames:
-        emit(decoder.flush())
-    if error is None and not reader.complete:
-        error = HificodecError("the stream ended before its end record (cut short?)")
-    if error is not None:
-        raise HificodecError(f"{error}; wrote the {wav.seconds:.2f} s decoded from what arrived")
+        error: HificodecError | None = None
+        try:
+            for codes in reader.groups():
+                emit(decoder.push(torch.from_numpy(codes)))
+        except FormatError as e:
+            error = e
+        if reader.complete and reader.end_header is not None:
+            limit = reader.end_header.num_samples
+        if decoder.frames:
+            emit(decoder.flush())
+        if error is None and not reader.complete:
+            error = HificodecError("the stream ended before its end record (cut short?)")
+        if sink.samples == 0:  # a header and no group: nothing to write
+            raise HificodecError(f"{error or 'the stream holds no audio'}; nothing decoded, no output written")
+        if error is not None:
+            raise HificodecError(f"{error}; wrote the {sink.seconds:.2f} s decoded from what arrived")
     if not args.quiet and args.output not in (None, "-"):
-        print(f"{args.input} -> {args.output}: {wav.seconds:.2f} s at {model.sample_rate} Hz", file=sys.stderr)
+        print(f"{args.input} -> {args.output}: {sink.seconds:.2f} s at {model.sample_rate} Hz", file=sys.stderr)
     return 0
 
 
@@ -413,8 +556,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "frames complete.")  # fmt: skip
     e.add_argument("input", nargs="?", default="-", metavar="IN", help="audio input (default -: stdin)")
     e.add_argument("-o", "--output", default="-", help=".hfc output (default -: stdout)")
-    e.add_argument("--rate", type=sample_rate, help="raw PCM input's sample rate (default: the model's)")
-    e.add_argument("--channels", type=positive_int, default=1, help="raw PCM input's channels (default 1)")
+    e.add_argument("--rate", type=sample_rate, help="raw PCM input's sample rate (default: the model's; a WAV "
+                   "input states its own, and another value is refused)")  # fmt: skip
+    e.add_argument("--channels", type=positive_int, help="raw PCM input's channels (default 1; a WAV input states "
+                   "its own, and another value is refused)")  # fmt: skip
     e.add_argument("--group-frames", type=group_frames, default=DEFAULT_STREAM_GROUP, metavar="N",
                    help=f"frames per .hfc group (default {DEFAULT_STREAM_GROUP}): a group is written when "
                    "complete, so N frames of delay against 6-10 bytes per group")  # fmt: skip
@@ -423,6 +568,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "TABLES is given: the coder's flush per group costs more than it saves")
     e.add_argument("--force", action="store_true", help="overwrite an existing output file")
     e.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    add_threads_arg(e)
     e.set_defaults(func=run_encode)
 
     d = sub.add_parser("decode", help=".hfc stream -> audio (WAV or raw s16le)",
@@ -435,6 +581,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_entropy_args(d, encoding=False)
     d.add_argument("--force", action="store_true", help="overwrite an existing output file")
     d.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    add_threads_arg(d)
     d.set_defaults(func=run_decode)
 
     m = sub.add_parser("demo", help="stream the bundled clip in real time, printing compute time and bitrate",
@@ -444,7 +591,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("-o", "--output", help="write the decoded audio here")
     m.add_argument("--fast", action="store_true", help="do not wait for the clock")
     m.add_argument("--every", type=positive_int, default=10, metavar="N", help="print every N frames (default 10)")
-    m.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    m.add_argument("--threads", type=positive_int, default=1, metavar="N",
+                   help="torch threads (default 1: the demo times one core)")  # fmt: skip
     m.add_argument("--group-frames", type=group_frames, default=DEFAULT_STREAM_GROUP, metavar="N",
                    help="frames per .hfc group")  # fmt: skip
     _add_model_args(m)

@@ -36,8 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "tokenize", help="write codec tokens (.npy per utterance + manifest) for a dataset",
         description="Encode every utterance of a folder, .jsonl manifest or file list to codes "
         "[codebooks, frames] (.npy, int16) under OUT/codes/, mirroring the input layout, plus "
-        "OUT/manifest.jsonl and OUT/tokens.json (model, rates). Audio is downmixed to mono and resampled to "
-        "the model's rate. Resumable (finished files are skipped) and shardable: under torchrun each rank "
+        "OUT/manifest.jsonl (the input entries' fields, text included, plus codes and num_frames) and "
+        "OUT/tokens.json (a model reference hificodec.load opens, rates, code layout). Audio is downmixed "
+        "to mono and resampled to the model's rate. `hificodec decode OUT/codes/X.npy` plays codes back. "
+        "Resumable (finished files are skipped) and shardable: under torchrun each rank "
         "(RANK/WORLD_SIZE) takes its share and writes manifest.rankR-of-W.jsonl.",
     )  # fmt: skip
     p.add_argument("source", metavar="DATA_DIR_OR_MANIFEST", help="folder, .jsonl manifest or .txt file list")
@@ -49,18 +51,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=16, help="utterances per model call (default 16)")
     p.add_argument(
         "--workers", type=non_negative_int,
-        help="processes that load and encode, each with --threads threads (a GPU model: processes that load "
-        "audio for it); 0: everything in this process (default: one per CPU core)",
+        help="processes that load and encode, each with --threads threads (a GPU model, or --backend onnx: "
+        "processes that load audio for the one encoder in this process); 0: everything in this process "
+        "(default: one per CPU core)",
     )  # fmt: skip
-    p.add_argument(
-        "--threads", type=positive_int,
-        help="torch threads per encoding process (default: this machine's threads shared out, at least 1)",
-    )
     p.add_argument("--split", help="only entries of this split (manifests)")
     p.add_argument("--skip-errors", action="store_true", help="report unreadable files and go on")
     p.add_argument("--rank", type=non_negative_int, help="this shard (default: $RANK or 0)")
     p.add_argument("--world-size", type=positive_int, help="number of shards (default: $WORLD_SIZE or 1)")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    add_backend_args(p)
+    add_backend_args(p, what="each encoding process's", default="this machine's threads shared out among the "
+                     "--workers, at least 1 each; torch's default when this process encodes")  # fmt: skip
     p.set_defaults(func=run)

@@ -2,7 +2,7 @@
 
     hificodec train RECIPE.yaml --data DIR_OR_MANIFEST [--valid ...] [--out RUN_DIR] [--resume] [key=value ...]
     torchrun --nproc_per_node=N -m hificodec train ...      # DDP: gloo on CPU, NCCL on GPU
-    hificodec export RUN_DIR OUT_DIR [--checkpoint best|last|step-00001000]
+    hificodec export RUN_DIR OUT_DIR [--checkpoint best|last|step-00001000] [--live-weights]
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def register(subparsers) -> None:
     e.add_argument("run_dir")
     e.add_argument("out_dir")
     e.add_argument("--checkpoint", default="best", help="best (default), last, or a checkpoint folder name")
+    e.add_argument("--live-weights", action="store_true",
+                   help="export the trained weights, not their moving average (runs with train.ema_decay)")
     e.set_defaults(func=run_export)
 
 
@@ -79,8 +81,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..train.export import export_run
+    from ..files import check_output_folder
+    from ..train.export import export_run, pick_checkpoint
 
-    out = export_run(args.run_dir, args.out_dir, args.checkpoint)
-    print(f"exported {args.run_dir} ({args.checkpoint}) to {out}")
+    check_output_folder(args.out_dir, [Path(args.run_dir)], replaced=True)  # before anything is read
+    # name the checkpoint taken: "best" falls back to the last one when the run had no validation
+    source = pick_checkpoint(Path(args.run_dir), args.checkpoint)
+    out = export_run(args.run_dir, args.out_dir, source.name, ema=False if args.live_weights else None)
+    why = " (no best checkpoint: no validation ran)" if args.checkpoint == "best" != source.name else ""
+    print(f"exported {args.run_dir} checkpoint {source.name}{why} to {out}")
     return 0

@@ -7,6 +7,7 @@ relative paths are relative to the manifest's folder. Known fields:
     split      train / valid / test             speaker    speaker or voice id
     language   ISO-639-1 code                   source     where it came from (e.g. Debian package)
     license    licence of the audio             synthetic  true for TTS-generated speech
+    text       the transcript, where the corpus has one (LibriTTS normalized text, VCTK txt/)
     sample_rate, channels                       of the file as stored (readers may trust them to
                                                 skip a header read); a converted corpus keeps the
                                                 source's values in `orig_sample_rate` / `orig_channels`
@@ -43,6 +44,7 @@ class ManifestEntry:
     synthetic: bool | None = None
     sample_rate: int | None = None
     channels: int | None = None
+    text: str | None = None
     extra: dict = field(default_factory=dict)
 
     def to_json(self, relative_to: Path | None = None) -> str:

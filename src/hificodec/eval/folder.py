@@ -3,14 +3,16 @@
 An eval folder is what `write_report` leaves: summary.json (per-system means), results.csv (per-file
 scores) and, unless `--listen 0`, listening.json with the clips under listen/. Systems of several
 folders are merged by name: a baseline that appears in more than one folder (the same Opus runs
-next to two model releases) is kept once, from the first folder; a model whose name repeats is
-renamed `name (folder)` so both stay in the table. Files are matched by their `file` id.
+next to two model releases) is kept once when its results are the same in each (its folder column
+names them all), and once per differing run otherwise, named after its folder; a model whose name
+repeats is renamed `name (folder)` so both stay in the table. Files are matched by their `file` id.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,19 +105,21 @@ def compare(folders: list[EvalFolder]) -> Comparison:
     systems: list[dict] = []
     taken: dict[str, str] = {}  # system name -> folder label it came from
     renames: list[dict[str, str | None]] = []  # per folder: original name -> merged name (None: dropped)
-    for f in folders:
+    shared = _shared_baselines(folders, notes)
+    for k, f in enumerate(folders):
         mine: dict[str, str | None] = {}
         for s in f.summary["systems"]:
-            name = s["system"]
-            if name in taken:
-                if s.get("kind") == "baseline":
-                    notes.append(f"{name} is in {taken[name]} and {f.label}: the table shows {taken[name]}'s run")
-                    mine[name] = None
+            name, label = s["system"], f.label
+            if (k, name) in shared:
+                name, label = shared[k, name]
+                if name is None:  # the same run as in an earlier folder: shown once, from there
+                    mine[s["system"]] = None
                     continue
+            elif name in taken:
                 name = _free(f"{name} ({f.label})", taken)
-            taken[name] = f.label
+            taken[name] = label
             mine[s["system"]] = name
-            systems.append({**s, "system": name, "folder": f.label})
+            systems.append({**s, "system": name, "folder": label})
         renames.append(mine)
         notes += [f"{f.label}: {n}" if len(folders) > 1 else str(n) for n in f.summary.get("skipped") or []]
 
@@ -133,6 +137,67 @@ def compare(folders: list[EvalFolder]) -> Comparison:
             f"the folders scored different files ({counts}; {len(common)} in common): their means are not comparable"
         )
     return Comparison(folders, systems, rows, _merge_listening(folders, renames, notes), _codecs(folders), notes)
+
+
+def _shared_baselines(folders: list[EvalFolder], notes: list[str]) -> dict[tuple[int, str], tuple[str | None, str]]:
+    """Baselines that several folders ran (the same Opus settings next to two model releases).
+
+    Runs with the same per-file results are one run: it is shown once (name None for the later
+    folders), its folder column naming every folder that has it. Runs that differ (other files,
+    another ffmpeg) are all shown, each named after its folders. Returns (folder index, name) ->
+    (merged name or None, folder label) for every baseline found in more than one folder."""
+    where: dict[str, list[int]] = {}
+    for k, f in enumerate(folders):
+        for s in f.summary["systems"]:
+            if s.get("kind") == "baseline":
+                where.setdefault(s["system"], []).append(k)
+    out: dict[tuple[int, str], tuple[str | None, str]] = {}
+    for name, ks in where.items():
+        if len(ks) < 2:
+            continue
+        groups: list[list[int]] = []  # folders whose runs of `name` agree, in folder order
+        for k in ks:
+            same = next((g for g in groups if _same_results(folders[g[0]], folders[k], name)), None)
+            if same is None:
+                groups.append([k])
+            else:
+                same.append(k)
+        labels = [", ".join(folders[k].label for k in g) for g in groups]
+        if len(groups) == 1:
+            notes.append(f"{name} has the same results in {_and(labels[0])}: shown once")
+        else:
+            notes.append(f"{name} has other results in {' than in '.join(labels)}: shown once per run, "
+                         "named after its folder")  # fmt: skip
+        for g, label in zip(groups, labels, strict=True):
+            merged = name if len(groups) == 1 else f"{name} ({label})"
+            out[g[0], name] = (merged, label)
+            out.update({(k, name): (None, label) for k in g[1:]})
+    return out
+
+
+def _and(labels: str) -> str:
+    head, _, last = labels.rpartition(", ")
+    return f"{head} and {last}" if head else last
+
+
+def _same_results(a: EvalFolder, b: EvalFolder, system: str) -> bool:
+    """Whether two folders' rows of `system` are the same run: the same files with the same scores
+    (as results.csv stores them, to 6 significant digits)."""
+
+    def scores(f: EvalFolder) -> dict[str, dict]:
+        return {r["file"]: r for r in f.rows if r["system"] == system}
+
+    mine, theirs = scores(a), scores(b)
+    if mine.keys() != theirs.keys():
+        return False
+    keys = [k for k in ROW_FIELDS if k not in _TEXT_FIELDS | {"encode_s", "decode_s"}]  # timings vary run to run
+    return all(_close(mine[f].get(k), theirs[f].get(k)) for f in mine for k in keys)
+
+
+def _close(x: Any, y: Any) -> bool:
+    if x is None or y is None:
+        return x is y
+    return math.isclose(float(x), float(y), rel_tol=1e-5, abs_tol=1e-9)
 
 
 def _free(name: str, taken: dict[str, str]) -> str:

@@ -25,7 +25,9 @@ RATE_QUALITY = "rate_quality.png"
 
 #: summary table columns: (key, label, digits, better: "higher" | "lower" | None, tooltip)
 COLUMNS: list[tuple[str, str, int, str | None, str]] = [
-    ("kbps", "kbps", 2, "lower", "measured bitrate (the cost: lowest is marked)"),
+    ("kbps", "kbps", 2, "lower", "measured bitrate (the cost: lowest is marked); neural codecs: the raw code rate"),
+    ("coded_kbps", "coded kbps", 2, "lower", "neural codecs: the codes entropy-coded with the model's tables, what "
+     "its .hfc files cost (– without tables)"),
     ("pesq_wb", "PESQ-WB", 2, "higher", "PESQ wide-band MOS-LQO"),
     ("pesq_nb", "PESQ-NB", 2, "higher", "PESQ narrow-band MOS-LQO"),
     ("stoi", "STOI", 3, "higher", "short-time objective intelligibility"),
@@ -134,13 +136,19 @@ def _context(c: Comparison, listening: list[dict], plot: str | None) -> dict[str
                     row["best"].add(key)
     by_pair = {(r["file"], r["system"]): r for r in c.rows}
     files = []
+    slots = _slots(c.systems, listening)
     for i, item in enumerate(listening):
+        have = {clip["system"]: clip for clip in item["clips"]}
         clips = []
-        for clip in item["clips"]:
-            scored = by_pair.get((item["file"], clip["system"])) or {}  # none for the reference
-            scores = [(label, scored.get(k), d) for k, label, d in CLIP_SCORES] if scored else []
-            clips.append({**clip, "is_reference": clip["system"] == REFERENCE, "scores": scores,
-                          "error": scored.get("error") or ""})  # fmt: skip
+        for k, name in enumerate(slots):
+            scored = by_pair.get((item["file"], name)) or {}  # none for the reference
+            scores = [(label, scored.get(key), d) for key, label, d in CLIP_SCORES] if scored else []
+            error = scored.get("error") or ""
+            # a system without a clip of this file keeps its row (and its key), marked as missing
+            clip = have.get(name) or {"system": name, "audio": None, "spectrogram": None, "folder": None,
+                                      "missing": True, "error": error or "no clip of this file"}  # fmt: skip
+            clips.append({"missing": False, "error": error, **clip, "key": k, "is_reference": name == REFERENCE,
+                          "scores": scores})  # fmt: skip
         files.append({"index": i, "file": item["file"], "name": Path(item["file"]).name,
                       "duration_s": item["duration_s"], "clips": clips})  # fmt: skip
     first = c.folders[0].summary
@@ -153,13 +161,21 @@ def _context(c: Comparison, listening: list[dict], plot: str | None) -> dict[str
         "table": table,
         "plot": plot,
         "files": files,
-        "n_clips": sum(len(f["clips"]) for f in files),
+        "n_clips": sum(not clip["missing"] for f in files for clip in f["clips"]),
         "codecs": c.codecs,
         "notes": c.notes,
         "errors": [r for r in c.rows if r.get("error")],
         "metrics": first.get("metrics", {}),
         "alignment": first.get("alignment"),
     }
+
+
+def _slots(systems: list[dict], listening: list[dict]) -> list[str]:
+    """The clip rows every file shows, in one order: the reference, then the systems in the summary
+    table's order that have a clip of any file. Key k plays the same system in every file (the order
+    clips were written in follows when each system's scoring finished, which differs from file to file)."""
+    with_clips = {clip["system"] for item in listening for clip in item["clips"]}
+    return [REFERENCE] * (REFERENCE in with_clips) + [s["system"] for s in systems if s["system"] in with_clips]
 
 
 def _system_value(s: dict, key: str) -> float | None:
@@ -199,6 +215,7 @@ def write_page(result_dirs: list[str | os.PathLike], out_dir: str | os.PathLike,
     """`hificodec report`: read eval folders and build their page into `out_dir`."""
     from .folder import read_eval_folder
 
+    check_distinct(result_dirs)
     labels: dict[str, int] = {}
     folders = []
     for d in result_dirs:
@@ -206,3 +223,15 @@ def write_page(result_dirs: list[str | os.PathLike], out_dir: str | os.PathLike,
         labels[name] = labels.get(name, 0) + 1
         folders.append(read_eval_folder(d, name if labels[name] == 1 else f"{name}#{labels[name]}"))
     return build_page(folders, out_dir, plots=plots)
+
+
+def check_distinct(result_dirs: list[str | os.PathLike]) -> None:
+    """Refuse a folder given twice (under any name): merging it with itself would show every system
+    twice, the second time renamed as if it were another run."""
+    seen: dict[Path, str] = {}
+    for d in result_dirs:
+        key = Path(d).resolve()
+        if key in seen:
+            same = "" if os.fspath(d) == seen[key] else f" (as {seen[key]})"
+            raise HificodecError(f"{os.fspath(d)}: this eval folder is given twice{same}; give each folder once")
+        seen[key] = os.fspath(d)

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from ..errors import HificodecError
-from ..files import atomic_output
+from ..files import atomic_output, check_output_folder
 from .runner import EvalReport
 from .scoring import ROW_FIELDS
 
@@ -58,14 +58,15 @@ def summary_markdown(summary: dict) -> str:
         + (f", split {summary['split']}" if summary.get("split") else "")
         + f"; hificodec {summary['hificodec_version']}; {summary['created']}",
         "",
-        "| system | kbps | PESQ-WB | PESQ-NB | STOI | ESTOI | mel dist. | FFE | SI-SDR (dB) | RTF | delay (ms) "
-        "| scored |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| system | kbps | coded kbps | PESQ-WB | PESQ-NB | STOI | ESTOI | mel dist. | FFE | SI-SDR (dB) | RTF "
+        "| delay (ms) | scored |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary["systems"]:
         m = {k: v["mean"] for k, v in s["metrics"].items()}
         lines.append(
-            f"| {s['system']} | {_fmt(s['kbps'])} | {_fmt(m['pesq_wb'])} | {_fmt(m['pesq_nb'])} "
+            f"| {s['system']} | {_fmt(s['kbps'])} | {_fmt(s.get('coded_kbps'))} | {_fmt(m['pesq_wb'])} "
+            f"| {_fmt(m['pesq_nb'])} "
             f"| {_fmt(m['stoi'], 3)} | {_fmt(m['estoi'], 3)} | {_fmt(m['mel_distance'], 3)} "
             f"| {_fmt(m['f0_frame_error'], 3)} "
             f"| {_fmt(m['si_sdr'], 1)} | {_fmt(s.get('rtf'), 1)} | {_fmt(s['delay_ms_median'], 1)} "
@@ -89,7 +90,8 @@ def summary_markdown(summary: dict) -> str:
     lines += [
         f"- alignment: {summary['alignment']}",
         "- kbps: measured (neural: code bits at the model's frame rate; classical: encoded file size, "
-        "container included); RTF = audio seconds per wall second (baselines: ffmpeg process time)",
+        "container included); coded kbps: a neural codec's codes entropy-coded with its tables, what its .hfc "
+        "files cost (– without tables); RTF = audio seconds per wall second (baselines: ffmpeg process time)",
     ]
     if summary["skipped"]:
         lines += ["", "Skipped:", ""] + [f"- {n}" for n in summary["skipped"]]
@@ -102,6 +104,17 @@ def summary_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: what `write_report` writes into its folder (spectrogram_NN_*.png besides)
+REPORT_FILES = ["results.csv", "summary.json", "summary.md", "rate_quality.png", "listening.json", "listen",
+                "index.html"]  # fmt: skip
+
+
+def check_report_folder(out_dir: str | os.PathLike, source: str | os.PathLike) -> None:
+    """Refuse a report folder that would overwrite the evaluated data (the data folder itself, or a
+    manifest or file list named as a report file), before any work starts."""
+    check_output_folder(out_dir, [source], writes=REPORT_FILES)
+
+
 def write_report(
     report: EvalReport, out_dir: str | os.PathLike, plots: bool = True, html: bool = True, ffmpeg: str | None = None
 ) -> list[Path]:
@@ -110,6 +123,7 @@ def write_report(
     Besides the tables and figures: the listening clips of `report.listen_files` (listening.json,
     listen/; `ffmpeg` compresses them) and, with `html`, the page index.html built from the folder
     as `hificodec report` would build it."""
+    check_report_folder(out_dir, report.summary["source"])
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -117,6 +117,9 @@ def evaluate(config: EvalConfig) -> EvalReport:
     for r in results:
         if r.audio is not None:
             examples[r.row["file"]][r.row["system"]] = (r.audio, int(r.row["sample_rate"]))
+    # results arrive as the pool finishes them, in another order for every file: keep the systems' order
+    examples = {file: {name: audios[name] for name in ["reference", *order] if name in audios}
+                for file, audios in examples.items()}  # fmt: skip
     rank = {name: i for i, name in enumerate(order)}
     file_rank = {e.path: i for i, e in enumerate(entries)}
     rows = sorted((r.row for r in results), key=lambda row: (rank[row["system"]], file_rank[row["file"]]))
@@ -177,6 +180,7 @@ def _code_with_models(
                         s.sample_rate,
                         degraded_path=str(path),
                         bits=run.bits,
+                        coded_bits=run.coded_bits,
                         encode_s=run.encode_seconds,
                         decode_s=run.decode_seconds,
                         max_delay_ms=config.max_delay_ms,

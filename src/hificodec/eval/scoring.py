@@ -23,6 +23,7 @@ ROW_FIELDS = [
     "duration_s",
     "sample_rate",
     "kbps",
+    "coded_kbps",
     "delay_ms",
     "delay_confidence",
     *METRICS,
@@ -41,6 +42,7 @@ class ScoreJob:
     sample_rate: int
     degraded_path: str | None = None  # model output (.npy); None for a baseline (made in the worker)
     bits: int | None = None
+    coded_bits: int | None = None  # a model's codes entropy-coded as .hfc files store them
     encode_s: float | None = None
     decode_s: float | None = None
     baseline: BaselineSpec | None = None
@@ -89,6 +91,8 @@ def score(job: ScoreJob) -> ScoreResult:
     assert degraded is not None
     if bits is not None:
         row["kbps"] = bits / duration / 1000
+    if job.coded_bits is not None:
+        row["coded_kbps"] = job.coded_bits / duration / 1000
     if degraded.size == 0:
         row["error"] = "the system produced no audio"
         return ScoreResult(row)

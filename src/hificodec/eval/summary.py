@@ -59,6 +59,9 @@ def summarise(
         coded = [r for r in mine if r.get("kbps") is not None]
         seconds = sum(r["duration_s"] for r in coded)
         bits = sum(r["kbps"] * 1000 * r["duration_s"] for r in coded)
+        # entropy-coded: models with tables (what their .hfc files cost); None where any file lacks it
+        entropy_coded = [r for r in coded if r.get("coded_kbps") is not None]
+        coded_bits = sum(r["coded_kbps"] * 1000 * r["duration_s"] for r in entropy_coded)
         enc = sum(r["encode_s"] or 0.0 for r in coded)
         dec = sum(r["decode_s"] or 0.0 for r in coded)
         entry: dict[str, Any] = {
@@ -68,6 +71,7 @@ def summarise(
             "n_fully_scored": len(scored),
             "n_with_errors": len(mine) - len(scored),
             "kbps": bits / seconds / 1000 if seconds else None,
+            "coded_kbps": coded_bits / seconds / 1000 if seconds and len(entropy_coded) == len(coded) else None,
             "audio_seconds": seconds,
             "delay_ms_median": statistics.median(_finite([r["delay_ms"] for r in mine]) or [math.nan]),
             "metrics": {m: _stats([r.get(m) for r in mine]) for m in METRICS},

@@ -10,9 +10,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..bitstream import DEFAULT_GROUP_FRAMES
+from ..entropy import EntropyTables
 from ..errors import HificodecError
+from ..identity import resolve
 from ..models import CodecModel
 from .codestats import CodeStats
+
+
+def coded_payload_bytes(codes: np.ndarray, tables: EntropyTables, group_frames: int = DEFAULT_GROUP_FRAMES) -> int:
+    """Bytes codes [channels, n_q, frames] take entropy-coded in .hfc groups of `group_frames` frames (what
+    `hificodec info` calls the payload: no header, group lengths or checksums)."""
+    return sum(len(tables.encode(codes[:, :, i : i + group_frames])) for i in range(0, codes.shape[-1], group_frames))
 
 
 @dataclass
@@ -21,6 +30,8 @@ class ModelRun:
     bits: int  # bits the codes take at the model's fixed rate
     encode_seconds: float
     decode_seconds: float
+    #: bits the codes take entropy-coded as a .hfc file stores them (None: the model has no tables)
+    coded_bits: int | None = None
 
 
 @dataclass
@@ -39,6 +50,8 @@ class ModelSystem:
 
     def __post_init__(self) -> None:
         self.stats = CodeStats(self.model.codebook_size)
+        # the model's own entropy tables, as `hificodec encode` codes with them by default (none: packed)
+        self.tables = resolve(self.model).tables
 
     @property
     def sample_rate(self) -> int:
@@ -70,7 +83,8 @@ class ModelSystem:
         self.decode_seconds += t2 - t1
         self.audio_seconds += wav.shape[-1] / self.sample_rate
         bits = int(codes.shape[1] * codes.shape[2] * self.model.bits_per_code)
-        return ModelRun(out.reshape(-1).float().cpu().numpy(), bits, t1 - t0, t2 - t1)
+        coded = None if self.tables is None else 8 * coded_payload_bytes(codes.cpu().numpy(), self.tables)
+        return ModelRun(out.reshape(-1).float().cpu().numpy(), bits, t1 - t0, t2 - t1, coded)
 
     def summary(self) -> dict:
         s = self.stats
@@ -84,6 +98,7 @@ class ModelSystem:
             "num_codebooks": self.num_codebooks,
             "codebook_size": self.model.codebook_size,
             "nominal_kbps": self.nominal_kbps,
+            "entropy_tables": None if self.tables is None else self.tables.id,
             "codebook_usage": s.usage,
             "codebook_entropy_bits": s.entropy_bits,
             "entropy_kbps": s.entropy_kbps(self.model.frame_rate),

@@ -62,6 +62,8 @@ class CodecModel(nn.Module, ABC):
     config: dict[str, Any]
     #: the release id ("hificodec-16k@5") when the weights are a shipped release, else None
     release: str | None = None
+    #: the folder `hificodec.load` read the model from (absolute), None for a model built in memory
+    model_dir: str | None = None
 
     def __init__(self) -> None:
         super().__init__()

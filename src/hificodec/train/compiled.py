@@ -30,8 +30,8 @@ import torch
 #: zero). float32: inductor on the CPU measured 2.1e-7 on the tiny recipe's losses (docs/gpu.md); the
 #: bound leaves room for other kernels' summation orders. bfloat16 (CUDA autocast): inductor keeps fused
 #: intermediates in float32 where eager rounds each op to bf16 (8 bits of mantissa, 4e-3 per rounding);
-#: not measured on a GPU yet.
-TOLERANCE = {"float32": 1e-3, "bfloat16": 5e-2}
+#: float16 (autocast with a gradient scaler) rounds at 5e-4. Neither measured on a GPU yet.
+TOLERANCE = {"float32": 1e-3, "bfloat16": 5e-2, "float16": 2e-2}
 ABSOLUTE = 1e-5
 PARTS = ("losses", "discriminator", "generator")  # the order they are compiled in: cheapest first
 
@@ -139,13 +139,17 @@ class CompiledStep:
 
 
 class Snapshot:
-    """A copy of everything a training step changes (weights, buffers, optimizer state, counters, RNG)."""
+    """A copy of everything a training step changes (weights, buffers, optimizer state, the generator's
+    moving average and the gradient scaler where the trainer has them, counters, RNG)."""
 
     def __init__(self, trainer: Any) -> None:
         self.model = copy.deepcopy(trainer.model.state_dict())
         self.disc = copy.deepcopy(trainer.disc.state_dict()) if trainer.disc is not None else None
         self.opt_g = copy.deepcopy(trainer.opt_g.state_dict())
         self.opt_d = copy.deepcopy(trainer.opt_d.state_dict()) if trainer.opt_d is not None else None
+        ema, scaler = getattr(trainer, "ema_model", None), getattr(trainer, "scaler", None)
+        self.ema = copy.deepcopy(ema.state_dict()) if ema is not None else None
+        self.scaler = copy.deepcopy(scaler.state_dict()) if scaler is not None else None
         self.state = copy.deepcopy(trainer.state)
         self.counters = [None if t is None else t.clone() for t in (trainer._device_bad, trainer._device_bad_streak)]
         self.rng = torch.get_rng_state()
@@ -158,6 +162,10 @@ class Snapshot:
         trainer.opt_g.load_state_dict(copy.deepcopy(self.opt_g))
         if self.opt_d is not None:
             trainer.opt_d.load_state_dict(copy.deepcopy(self.opt_d))
+        if self.ema is not None:
+            trainer.ema_model.load_state_dict(self.ema)
+        if self.scaler is not None:
+            trainer.scaler.load_state_dict(copy.deepcopy(self.scaler))
         trainer.state = copy.deepcopy(self.state)
         trainer._device_bad, trainer._device_bad_streak = (None if t is None else t.clone() for t in self.counters)
         torch.set_rng_state(self.rng)
@@ -196,7 +204,8 @@ def try_compiled(
     the same state, and their losses compared. Returns (the compiled step or None, a report: compile seconds
     per part, the difference, steps/s, whether it is used and why). Never raises for the step's sake: any
     failure restores the state from before the attempt and leaves the trainer eager."""
-    precision = "bfloat16" if getattr(trainer, "amp", False) else "float32"
+    dtype = getattr(trainer, "amp_dtype", torch.bfloat16 if getattr(trainer, "amp", False) else None)
+    precision = "bfloat16" if dtype == torch.bfloat16 else "float16" if dtype == torch.float16 else "float32"
     limit = TOLERANCE[precision] if tolerance is None else tolerance
     report: dict[str, Any] = {"mode": mode, "backend": getattr(backend, "__name__", backend), "parts": [],
                               "precision": precision, "tolerance": limit, "used": False, "compile_s_by_part": {}}

@@ -10,9 +10,9 @@ from typing import Any
 import torch
 import yaml
 
-from ..checkpoint import build, save_weights, verify_digest, write_digest, write_model_files
+from ..checkpoint import build, has_weights, save_weights, verify_digest, write_digest, write_model_files
 from ..errors import CheckpointError
-from ..files import atomic_directory
+from ..files import atomic_directory, check_output_folder
 from ..models import CodecModel
 from . import checkpoints as ckpt
 from .discriminators import build_discriminator
@@ -34,9 +34,18 @@ def pick_checkpoint(run_dir: Path, which: str = "best") -> Path:
     raise CheckpointError(f"{run_dir}: no checkpoint named '{which}'")
 
 
-def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, which: str = "best") -> Path:
+def export_run(
+    run_dir: str | os.PathLike, out_dir: str | os.PathLike, which: str = "best", ema: bool | None = None
+) -> Path:
+    """Export checkpoint `which` of a run. The generator written is its EMA (`train.ema_decay`) where the
+    checkpoint holds one, unless `ema=False`; `ema=True` requires it."""
     run = Path(run_dir)
+    # the export replaces OUT_DIR whole: the run (or a folder holding it) would be gone
+    check_output_folder(out_dir, [run], replaced=True)
     source = pick_checkpoint(run, which)
+    has_ema = has_weights(source / ckpt.EMA_FILE)
+    if ema and not has_ema:
+        raise CheckpointError(f"{source}: no generator EMA in this checkpoint (the run had no train.ema_decay)")
     verify_digest(source, [source / ckpt.RECIPE_FILE])
     recipe_file = source / ckpt.RECIPE_FILE
     try:
@@ -48,7 +57,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, which: st
     disc = build_discriminator(recipe.discriminators)
     if disc is not None and not (source / ckpt.DISCRIMINATOR_FILE).is_file():
         disc = None  # a generator-only phase of a GAN recipe
-    ckpt.load_modules(source, model, disc)
+    ckpt.load_modules(source, model, disc, ema=has_ema if ema is None else ema)
     return write_export(model, disc, recipe.discriminators, out_dir)
 
 

@@ -100,6 +100,7 @@ def run_leg(
         f"train.export_to={out / EXPORT_DIR}", "train.export_dtype=float16",
         f"train.export_shard_mib={leg.get('shard_mib', 15)}", "train.progress=false",
         f"train.device={device}", "valid.every=1000000000", "train.checkpoint_every=1000000000",
+        "train.grad_accum_steps=1",  # the leg picks the batch the device holds: one batch per step
     ])
     if recipe.train.init_from and not Path(recipe.train.init_from).is_absolute():
         recipe.train.init_from = str(repo / recipe.train.init_from)
@@ -215,9 +216,11 @@ def resume(trainer: Any, state: Any) -> dict[str, Any]:
 
 
 class LegTrainer(Trainer):
-    """The trainer with a leg's export: the generator (float16 shards) and `leg-state.safetensors` (the
-    discriminator, Adam's compact moments, the counters) in one folder with one digest: 6 files for the
-    shipped model, 8 with the log and the console, what the device tool returns."""
+    """The trainer with a leg's export: the generator (float16 shards; its moving average with
+    `train.ema_decay`, whose weights the next leg then starts from with the live weights' moments) and
+    `leg-state.safetensors` (the discriminator, Adam's compact moments, the counters) in one folder with
+    one digest: 6 files for the shipped model, 8 with the log and the console, what the device tool
+    returns."""
 
     counters: Callable[[], LegCounters] = LegCounters
 
@@ -228,9 +231,10 @@ class LegTrainer(Trainer):
 
         cfg = self.recipe.train
         half = cfg.export_dtype == "float16"
+        generator = getattr(self, "generator_for_use", self.model)  # the moving average, with train.ema_decay
         with atomic_directory(directory) as tmp:
-            write_model_files(self.model, tmp, dtype=torch.float16 if half else None, shard_mib=cfg.export_shard_mib)
-            digest = fp16_weights_digest(self.model) if half else weights_digest(self.model.state_dict())
+            write_model_files(generator, tmp, dtype=torch.float16 if half else None, shard_mib=cfg.export_shard_mib)
+            digest = fp16_weights_digest(generator) if half else weights_digest(generator.state_dict())
             write_leg_state(
                 tmp / STATE_FILE, generator_digest=digest, counters=self.counters(),
                 optimizers=[("generator", self.opt_g, self.model), ("discriminator", self.opt_d, self.disc)],

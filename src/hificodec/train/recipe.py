@@ -18,12 +18,14 @@ from .settings import parse_settings
 # `train.init_from: stage:NAME` in a recipe of a chain (recipes/*/chain.yaml): the export of that stage,
 # which only `hificodec replay` knows
 STAGE_PREFIX = "stage:"
+AMP_MODES = ("bf16", "fp16", "none")
 
 
 @dataclass
 class DataSettings:
     segment_seconds: float = 1.0
-    batch_size: int = 8  # per process: the global batch is batch_size x world size
+    # per process and micro-batch: the global batch is batch_size x train.grad_accum_steps x world size
+    batch_size: int = 8
     num_workers: int = 0
     loudness_db: float | None = None
     gain_db: tuple[float, float] = (0.0, 0.0)
@@ -60,9 +62,21 @@ class TrainSettings:
     log_every: int = 50
     checkpoint_every: int = 1000
     keep_last: int = 3
+    # checkpoints older than the last N lose their optimizer state (null: every kept checkpoint has it);
+    # they can still be exported, or resumed with fresh optimizer moments
+    keep_optimizer_last: int | None = None
+    optimizer_state_dtype: str = "float32"  # or bfloat16: half the optimizer bytes; resume no longer bit-exact
     max_bad_steps: int = 10  # stop after this many consecutive non-finite steps
     grad_clip: float | None = None
-    amp: str = "bf16"  # autocast dtype on GPU ("none" to disable); CPU always runs float32
+    # micro-batches (of data.batch_size) whose gradients are summed before each optimizer step: the
+    # paper's global batch on fewer or smaller GPUs
+    grad_accum_steps: int = 1
+    # autocast dtype: "bf16" (GPU only: CPU runs float32), "fp16" (with a gradient scaler: GPUs without
+    # bf16; also on CPU where torch has fp16 autocast), or "none"
+    amp: str = "bf16"
+    # an exponential moving average of the generator's weights (e.g. 0.999; null: none), checkpointed,
+    # validated and exported in place of the live weights
+    ema_decay: float | None = None
     compile: bool = False
     device: str = "auto"
     find_unused_parameters: bool = True  # quantizer dropout leaves codebooks unused in some steps
@@ -146,9 +160,27 @@ def parse_recipe(raw: dict[str, Any]) -> Recipe:
         raise ConfigError(f"recipe: optimizer '{recipe.generator_optim.name}' unknown (use adam or adamw)")
     if recipe.train.export_dtype not in ("float32", "float16"):
         raise ConfigError("recipe: train.export_dtype must be float32 or float16")
+    _check_train(recipe.train)
     if recipe.schedule.per not in ("epoch", "step"):
         raise ConfigError("recipe: optim.schedule.per must be 'epoch' or 'step'")
     return recipe
+
+
+def _check_train(train: TrainSettings) -> None:
+    if train.amp not in AMP_MODES:
+        raise ConfigError(f"recipe: train.amp is '{train.amp}'; use one of {', '.join(AMP_MODES)}")
+    if not isinstance(train.grad_accum_steps, int) or train.grad_accum_steps < 1:
+        raise ConfigError(f"recipe: train.grad_accum_steps must be an integer >= 1, not {train.grad_accum_steps!r}")
+    if train.ema_decay is not None and not 0.0 < float(train.ema_decay) < 1.0:
+        raise ConfigError(f"recipe: train.ema_decay must be between 0 and 1 (e.g. 0.999) or null, "
+                          f"not {train.ema_decay!r}")
+    if train.keep_optimizer_last is not None and (
+        not isinstance(train.keep_optimizer_last, int) or train.keep_optimizer_last < 1
+    ):
+        raise ConfigError("recipe: train.keep_optimizer_last must be an integer >= 1 (the checkpoint a resume "
+                          f"reads needs its optimizer state) or null, not {train.keep_optimizer_last!r}")
+    if train.optimizer_state_dtype not in ("float32", "bfloat16"):
+        raise ConfigError("recipe: train.optimizer_state_dtype must be float32 or bfloat16")
 
 
 def load_recipe(path_or_dict: str | os.PathLike | dict[str, Any], overrides: list[str] | None = None) -> Recipe:

@@ -38,9 +38,8 @@ from hificodec.files import atomic_output, remove_partial_outputs
 
 from .apt_fetch import Fetcher, apt_fetch
 from .debian_sources import REAL_SPEECH_PACKAGES, PackageSpec, SourceClip, copyright_file
-from .splits import SplitUnit, speaker_disjoint_split
+from .splits import SPLITS, SplitUnit, speaker_disjoint_split, split_order, write_split_manifests
 
-SPLITS = ("train", "valid", "test")
 SILENCE_PEAK = 1e-3  # about -60 dBFS: a clip whose peak stays below this holds no usable speech
 
 
@@ -175,10 +174,8 @@ def build_corpus(opts: CorpusOptions) -> CorpusResult:
     warnings += split.warnings
     for e in entries:
         e.split = split.split_of[_group(e)]
-    entries.sort(key=lambda e: (SPLITS.index(e.split or "train"), e.source or "", e.speaker or "", e.path))
-    write_manifest(out / "manifest.jsonl", entries)
-    for name in SPLITS:
-        write_manifest(out / f"{name}.jsonl", [e for e in entries if e.split == name])
+    entries.sort(key=split_order)
+    write_split_manifests(out, entries)
     summary = format_summary(entries, stats)
     with atomic_output(out / "summary.json") as tmp:
         Path(tmp).write_text(json.dumps(summary_dict(entries, stats, opts), indent=2) + "\n")

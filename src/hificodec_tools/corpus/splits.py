@@ -10,9 +10,15 @@ remove that source from training.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from hificodec.data.manifest import ManifestEntry, write_manifest
+
+SPLITS = ("train", "valid", "test")
 
 
 @dataclass(frozen=True)
@@ -79,3 +85,21 @@ def speaker_disjoint_split(
 
 def _order_key(seed: int, group: str) -> str:
     return hashlib.sha1(f"{seed}:{group}".encode()).hexdigest()
+
+
+def split_order(e: ManifestEntry) -> tuple:
+    """Sort key of the written manifests: by split, source, speaker, path."""
+    return SPLITS.index(e.split or "train"), e.source or "", e.speaker or "", e.path
+
+
+def write_split_manifests(out_dir: str | os.PathLike, entries: Sequence[ManifestEntry]) -> dict[str, Path]:
+    """`manifest.jsonl` (every entry, with its split) and `train.jsonl`, `valid.jsonl`, `test.jsonl`,
+    each written atomically; all four every time (an empty one included), so that no file of an
+    earlier run with other splits is left next to them. Returns name -> path."""
+    out = Path(out_dir)
+    ordered = sorted(entries, key=split_order)
+    paths = {"manifest": out / "manifest.jsonl", **{name: out / f"{name}.jsonl" for name in SPLITS}}
+    write_manifest(paths["manifest"], ordered)
+    for name in SPLITS:
+        write_manifest(paths[name], [e for e in ordered if (e.split or "train") == name])
+    return paths

@@ -179,7 +179,7 @@ def synthesize_mbrola(
                     path=job.dst, duration=round(s, 4), speaker=f"mbrola-{job.voice}", language=job.language,
                     source="mbrola", license=MBROLA_LICENSE.format(voice=job.voice), synthetic=True,
                     sample_rate=sample_rate, channels=1,
-                    extra={"text": job.text, "voice": f"mb-{job.voice}", "rate": job.rate, "pitch": job.pitch},
+                    text=job.text, extra={"voice": f"mb-{job.voice}", "rate": job.rate, "pitch": job.pitch},
                 ))
             if failures > 20 and failures > len(entries):
                 raise HificodecError(

@@ -40,9 +40,11 @@
     current = item;
   }
 
+  // k is the clip's key (its row: the same system in every file), not its place among this file's
+  // players: a file without a clip of some system skips that key instead of shifting the others.
   function switchTo(item, k) {
     var all = clips(item);
-    var target = all[k], from = active(item);
+    var target = item.querySelector('audio[data-k="' + k + '"]'), from = active(item);
     if (!target) return;
     var t = from.currentTime, playing = !from.paused;
     all.forEach(function (a) { if (a !== target) a.pause(); });
@@ -75,10 +77,11 @@
   document.addEventListener("keydown", function (e) {
     if (!current || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.target.closest && e.target.closest("input, textarea, select")) return;
-    var n = clips(current).length, k = clips(current).indexOf(active(current));
+    var all = clips(current), n = all.length, k = all.indexOf(active(current));
+    var at = function (i) { return all[i].dataset.k; };  // n/p step through the players this file has
     if (/^[0-9]$/.test(e.key)) switchTo(current, parseInt(e.key, 10));
-    else if (e.key === "n") switchTo(current, k + 1 < n ? k + 1 : 1 % n);
-    else if (e.key === "p") switchTo(current, k > 1 ? k - 1 : n - 1);
+    else if (e.key === "n") switchTo(current, at(k + 1 < n ? k + 1 : 1 % n));
+    else if (e.key === "p") switchTo(current, at(k > 1 ? k - 1 : n - 1));
     else if (e.key === " " && e.target === document.body) {
       var a = active(current);
       if (a.paused) a.play(); else a.pause();
