@@ -132,8 +132,8 @@ MUTATIONS: list[Mutation] = [
       ("tests/test_bitstream.py",)),
     # ---- signal processing ----
     M("hann-window-symmetric", "src/hificodec/dsp/stft.py",
-      "return torch.hann_window(win_length, device=device)",
-      "return torch.hann_window(win_length, periodic=False, device=device)",
+      "lambda: torch.hann_window(int(win_length), device=device)",
+      "lambda: torch.hann_window(int(win_length), periodic=False, device=device)",
       ("tests/dsp/test_stft.py",)),
     M("reflect-padding-short-input", "src/hificodec/dsp/padding.py",
       "        extra = max_pad - length + 1\n", "        extra = max_pad - length\n",
