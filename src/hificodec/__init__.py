@@ -18,7 +18,7 @@ from .models import Codec, CodecModel, CodecOutput
 __version__ = "0.1.0"
 
 #: the model the CLI uses when none is given
-DEFAULT_MODEL = "hificodec-16k"
+DEFAULT_MODEL = "hificodec-16k-mel"
 
 __all__ = [
     "DEFAULT_MODEL",
