@@ -22,6 +22,27 @@ def median_time(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> flo
     return statistics.median(times)
 
 
+def time_train_steps(
+    trainer: Any, steps: int, between: Callable[[Any], None] | None = None
+) -> tuple[float, list[float]]:
+    """A trainer's first step (the warm-up: allocation, lazy initialisation) and then `steps` timed
+    steps, batches drawn outside the timing; `between(batches)` runs untimed after the warm-up (e.g. a
+    FLOP count). Returns (warm-up seconds, per-step seconds)."""
+    batches = trainer._batches()
+    t0 = time.perf_counter()
+    trainer.train_step(next(batches))
+    warmup = time.perf_counter() - t0
+    if between is not None:
+        between(batches)
+    times = []
+    for _ in range(steps):
+        batch = next(batches)
+        t0 = time.perf_counter()
+        trainer.train_step(batch)
+        times.append(time.perf_counter() - t0)
+    return warmup, times
+
+
 def encodec_reference():
     """Meta's EnCodec 24 kHz architecture with random weights (speed does not depend on weights).
 

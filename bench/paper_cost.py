@@ -30,12 +30,11 @@ import os  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
-from _common import emit  # noqa: E402
+from _common import emit, time_train_steps  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "recipes" / "paper"
@@ -77,17 +76,11 @@ def run_one(name: str, batch: int, steps: int) -> dict:
         data.mkdir()
         make_data(data, sample_rate)
         trainer = Trainer(recipe, str(data), Path(tmp) / "run")
-        batches = trainer._batches()
-        t0 = time.perf_counter()
-        trainer.train_step(next(batches))
-        warmup = time.perf_counter() - t0
-        flops = count_flops(lambda: trainer.train_step(next(batches)))
-        times = []
-        for _ in range(steps):
-            b = next(batches)
-            t0 = time.perf_counter()
-            trainer.train_step(b)
-            times.append(time.perf_counter() - t0)
+        counted: list[float] = []
+        warmup, times = time_train_steps(
+            trainer, steps, lambda batches: counted.append(count_flops(lambda: trainer.train_step(next(batches))))
+        )
+        flops = counted[0]
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         path = trainer.save_checkpoint()
         assert path is not None

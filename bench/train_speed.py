@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from _common import emit  # noqa: E402
+from _common import emit, time_train_steps  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
@@ -50,9 +50,9 @@ VARIANTS = {
     "+ MS-STFT 32x5 (paper)": PAPER_MSSTFT,
     "+ MS-STFT 16x3 (slim)": SLIM_MSSTFT,
 }
-RECIPE_NAMES = ["hificodec-16k-small-cpu", "hificodec-16k-320d"]
-COMPILE_RECIPE = "hificodec-16k-exc"
-LEG_RECIPE = "hificodec-16k-gpu-leg"
+RECIPE_NAMES = ["ablations/small-cpu", "paper/hificodec-16k-320d"]
+COMPILE_RECIPE = "hificodec-16k/5-excitation"
+LEG_RECIPE = "hificodec-16k/gpu-leg"
 
 
 def make_data(folder: Path, n: int = 16) -> None:
@@ -75,16 +75,7 @@ def run_one(recipe_name: str, discriminators: str, data: str, steps: int, compil
     )
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(recipe, data, run_dir)
-        batches = trainer._batches()
-        t0 = time.perf_counter()
-        trainer.train_step(next(batches))
-        warmup = time.perf_counter() - t0
-        times = []
-        for _ in range(steps):
-            batch = next(batches)
-            t0 = time.perf_counter()
-            trainer.train_step(batch)
-            times.append(time.perf_counter() - t0)
+        warmup, times = time_train_steps(trainer, steps)
     params_g = sum(p.numel() for p in trainer.model.parameters())
     params_d = sum(p.numel() for p in trainer.disc.parameters()) if trainer.disc is not None else 0
     return {
