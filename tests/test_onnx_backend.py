@@ -216,8 +216,8 @@ def test_a_damaged_graph_is_refused_with_a_clean_message(shipped, tmp_path, caps
         onnx_backend.load(model, folder)
     wav_path = tmp_path / "in.wav"
     sf.write(str(wav_path), _tones(1, 4000, seed=1)[0, 0].numpy(), 16000)
-    code = main(["encode", str(wav_path), "-o", str(tmp_path / "x.hfc"), "--backend", "onnx", "--onnx-dir",
-                 str(folder), "-q"])  # fmt: skip
+    code = main(["encode", str(wav_path), "-o", str(tmp_path / "x.hfc"), "--model", "hificodec-16k", "--backend",
+                 "onnx", "--onnx-dir", str(folder), "-q"])  # fmt: skip
     err = capsys.readouterr().err
     assert code != 0 and "does not match its SHA-256" in err and "Traceback" not in err
     assert not (tmp_path / "x.hfc").exists()
