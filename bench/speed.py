@@ -1,7 +1,8 @@
-"""Inference speed side by side: the shipped model before/after the fast CPU path, onnxruntime, and
-EnCodec 24 kHz, for encode, decode and dataset tokenization, at 1 and 2 threads, in one run.
+"""Inference speed side by side: a shipped model (the default unless `--model`), onnxruntime, and
+EnCodec 24 kHz, for encode, decode and dataset tokenization, at 1 and 2 threads, in one run; for
+hificodec-16k also before/after the fast CPU path.
 
-    python bench/speed.py [--seconds 10] [--threads 1,2] [--before 39d52f1] [--files 48] [--presets]
+    python bench/speed.py [--model NAME] [--seconds 10] [--threads 1,2] [--before 39d52f1] [--files 48] [--presets]
 
 - encode / decode: real-time factor (seconds of audio per second of wall time, higher is faster) of a
   `--seconds` clip, batch 1, torch.inference_mode, median of 3 runs; enc+dec is the factor of the two
@@ -12,7 +13,7 @@ EnCodec 24 kHz, for encode, decode and dataset tokenization, at 1 and 2 threads,
   loading worker), onnxruntime one process with N intra-op threads.
 - before: the same measurements on the source tree of git revision `--before` (default: the last
   revision without the fast path), run from a `git archive` of it in a subprocess; skipped with a note
-  when git or the revision is not available.
+  when git or the revision is not available, and for models that revision did not have.
 - EnCodec: Meta's 24 kHz architecture with random weights (speed does not depend on weights), 6 kbps;
   `pip install --no-deps encodec einops`. Its tokenize figure is a plain encode loop.
 `--presets` adds the real-time factors of every shipped preset (random weights) at the first thread count.
@@ -42,6 +43,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 #: the last revision before the fast CPU path (channels-last encoder, encoding processes)
 BEFORE = "39d52f1"
+#: the model the 'before' rows measure (the only one that revision shipped)
+BEFORE_MODEL = "hificodec-16k"
 
 
 def test_clip(seconds: float, sample_rate: int) -> torch.Tensor:
@@ -114,6 +117,7 @@ def run_before(src: Path, threads: int, seconds: float, data: Path, out: Path, h
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=hificodec.DEFAULT_MODEL, help="installed model name or folder")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--before", default=BEFORE, help="git revision for the 'before' rows ('' to skip them)")
@@ -123,7 +127,10 @@ def main() -> None:
     args = ap.parse_args()
     thread_counts = [int(n) for n in args.threads.split(",")]
 
-    model = hificodec.load("hificodec-16k")
+    model = hificodec.load(args.model)
+    if args.before and args.model != BEFORE_MODEL:
+        print(f"note: no 'before' rows: revision {args.before} predates {args.model} (they measure {BEFORE_MODEL})")
+        args.before = ""
     ref = encodec_reference()
     if ref is None:
         print("note: `encodec` is not installed (pip install --no-deps encodec einops): no reference rows")
@@ -165,7 +172,7 @@ def main() -> None:
                 rows["EnCodec 24 kHz 6 kbps [reference]"] = encodec_row(ref, args.seconds, tmp / "data", hours)
             results[f"{threads} thread(s)"] = rows
 
-    print(f"\nhificodec-16k (2 kbps) vs EnCodec 24 kHz, {args.seconds:g} s clip, batch 1; tokenize: "
+    print(f"\n{args.model} (2 kbps) vs EnCodec 24 kHz, {args.seconds:g} s clip, batch 1; tokenize: "
           f"{hours * 60:.1f} min of audio in {args.files} files")  # fmt: skip
     columns = ("encode", "decode", "enc+dec", "x EnC", "tok h/min")
     print(f"{'threads':>7s}  {'system':36s} " + " ".join(f"{c:>{max(7, len(c))}s}" for c in columns))
@@ -179,7 +186,7 @@ def main() -> None:
                 row["enc+dec_vs_encodec"] = row["enc+dec"] / ref_row["enc+dec"]
     if args.presets:
         results["presets"] = preset_rows(thread_counts[0], args.seconds)
-    emit("speed", {"seconds": args.seconds, "before": args.before, "rows": _rounded(results)})
+    emit("speed", {"model": args.model, "seconds": args.seconds, "before": args.before, "rows": _rounded(results)})
 
 
 def encodec_row(ref, seconds: float, data: Path, hours: float) -> dict[str, float]:

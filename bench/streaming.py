@@ -1,7 +1,8 @@
 """Streaming compute per 20 ms frame on ONE thread: the bundled clip pushed frame by frame through the
-streaming encoder and decoder (models.streaming), for the shipped model and its causal preset.
+streaming encoder and decoder (models.streaming), for hificodec-16k-mel (the default), hificodec-16k
+and its causal preset.
 
-    python bench/streaming.py [--presets hificodec-16k,hificodec-16k-causal] [--frames-per-push 1]
+    python bench/streaming.py [--presets hificodec-16k-mel,hificodec-16k,hificodec-16k-causal] [--frames-per-push 1]
 
 Reports per push: encode and decode compute time (mean, 99th percentile), the real-time factor
 (audio seconds per compute second, encode + decode), and the algorithmic latency. The causal preset is
@@ -66,7 +67,7 @@ def run(model: hificodec.CodecModel, wav: torch.Tensor, frames_per_push: int, wa
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--presets", default="hificodec-16k,hificodec-16k-causal")
+    ap.add_argument("--presets", default="hificodec-16k-mel,hificodec-16k,hificodec-16k-causal")
     ap.add_argument("--frames-per-push", type=int, default=1, help="code frames per push (1 = 20 ms)")
     ap.add_argument("--repeat", type=int, default=2, help="times through the clip (after a warm-up)")
     args = ap.parse_args()
