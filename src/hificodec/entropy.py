@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import HificodecError
+from .files import read_safetensors
 
 #: file name of a model's entropy tables, next to its weights
 TABLES_FILE = "entropy.safetensors"
@@ -281,16 +282,12 @@ def max_symbols_floor(count: int) -> int:
 
 def load_tables(path: str | os.PathLike) -> EntropyTables:
     """Read tables written by `EntropyTables.save`, with a clear error for anything else."""
-    from safetensors import SafetensorError, safe_open
-
     p = Path(path)
     if not p.is_file():
         raise EntropyError(f"{p}: no such entropy tables file")
     try:
-        with safe_open(str(p), framework="numpy") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
-    except (SafetensorError, OSError, ValueError) as e:
+        meta, tensors = read_safetensors(p, framework="numpy")
+    except ValueError as e:
         raise EntropyError(f"{p}: unreadable entropy tables ({e})") from None
     if meta.get("format") != "hificodec-entropy" or set(tensors) != set(_TENSORS):
         raise EntropyError(f"{p}: not a hificodec entropy tables file")

@@ -159,3 +159,20 @@ def check_output_folder(
             if _within(src, out / name) or is_same_file(src, out / name):
                 raise HificodecError(f"{out / name}: would overwrite its input {src} ({refused})")
     return out
+
+
+def read_safetensors(path: str | os.PathLike, framework: str = "pt") -> tuple[dict[str, str], dict]:
+    """(metadata, tensors) of one safetensors file, tensors as `framework` gives them ("pt", "numpy").
+    Raises ValueError naming what is wrong (missing, truncated, not safetensors): callers turn it into
+    their own error type, with what the file was meant to hold."""
+    from safetensors import SafetensorError, safe_open
+
+    if not Path(path).is_file():
+        raise ValueError("no such file")
+    try:
+        with safe_open(str(path), framework=framework) as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
+    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
+        raise ValueError(str(e)) from None
+    return meta, tensors

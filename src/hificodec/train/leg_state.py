@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..errors import CheckpointError
+from ..files import read_safetensors
 
 STATE_FILE = "leg-state.safetensors"
 FORMAT = "hificodec-leg-state"
@@ -219,10 +219,8 @@ class LegState:
 
 def read_leg_state(path: Path) -> LegState:
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
-    except (OSError, ValueError, RuntimeError) as e:
+        meta, tensors = read_safetensors(path, framework="pt")
+    except ValueError as e:
         raise CheckpointError(f"{path}: unreadable leg state ({e})") from None
     if meta.get("format") != FORMAT or meta.get("version") != str(VERSION):
         raise CheckpointError(f"{path}: not a leg state of version {VERSION} (format {meta.get('format')!r}, "
