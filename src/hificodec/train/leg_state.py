@@ -113,10 +113,7 @@ def second_moment(tensors: dict[str, torch.Tensor], key: str, shape: torch.Size)
         v = (torch.outer(rows, cols) / rows.sum().clamp(min=1e-300)).float()
     else:
         return None
-    if v.numel() != shape.numel():
-        raise CheckpointError(f"leg state: '{key}' holds {v.numel()} second moments for a tensor of shape "
-                              f"{tuple(shape)}")
-    return v.reshape(shape)
+    return _shaped(v, key, "second moments", shape)
 
 
 def first_moment(tensors: dict[str, torch.Tensor], key: str, shape: torch.Size) -> torch.Tensor | None:
@@ -129,10 +126,15 @@ def first_moment(tensors: dict[str, torch.Tensor], key: str, shape: torch.Size) 
         m = signs.reshape(scale.numel(), -1) * scale[:, None]
     else:
         return None
-    if m.numel() != shape.numel():
-        raise CheckpointError(f"leg state: '{key}' holds {m.numel()} first moments for a tensor of shape "
+    return _shaped(m, key, "first moments", shape)
+
+
+def _shaped(values: torch.Tensor, key: str, what: str, shape: torch.Size) -> torch.Tensor:
+    """`values` read back for parameter `key`, reshaped to it; a clear error when their count differs."""
+    if values.numel() != shape.numel():
+        raise CheckpointError(f"leg state: '{key}' holds {values.numel()} {what} for a tensor of shape "
                               f"{tuple(shape)}")
-    return m.reshape(shape)
+    return values.reshape(shape)
 
 
 def load_adam(
