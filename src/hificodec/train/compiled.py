@@ -221,7 +221,7 @@ def try_compiled(
             compiled.enable((part,))
             t = time.perf_counter()
             trainer.train_step(next(batches))  # compiles the part (forward, then backward)
-            _sync(device)
+            synchronize(device)
             report["compile_s_by_part"][part] = round(time.perf_counter() - t, 2)
             report["parts"].append(part)
         if not report["parts"]:
@@ -241,12 +241,12 @@ def try_compiled(
                                        f"(tolerance {limit:g})")
         for _ in range(warmup_steps):  # CUDA graphs are recorded on the first calls after the compile
             trainer.train_step(next(batches))
-        _sync(device)
+        synchronize(device)
         report["compile_s"] = round(time.perf_counter() - started, 2)
         t = time.perf_counter()
         for _ in range(steps):
             result = trainer.train_step(next(batches))
-        _sync(device)
+        synchronize(device)
         rate = steps / (time.perf_counter() - t)
         values = result.losses if steps else {}
         if values and not all(math.isfinite(v) for k, v in values.items() if k != "grad_norm"):
@@ -278,6 +278,7 @@ class CompiledStepMismatch(RuntimeError):
     """The compiled step does not compute what the eager step does."""
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so a timer reads what it ran."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from ..errors import HificodecError
-from .compiled import PARTS, default_mode, try_compiled
+from .compiled import PARTS, default_mode, synchronize, try_compiled
 from .leg_state import STATE_FILE, LegCounters, fp16_weights_digest, read_leg_state, write_leg_state
 from .trainer import Trainer
 
@@ -390,7 +390,7 @@ def _smoke(trainer: Any, device: torch.device, steps: int, max_seconds: float = 
     batches = trainer._batches()
     _reset_peak_memory(device)
     trainer.train_step(next(batches))
-    _sync(device)
+    synchronize(device)
     with _count_host_syncs(device) as syncs:  # CUDA's sync debug mode: each waiting call warns
         t = time.perf_counter()
         done = 0
@@ -399,7 +399,7 @@ def _smoke(trainer: Any, device: torch.device, steps: int, max_seconds: float = 
             done += 1
             if done % 5 == 0 and time.perf_counter() - t > max_seconds:
                 break
-        _sync(device)
+        synchronize(device)
         rate = done / (time.perf_counter() - t)
     steps = done
     batch = trainer.recipe.data.batch_size
@@ -527,11 +527,6 @@ def _count_host_syncs(device: torch.device) -> Iterator[list[Any]]:
 def _per_step(caught: list[Any], steps: int) -> float | None:
     syncs = [w for w in caught if "synchroniz" in str(w.message)]
     return len(syncs) / steps if steps else None
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _say(what: str, value: Any) -> None:
