@@ -29,12 +29,12 @@ carrying the exact moments and two legs starting Adam afresh (`bench/leg_resume.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 
@@ -87,17 +87,12 @@ def adam_tensors(optimizer: torch.optim.Optimizer, module: torch.nn.Module, pref
 
 
 def pack_bits(bits: torch.Tensor) -> torch.Tensor:
-    """A bool tensor as uint8, 8 to a byte, the first in the highest bit (numpy's `packbits`)."""
-    n = bits.numel()
-    padded = torch.zeros(math.ceil(n / 8) * 8, dtype=torch.uint8)
-    padded[:n] = bits.reshape(-1).to(torch.uint8)
-    weights = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
-    return (padded.reshape(-1, 8) * weights).sum(1, dtype=torch.uint8)
+    """A bool tensor as uint8, 8 to a byte, the first in the highest bit (`numpy.packbits`)."""
+    return torch.from_numpy(np.packbits(bits.reshape(-1).cpu().numpy()))
 
 
 def unpack_bits(packed: torch.Tensor, n: int) -> torch.Tensor:
-    shifts = torch.arange(7, -1, -1, dtype=torch.uint8)
-    return ((packed.reshape(-1, 1) >> shifts) & 1).reshape(-1)[:n].bool()
+    return torch.from_numpy(np.unpackbits(packed.cpu().numpy(), count=n).astype(bool))
 
 
 def factored(t: torch.Tensor) -> bool:
